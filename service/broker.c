@@ -1,0 +1,1371 @@
+/* broker.c: the org.fdbroker.Broker1 object: vtable, handlers, waits.
+ *
+ * Every handler first learns who calls (peers.c; it may park the call until
+ * the bus answered), then parses and validates all of its input, then
+ * decides whether the caller may do it, and only then acts. fds read from a
+ * message are borrowed from it; the broker keeps its own F_DUPFD_CLOEXEC
+ * duplicates (or narrowed reopenings), owned by the entry. */
+#include "broker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "acl.h"
+#include "cleanup.h"
+#include "config.h"
+#include "fdinfo.h"
+#include "log.h"
+#include "names.h"
+#include "peers.h"
+#include "registry.h"
+
+#define OBJECT_PATH "/org/fdbroker/Broker1"
+#define INTERFACE "org.fdbroker.Broker1"
+
+#define ERROR_NOT_FOUND "org.fdbroker.Error.NotFound"
+#define ERROR_EXISTS "org.fdbroker.Error.Exists"
+#define ERROR_QUOTA "org.fdbroker.Error.QuotaExceeded"
+#define ERROR_NOT_SUPPORTED "org.fdbroker.Error.NotSupported"
+#define ERROR_BUSY "org.fdbroker.Error.Busy"
+
+#define FDS_PER_CALL_MAX 16
+#define WAITS_PER_PEER_MAX 16
+#define WAIT_USEC_MAX (UINT64_C(300) * 1000000)
+#define DESCRIPTION_MAX 1024
+
+struct Waiter {
+        Waiter *prev, *next;          /* the broker's list, oldest first */
+        Waiter *peer_prev, *peer_next;
+        Broker *broker;
+        Peer *peer;
+        sd_bus_message *message;      /* the parked Retrieve call */
+        char *name;
+        int accmode;                  /* -1: as stored */
+        bool reopen;
+        sd_event_source *timer;
+};
+
+struct Broker {
+        sd_event *event;
+        sd_bus *bus;
+        sd_bus_slot *object;
+        Registry reg;
+        Peers peers;
+        Waiter *waiters, *waiters_tail;
+};
+
+typedef struct DepositOptions {
+        Subject *allow;
+        size_t n_allow;
+        bool read_only;
+        bool seal;
+        bool persistent;
+        uint64_t timeout_usec;
+        bool once;
+        bool replace;
+        char *description;
+} DepositOptions;
+
+static void deposit_options_done(DepositOptions *o) {
+        acl_subjects_free(o->allow, o->n_allow);
+        free(o->description);
+        *o = (DepositOptions) {};
+}
+
+typedef struct RetrieveOptions {
+        int accmode;                  /* -1: as stored */
+        bool reopen;
+        uint64_t wait_usec;
+} RetrieveOptions;
+
+static uint64_t now_usec(clockid_t c) {
+        struct timespec ts;
+        clock_gettime(c, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+/* ---- options ---------------------------------------------------------- */
+
+/* Reads the value of option key, which must have signature sig. */
+static int option_enter(sd_bus_message *m, const char *key, const char *sig, sd_bus_error *error) {
+        const char *contents;
+        char type;
+        int r;
+
+        r = sd_bus_message_peek_type(m, &type, &contents);
+        if (r < 0)
+                return r;
+        if (type != 'v' || strcmp(contents, sig) != 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Option '%s' must be of type '%s', not '%s'.", key, sig, contents);
+        return sd_bus_message_enter_container(m, 'v', sig);
+}
+
+static int read_bool_option(sd_bus_message *m, const char *key, bool *ret, sd_bus_error *error) {
+        int b, r;
+        r = option_enter(m, key, "b", error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(m, "b", &b);
+        if (r < 0)
+                return r;
+        *ret = b;
+        return sd_bus_message_exit_container(m);
+}
+
+static int read_u64_option(sd_bus_message *m, const char *key, uint64_t *ret, sd_bus_error *error) {
+        int r = option_enter(m, key, "t", error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(m, "t", ret);
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(m);
+}
+
+static int read_string_option(sd_bus_message *m, const char *key, const char **ret, sd_bus_error *error) {
+        int r = option_enter(m, key, "s", error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(m, "s", ret);
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(m);
+}
+
+static int parse_access(const char *v, int *ret) {
+        if (strcmp(v, "read-only") == 0)
+                *ret = O_RDONLY;
+        else if (strcmp(v, "write-only") == 0)
+                *ret = O_WRONLY;
+        else if (strcmp(v, "read-write") == 0)
+                *ret = O_RDWR;
+        else
+                return -EINVAL;
+        return 0;
+}
+
+/* Rejects a key given twice: "last one wins" would hide a caller's bug. */
+static int check_duplicate(unsigned *seen, unsigned bit, const char *key, sd_bus_error *error) {
+        if (*seen & bit)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option '%s' is given twice.", key);
+        *seen |= bit;
+        return 0;
+}
+
+static int read_allow(sd_bus_message *m, DepositOptions *o, sd_bus_error *error) {
+        _cleanup_(strv_freep) char **strv = NULL;
+        Subject *subjects;
+        size_t n = 0;
+        int r;
+
+        r = option_enter(m, "allow", "as", error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read_strv(m, &strv);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_exit_container(m);
+        if (r < 0)
+                return r;
+
+        while (strv[n])
+                n++;
+        if (n > ACL_SUBJECTS_MAX)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Option 'allow' names %zu subjects; at most %d are allowed.", n,
+                                         ACL_SUBJECTS_MAX);
+        subjects = calloc(n ? n : 1, sizeof *subjects);
+        if (!subjects)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                r = acl_subject_parse(strv[i], &subjects[i]);
+                if (r < 0) {
+                        acl_subjects_free(subjects, i);
+                        if (r == -ENOENT)
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                         "Option 'allow': subject '%s' names no known user or group.",
+                                                         strv[i]);
+                        if (r == -EINVAL)
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                         "Option 'allow': '%s' is not a subject; use user:NAME, uid:N, "
+                                                         "group:NAME, gid:N, label:CONTEXT or everyone.",
+                                                         strv[i]);
+                        return r;
+                }
+        }
+        o->allow = subjects;
+        o->n_allow = n;
+        return 0;
+}
+
+static int parse_deposit_options(sd_bus_message *m, DepositOptions *o, sd_bus_error *error) {
+        unsigned seen = 0;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+                const char *key, *v;
+
+                r = sd_bus_message_read(m, "s", &key);
+                if (r < 0)
+                        return r;
+
+                if (strcmp(key, "allow") == 0) {
+                        r = check_duplicate(&seen, 1 << 0, key, error);
+                        if (r >= 0)
+                                r = read_allow(m, o, error);
+                } else if (strcmp(key, "access") == 0) {
+                        r = check_duplicate(&seen, 1 << 1, key, error);
+                        if (r >= 0)
+                                r = read_string_option(m, key, &v, error);
+                        if (r >= 0 && strcmp(v, "read-only") != 0)
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                         "Option 'access' at deposit takes only 'read-only', not '%s'.",
+                                                         v);
+                        o->read_only = true;
+                } else if (strcmp(key, "seal") == 0) {
+                        r = check_duplicate(&seen, 1 << 2, key, error);
+                        if (r >= 0)
+                                r = read_bool_option(m, key, &o->seal, error);
+                } else if (strcmp(key, "lifetime") == 0) {
+                        r = check_duplicate(&seen, 1 << 3, key, error);
+                        if (r >= 0)
+                                r = read_string_option(m, key, &v, error);
+                        if (r >= 0) {
+                                if (strcmp(v, "persistent") == 0)
+                                        o->persistent = true;
+                                else if (strcmp(v, "connection") != 0)
+                                        return sd_bus_error_setf(
+                                                error, SD_BUS_ERROR_INVALID_ARGS,
+                                                "Option 'lifetime' must be 'connection' or 'persistent', not '%s'.", v);
+                        }
+                } else if (strcmp(key, "timeout-usec") == 0) {
+                        r = check_duplicate(&seen, 1 << 4, key, error);
+                        if (r >= 0)
+                                r = read_u64_option(m, key, &o->timeout_usec, error);
+                        if (r >= 0 && o->timeout_usec == 0)
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                         "Option 'timeout-usec' must be at least 1.");
+                        if (r >= 0 && o->timeout_usec > UINT64_MAX / 4)
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                         "Option 'timeout-usec' is too large.");
+                } else if (strcmp(key, "once") == 0) {
+                        r = check_duplicate(&seen, 1 << 5, key, error);
+                        if (r >= 0)
+                                r = read_bool_option(m, key, &o->once, error);
+                } else if (strcmp(key, "replace") == 0) {
+                        r = check_duplicate(&seen, 1 << 6, key, error);
+                        if (r >= 0)
+                                r = read_bool_option(m, key, &o->replace, error);
+                } else if (strcmp(key, "description") == 0) {
+                        r = check_duplicate(&seen, 1 << 7, key, error);
+                        if (r >= 0)
+                                r = read_string_option(m, key, &v, error);
+                        if (r >= 0 && strlen(v) > DESCRIPTION_MAX)
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                         "Option 'description' is %zu bytes; at most %d are allowed.",
+                                                         strlen(v), DESCRIPTION_MAX);
+                        if (r >= 0) {
+                                free(o->description);
+                                o->description = strdup(v);
+                                if (!o->description)
+                                        return -ENOMEM;
+                        }
+                } else
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "Unknown option '%s'; deposit takes allow, access, seal, lifetime, "
+                                                 "timeout-usec, once, replace and description.",
+                                                 key);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(m);
+}
+
+static int parse_retrieve_options(sd_bus_message *m, RetrieveOptions *o, sd_bus_error *error) {
+        unsigned seen = 0;
+        int r;
+
+        *o = (RetrieveOptions) { .accmode = -1 };
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+                const char *key, *v;
+
+                r = sd_bus_message_read(m, "s", &key);
+                if (r < 0)
+                        return r;
+                if (strcmp(key, "access") == 0) {
+                        r = check_duplicate(&seen, 1 << 0, key, error);
+                        if (r >= 0)
+                                r = read_string_option(m, key, &v, error);
+                        if (r >= 0 && parse_access(v, &o->accmode) < 0)
+                                return sd_bus_error_setf(
+                                        error, SD_BUS_ERROR_INVALID_ARGS,
+                                        "Option 'access' must be 'read-only', 'write-only' or 'read-write', not '%s'.",
+                                        v);
+                } else if (strcmp(key, "reopen") == 0) {
+                        r = check_duplicate(&seen, 1 << 1, key, error);
+                        if (r >= 0)
+                                r = read_bool_option(m, key, &o->reopen, error);
+                } else if (strcmp(key, "wait-usec") == 0) {
+                        r = check_duplicate(&seen, 1 << 2, key, error);
+                        if (r >= 0)
+                                r = read_u64_option(m, key, &o->wait_usec, error);
+                        if (r >= 0 && o->wait_usec > WAIT_USEC_MAX)
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                         "Option 'wait-usec' is %" PRIu64
+                                                         "; at most 300000000 (300 s) is allowed.",
+                                                         o->wait_usec);
+                } else
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "Unknown option '%s'; retrieve takes access, reopen and wait-usec.",
+                                                 key);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(m);
+}
+
+static int check_name(const char *name, sd_bus_error *error) {
+        const char *why;
+        if (name_is_valid(name, &why))
+                return 0;
+        /* Do not echo a huge or binary name back; the reason is enough. */
+        if (strlen(name) > NAME_MAX_LEN)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid entry name: %s.", why);
+        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid entry name '%s': %s.", name, why);
+}
+
+/* ---- who may see what -------------------------------------------------- */
+
+static bool may_retrieve(const Peer *p, const Entry *e) {
+        Identity id;
+
+        if (p->uid == 0 || p->uid == e->owner_uid)
+                return true;
+        id = peer_identity(p);
+        return acl_matches(e->allow, e->n_allow, &id);
+}
+
+/* The entry under name, if the caller may see it. */
+static Entry *lookup_visible(Broker *b, const Peer *p, const char *name) {
+        Entry *e = registry_get(&b->reg, name);
+        return e && may_retrieve(p, e) ? e : NULL;
+}
+
+static int not_found(sd_bus_error *error, const char *name) {
+        return sd_bus_error_setf(error, ERROR_NOT_FOUND, "No entry named '%s' that you may retrieve.", name);
+}
+
+/* ---- entries ----------------------------------------------------------- */
+
+static void broker_remove_entry(Broker *b, Entry *e, const char *why) {
+        Peer *p = e->peer;
+
+        if (p) {
+                if (e->peer_prev)
+                        e->peer_prev->peer_next = e->peer_next;
+                else
+                        p->entries = e->peer_next;
+                if (e->peer_next)
+                        e->peer_next->peer_prev = e->peer_prev;
+        }
+        log_info("removed '%s' (owner uid %u): %s", e->name, (unsigned) e->owner_uid, why);
+        registry_unlink(&b->reg, e);
+        entry_free(e);
+}
+
+static int on_expire_entry(sd_event_source *s, uint64_t usec, void *userdata) {
+        Entry *e = userdata;
+        broker_remove_entry(e->broker, e, "expired");
+        return 0;
+}
+
+static int append_info(sd_bus_message *reply, const Entry *e) {
+        uint64_t size = 0;
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(reply, "{sv}", "kind", "s", fdkind_to_string(e->kind));
+        if (r >= 0 && fdkind_has_size(e->kind) && fdinfo_get_size(e->fd, &size) >= 0)
+                r = sd_bus_message_append(reply, "{sv}", "size", "t", size);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "{sv}", "owner-uid", "u", (uint32_t) e->owner_uid);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "{sv}", "access", "s", fdinfo_accmode_to_string(e->flags));
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "{sv}", "sealed", "b",
+                                          e->kind == FD_KIND_MEMFD && fdinfo_is_sealed(e->fd));
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "{sv}", "lifetime", "s", e->persistent ? "persistent" : "connection");
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "{sv}", "description", "s", e->description);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "{sv}", "created-usec", "t", e->created_usec);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "{sv}", "expires-usec", "t", e->expires_usec);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
+}
+
+/* Checks what a deposit of fd (borrowed) would store, without storing it:
+ * the access mode and kind, whether it can be sealed or narrowed. */
+static int check_deposit_fd(int fd, const char *name, const DepositOptions *o, FdKind *ret_kind, int *ret_flags,
+                            sd_bus_error *error) {
+        FdKind kind;
+        int fl, r;
+
+        r = fdinfo_get_flags(fd, &fl);
+        if (r < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "The fd for '%s' is not usable: %s.", name,
+                                         strerror(-r));
+        if (fl & O_PATH)
+                return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
+                                         "The fd for '%s' is an O_PATH fd, which is no proof of access; "
+                                         "open the file for reading or writing instead.",
+                                         name);
+        r = fdinfo_classify(fd, &kind);
+        if (r < 0)
+                return r;
+
+        if (o->seal) {
+                int seals;
+                if (kind != FD_KIND_MEMFD)
+                        return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
+                                                 "Option 'seal' needs a memfd, but the fd for '%s' is a %s.", name,
+                                                 fdkind_to_string(kind));
+                seals = fcntl(fd, F_GET_SEALS);
+                if (seals < 0 || ((seals & F_SEAL_SEAL) && !fdinfo_is_sealed(fd)))
+                        return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
+                                                 "The memfd for '%s' cannot be sealed (it was created without "
+                                                 "MFD_ALLOW_SEALING, or sealing was sealed).",
+                                                 name);
+                if (!(seals & F_SEAL_SEAL) && (fl & O_ACCMODE) == O_RDONLY)
+                        return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
+                                                 "Sealing '%s' needs a writable fd to the memfd; this one is read-only.",
+                                                 name);
+        }
+
+        if (o->read_only) {
+                if ((fl & O_ACCMODE) == O_WRONLY)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                                 "The fd for '%s' is write-only; keeping it read-only would grant "
+                                                 "read access it never had.",
+                                                 name);
+                if ((fl & O_ACCMODE) == O_RDWR && !fdkind_can_reopen(kind))
+                        return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
+                                                 "Option 'access=read-only' cannot narrow the fd for '%s': a %s "
+                                                 "cannot be reopened read-only.",
+                                                 name, fdkind_to_string(kind));
+        }
+
+        *ret_kind = kind;
+        *ret_flags = fl;
+        return 0;
+}
+
+/* Builds the entry for fd (borrowed): the broker's own duplicate or
+ * read-only reopening. Does not seal and does not store. */
+static int make_entry(const char *name, int fd, FdKind kind, int fl, uid_t owner, const DepositOptions *o,
+                      Entry **ret) {
+        _cleanup_(entry_freep) Entry *e = entry_new();
+        int r;
+
+        if (!e)
+                return -ENOMEM;
+        e->name = strdup(name);
+        e->description = strdup(o->description ? o->description : "");
+        if (!e->name || !e->description)
+                return -ENOMEM;
+
+        if (o->read_only && (fl & O_ACCMODE) == O_RDWR) {
+                r = fdinfo_reopen(fd, kind, O_RDONLY, &e->fd);
+                if (r < 0)
+                        return r;
+                r = fdinfo_get_flags(e->fd, &e->flags);
+                if (r < 0)
+                        return r;
+        } else {
+                e->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+                if (e->fd < 0)
+                        return -errno;
+                e->flags = fl;
+        }
+
+        e->kind = kind;
+        e->owner_uid = owner;
+        e->persistent = o->persistent;
+        e->once = o->once;
+        if (o->n_allow > 0) {
+                e->allow = calloc(o->n_allow, sizeof *e->allow);
+                if (!e->allow)
+                        return -ENOMEM;
+                for (size_t i = 0; i < o->n_allow; i++) {
+                        e->allow[i] = o->allow[i];
+                        if (o->allow[i].label) {
+                                e->allow[i].label = strdup(o->allow[i].label);
+                                if (!e->allow[i].label) {
+                                        e->n_allow = i;
+                                        return -ENOMEM;
+                                }
+                        }
+                }
+                e->n_allow = o->n_allow;
+        }
+        *ret = TAKE_PTR(e);
+        return 0;
+}
+
+/* Stores e (consumed), replacing old (same name, same owner) if not NULL. */
+static int store_entry(Broker *b, Peer *p, Entry *e, Entry *old, const DepositOptions *o) {
+        int r;
+
+        e->broker = b;
+        e->created_usec = now_usec(CLOCK_REALTIME);
+        if (o->timeout_usec > 0) {
+                e->expires_usec = e->created_usec + o->timeout_usec;
+                r = sd_event_add_time_relative(b->event, &e->expire_source, CLOCK_MONOTONIC, o->timeout_usec, 0,
+                                               on_expire_entry, e);
+                if (r < 0) {
+                        entry_free(e);
+                        return r;
+                }
+        }
+        if (old)
+                broker_remove_entry(b, old, "replaced");
+        r = registry_add(&b->reg, e);
+        if (r < 0) {
+                entry_free(e);
+                return r;
+        }
+        if (!e->persistent) {
+                e->peer = p;
+                e->peer_next = p->entries;
+                if (p->entries)
+                        p->entries->peer_prev = e;
+                p->entries = e;
+        }
+        log_info("%s deposited '%s' (uid %u, %s, %s%s%s)", p->unique_name, e->name, (unsigned) e->owner_uid,
+                 fdkind_to_string(e->kind), fdinfo_accmode_to_string(e->flags),
+                 e->persistent ? ", persistent" : "", e->once ? ", once" : "");
+        return 0;
+}
+
+/* Makes the fd handed to a retriever: never wider than the stored one.
+ * On success *ret_fd is either -1 (hand out e->fd itself; sd-bus sends a
+ * duplicate) or a new fd owned by the caller. */
+static int make_retrieved_fd(const Entry *e, const RetrieveOptions *o, int *ret_fd, sd_bus_error *error) {
+        int stored = e->flags & O_ACCMODE;
+        int want = o->accmode >= 0 ? o->accmode : stored;
+        int r;
+
+        if (want != stored && stored != O_RDWR)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                         "Entry '%s' is %s; it cannot be handed out %s.", e->name,
+                                         fdinfo_accmode_to_string(stored), fdinfo_accmode_to_string(want));
+
+        if (o->reopen && e->kind != FD_KIND_MEMFD && e->kind != FD_KIND_REGULAR)
+                return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
+                                         "Option 'reopen' works on regular files and memfds; '%s' is a %s.", e->name,
+                                         fdkind_to_string(e->kind));
+
+        if (!o->reopen && want == stored) {
+                *ret_fd = -1;
+                return 0;
+        }
+
+        r = fdinfo_reopen(e->fd, e->kind, want, ret_fd);
+        if (r == -EOPNOTSUPP)
+                return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED, "Entry '%s' is a %s; it cannot be reopened %s.",
+                                         e->name, fdkind_to_string(e->kind), fdinfo_accmode_to_string(want));
+        if (r < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "Could not reopen '%s': %s.", e->name,
+                                         strerror(-r));
+        return 0;
+}
+
+/* Replies to a Retrieve call m with e and consumes a once entry. */
+static int reply_retrieve(Broker *b, Peer *p, sd_bus_message *m, Entry *e, const RetrieveOptions *o,
+                          sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_close_ int fd = -1;
+        int r;
+
+        r = make_retrieved_fd(e, o, &fd, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(reply, "h", fd >= 0 ? fd : e->fd);
+        if (r < 0)
+                return r;
+        r = append_info(reply, e);
+        if (r < 0)
+                return r;
+        r = sd_bus_send(NULL, reply, NULL);
+        if (r < 0)
+                return r;
+        log_debug("%s (uid %u) retrieved '%s'", p->unique_name, (unsigned) p->uid, e->name);
+        if (e->once)
+                broker_remove_entry(b, e, "retrieved once");
+        return 1;
+}
+
+/* ---- waiting ----------------------------------------------------------- */
+
+static void waiter_free(Waiter *w) {
+        Broker *b = w->broker;
+
+        if (w->prev)
+                w->prev->next = w->next;
+        else
+                b->waiters = w->next;
+        if (w->next)
+                w->next->prev = w->prev;
+        else
+                b->waiters_tail = w->prev;
+
+        if (w->peer_prev)
+                w->peer_prev->peer_next = w->peer_next;
+        else
+                w->peer->waiters = w->peer_next;
+        if (w->peer_next)
+                w->peer_next->peer_prev = w->peer_prev;
+        w->peer->n_waiters--;
+
+        sd_event_source_disable_unref(w->timer);
+        sd_bus_message_unref(w->message);
+        free(w->name);
+        free(w);
+}
+
+static int on_wait_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        Waiter *w = userdata;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+
+        sd_bus_error_setf(&error, ERROR_NOT_FOUND, "No entry named '%s' that you may retrieve appeared in time.",
+                          w->name);
+        (void) sd_bus_reply_method_error(w->message, &error);
+        waiter_free(w);
+        return 0;
+}
+
+static int park_retrieve(Broker *b, Peer *p, sd_bus_message *m, const char *name, const RetrieveOptions *o,
+                         sd_bus_error *error) {
+        Waiter *w;
+        int r;
+
+        if (p->n_waiters >= WAITS_PER_PEER_MAX)
+                return sd_bus_error_setf(error, ERROR_QUOTA,
+                                         "This connection already waits for %d entries; cannot wait for '%s' too.",
+                                         WAITS_PER_PEER_MAX, name);
+        w = calloc(1, sizeof *w);
+        if (!w)
+                return -ENOMEM;
+        w->name = strdup(name);
+        if (!w->name) {
+                free(w);
+                return -ENOMEM;
+        }
+        r = sd_event_add_time_relative(b->event, &w->timer, CLOCK_MONOTONIC, o->wait_usec, 0, on_wait_timeout, w);
+        if (r < 0) {
+                free(w->name);
+                free(w);
+                return r;
+        }
+        w->broker = b;
+        w->peer = p;
+        w->message = sd_bus_message_ref(m);
+        w->accmode = o->accmode;
+        w->reopen = o->reopen;
+
+        w->prev = b->waiters_tail;
+        if (b->waiters_tail)
+                b->waiters_tail->next = w;
+        else
+                b->waiters = w;
+        b->waiters_tail = w;
+
+        w->peer_next = p->waiters;
+        if (p->waiters)
+                p->waiters->peer_prev = w;
+        p->waiters = w;
+        p->n_waiters++;
+        log_debug("%s (uid %u) waits for '%s'", p->unique_name, (unsigned) p->uid, name);
+        return 1;
+}
+
+/* A new entry appeared: answer who waited for it and may have it. */
+static void serve_waiters(Broker *b, const char *name) {
+        Waiter *w, *next;
+
+        for (w = b->waiters; w; w = next) {
+                next = w->next;
+                Entry *e;
+
+                if (strcmp(w->name, name) != 0)
+                        continue;
+                e = registry_get(&b->reg, name);
+                if (!e)
+                        return; /* a once entry went to an earlier waiter */
+                if (!may_retrieve(w->peer, e))
+                        continue;
+
+                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+                RetrieveOptions o = { .accmode = w->accmode, .reopen = w->reopen };
+                bool once = e->once;
+                int r = reply_retrieve(b, w->peer, w->message, e, &o, &error);
+                if (r < 0 || sd_bus_error_is_set(&error)) {
+                        if (!sd_bus_error_is_set(&error))
+                                sd_bus_error_set_errno(&error, r);
+                        (void) sd_bus_reply_method_error(w->message, &error);
+                }
+                /* next may be freed only by waiter_free(w); re-read after. */
+                next = w->next;
+                waiter_free(w);
+                if (once && r >= 0 && !sd_bus_error_is_set(&error))
+                        return;
+        }
+}
+
+/* ---- the caller -------------------------------------------------------- */
+
+/* Gets the calling peer; 0 means the call was parked until the bus tells us
+ * who it is, and the handler must return 1 (the call is answered later). */
+static int get_caller(Broker *b, sd_bus_message *m, peer_resume_fn handler, Peer **ret, sd_bus_error *error) {
+        int r = peers_get_caller(&b->peers, m, handler, ret);
+        if (r == -EBUSY)
+                return sd_bus_error_setf(error, ERROR_QUOTA,
+                                         "Too many calls from this connection while its credentials are looked up.");
+        return r;
+}
+
+/* ---- methods ----------------------------------------------------------- */
+
+static int method_deposit(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Broker *b = userdata;
+        _cleanup_(deposit_options_done) DepositOptions o = {};
+        Entry *old, *e = NULL;
+        const char *name, *which;
+        FdKind kind;
+        Peer *p;
+        int fd, fl, r;
+
+        r = get_caller(b, m, method_deposit, &p, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+
+        /* Parse and validate. The fd is the message's; we duplicate it. */
+        r = sd_bus_message_read(m, "sh", &name, &fd);
+        if (r < 0)
+                return r;
+        r = parse_deposit_options(m, &o, error);
+        if (r < 0)
+                return r;
+        r = check_name(name, error);
+        if (r < 0)
+                return r;
+        r = check_deposit_fd(fd, name, &o, &kind, &fl, error);
+        if (r < 0)
+                return r;
+
+        /* Authorize: deposit is open to everyone until admin policy; the name
+         * must be free or the caller's own to replace. */
+        old = registry_get(&b->reg, name);
+        if (old && !(o.replace && old->owner_uid == p->uid))
+                return sd_bus_error_setf(error, ERROR_EXISTS,
+                                         old->owner_uid == p->uid
+                                                 ? "An entry named '%s' exists; pass replace=true to replace it."
+                                                 : "An entry named '%s' exists and belongs to someone else.",
+                                         name);
+        r = registry_check_quota(&b->reg, p->uid, 1, old ? 1 : 0, 0, 0, &which);
+        if (r < 0)
+                return sd_bus_error_setf(error, ERROR_QUOTA, "Cannot deposit '%s': the %s limit is reached.", name,
+                                         which);
+
+        /* Act. Sealing changes the depositor's memfd, so it comes last. */
+        r = make_entry(name, fd, kind, fl, p->uid, &o, &e);
+        if (r < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "Could not store '%s': %s.", name, strerror(-r));
+        if (o.seal) {
+                r = fdinfo_seal(fd);
+                if (r < 0) {
+                        entry_free(e);
+                        if (r == -EBUSY)
+                                return sd_bus_error_setf(error, ERROR_BUSY,
+                                                         "Cannot seal '%s': writable shared mappings of it exist; "
+                                                         "unmap them first.",
+                                                         name);
+                        return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED, "Cannot seal '%s': %s.", name,
+                                                 strerror(-r));
+                }
+        }
+        r = store_entry(b, p, e, old, &o);
+        if (r < 0)
+                return r;
+        r = sd_bus_reply_method_return(m, NULL);
+        serve_waiters(b, name);
+        return r;
+}
+
+typedef struct Deposited {
+        const char *name;
+        int fd;         /* borrowed from the message */
+        FdKind kind;
+        int flags;
+        Entry *old;
+        Entry *entry;
+} Deposited;
+
+static int method_deposit_many(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Broker *b = userdata;
+        _cleanup_(deposit_options_done) DepositOptions o = {};
+        Deposited d[FDS_PER_CALL_MAX] = {};
+        size_t n = 0;
+        unsigned n_old = 0;
+        const char *which;
+        Peer *p;
+        int r;
+
+        r = get_caller(b, m, method_deposit_many, &p, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+
+        r = sd_bus_message_enter_container(m, 'a', "{sh}");
+        if (r < 0)
+                return r;
+        for (;;) {
+                const char *name;
+                int fd;
+
+                r = sd_bus_message_read(m, "{sh}", &name, &fd);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        break;
+                if (n >= FDS_PER_CALL_MAX)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "DepositMany takes at most %d entries.", FDS_PER_CALL_MAX);
+                d[n++] = (Deposited) { .name = name, .fd = fd };
+        }
+        r = sd_bus_message_exit_container(m);
+        if (r < 0)
+                return r;
+        r = parse_deposit_options(m, &o, error);
+        if (r < 0)
+                return r;
+        if (n == 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "DepositMany needs at least one entry.");
+
+        for (size_t i = 0; i < n; i++) {
+                r = check_name(d[i].name, error);
+                if (r < 0)
+                        return r;
+                for (size_t j = 0; j < i; j++)
+                        if (strcmp(d[i].name, d[j].name) == 0)
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                         "Entry '%s' is named twice.", d[i].name);
+                r = check_deposit_fd(d[i].fd, d[i].name, &o, &d[i].kind, &d[i].flags, error);
+                if (r < 0)
+                        return r;
+        }
+
+        for (size_t i = 0; i < n; i++) {
+                Entry *old = registry_get(&b->reg, d[i].name);
+                if (old && !(o.replace && old->owner_uid == p->uid))
+                        return sd_bus_error_setf(error, ERROR_EXISTS,
+                                                 "An entry named '%s' exists; nothing was deposited.", d[i].name);
+                d[i].old = old;
+                n_old += !!old;
+        }
+        r = registry_check_quota(&b->reg, p->uid, n, n_old, 0, 0, &which);
+        if (r < 0)
+                return sd_bus_error_setf(error, ERROR_QUOTA,
+                                         "Cannot deposit %zu entries: the %s limit would be passed; nothing was "
+                                         "deposited.",
+                                         n, which);
+
+        for (size_t i = 0; i < n; i++) {
+                r = make_entry(d[i].name, d[i].fd, d[i].kind, d[i].flags, p->uid, &o, &d[i].entry);
+                if (r < 0)
+                        goto fail;
+        }
+        if (o.seal)
+                for (size_t i = 0; i < n; i++) {
+                        r = fdinfo_seal(d[i].fd);
+                        if (r < 0) {
+                                for (size_t j = 0; j < n; j++)
+                                        entry_free(d[j].entry);
+                                if (r == -EBUSY)
+                                        return sd_bus_error_setf(
+                                                error, ERROR_BUSY,
+                                                "Cannot seal '%s': writable shared mappings of it exist; nothing was "
+                                                "deposited (memfds listed before it were sealed).",
+                                                d[i].name);
+                                return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
+                                                         "Cannot seal '%s': %s; nothing was deposited.", d[i].name,
+                                                         strerror(-r));
+                        }
+                }
+        for (size_t i = 0; i < n; i++) {
+                r = store_entry(b, p, TAKE_PTR(d[i].entry), d[i].old, &o);
+                if (r < 0)
+                        log_error("could not store '%s' after all checks passed: %s", d[i].name, strerror(-r));
+        }
+        r = sd_bus_reply_method_return(m, NULL);
+        for (size_t i = 0; i < n; i++)
+                serve_waiters(b, d[i].name);
+        return r;
+
+fail:
+        for (size_t j = 0; j < n; j++)
+                entry_free(d[j].entry);
+        return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "Could not store the entries: %s.", strerror(-r));
+}
+
+static int method_retrieve(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Broker *b = userdata;
+        RetrieveOptions o;
+        const char *name;
+        Entry *e;
+        Peer *p;
+        int r;
+
+        r = get_caller(b, m, method_retrieve, &p, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+
+        r = sd_bus_message_read(m, "s", &name);
+        if (r < 0)
+                return r;
+        r = parse_retrieve_options(m, &o, error);
+        if (r < 0)
+                return r;
+        r = check_name(name, error);
+        if (r < 0)
+                return r;
+
+        e = lookup_visible(b, p, name);
+        if (!e) {
+                if (o.wait_usec > 0)
+                        return park_retrieve(b, p, m, name, &o, error);
+                return not_found(error, name);
+        }
+        return reply_retrieve(b, p, m, e, &o, error);
+}
+
+static int method_retrieve_many(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Broker *b = userdata;
+        _cleanup_(strv_freep) char **names = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        Entry *entries[FDS_PER_CALL_MAX];
+        int fds[FDS_PER_CALL_MAX];
+        RetrieveOptions o;
+        size_t n = 0;
+        Peer *p;
+        int r;
+
+        r = get_caller(b, m, method_retrieve_many, &p, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+
+        r = sd_bus_message_read_strv(m, &names);
+        if (r < 0)
+                return r;
+        r = parse_retrieve_options(m, &o, error);
+        if (r < 0)
+                return r;
+        while (names[n])
+                n++;
+        if (n == 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "RetrieveMany needs at least one name.");
+        if (n > FDS_PER_CALL_MAX)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "RetrieveMany takes at most %d names, not %zu.", FDS_PER_CALL_MAX, n);
+        for (size_t i = 0; i < n; i++) {
+                r = check_name(names[i], error);
+                if (r < 0)
+                        return r;
+                for (size_t j = 0; j < i; j++)
+                        if (strcmp(names[i], names[j]) == 0)
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Entry '%s' is named twice.",
+                                                         names[i]);
+        }
+        for (size_t i = 0; i < n; i++) {
+                entries[i] = lookup_visible(b, p, names[i]);
+                if (!entries[i])
+                        return sd_bus_error_setf(error, ERROR_NOT_FOUND,
+                                                 "No entry named '%s' that you may retrieve; nothing was retrieved.",
+                                                 names[i]);
+        }
+
+        for (size_t i = 0; i < n; i++)
+                fds[i] = -1;
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "{sh}");
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                r = make_retrieved_fd(entries[i], &o, &fds[i], error);
+                if (r >= 0)
+                        r = sd_bus_message_append(reply, "{sh}", names[i], fds[i] >= 0 ? fds[i] : entries[i]->fd);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        for (size_t i = 0; i < n; i++)
+                safe_close(fds[i]);
+        if (r < 0)
+                return r;
+        r = sd_bus_send(NULL, reply, NULL);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++)
+                if (entries[i]->once)
+                        broker_remove_entry(b, entries[i], "retrieved once");
+        return 1;
+}
+
+static int method_remove(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Broker *b = userdata;
+        const char *name;
+        Entry *e;
+        Peer *p;
+        int r;
+
+        r = get_caller(b, m, method_remove, &p, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+
+        r = sd_bus_message_read(m, "s", &name);
+        if (r < 0)
+                return r;
+        r = check_name(name, error);
+        if (r < 0)
+                return r;
+
+        e = lookup_visible(b, p, name);
+        if (!e)
+                return not_found(error, name);
+        if (p->uid != 0 && p->uid != e->owner_uid)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                         "Entry '%s' belongs to uid %u; only its owner or root may remove it.", name,
+                                         (unsigned) e->owner_uid);
+        log_info("%s (uid %u) removes '%s'", p->unique_name, (unsigned) p->uid, name);
+        broker_remove_entry(b, e, "removed by request");
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static int compare_entries(const void *a, const void *b) {
+        return strcmp((*(Entry *const *) a)->name, (*(Entry *const *) b)->name);
+}
+
+static int method_list(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Broker *b = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ Entry **all = NULL;
+        const char *prefix = "";
+        size_t n = 0, k = 0;
+        Peer *p;
+        int r;
+
+        r = get_caller(b, m, method_list, &p, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+                const char *key;
+                r = sd_bus_message_read(m, "s", &key);
+                if (r < 0)
+                        return r;
+                if (strcmp(key, "prefix") != 0)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "Unknown filter key '%s'; List takes prefix.", key);
+                r = read_string_option(m, key, &prefix, error);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        r = sd_bus_message_exit_container(m);
+        if (r < 0)
+                return r;
+
+        r = registry_all(&b->reg, &all, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++)
+                if (name_has_prefix(all[i]->name, prefix) && may_retrieve(p, all[i]))
+                        all[k++] = all[i];
+        qsort(all, k, sizeof *all, compare_entries);
+
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "(sa{sv})");
+        for (size_t i = 0; r >= 0 && i < k; i++) {
+                r = sd_bus_message_open_container(reply, 'r', "sa{sv}");
+                if (r >= 0)
+                        r = sd_bus_message_append(reply, "s", all[i]->name);
+                if (r >= 0)
+                        r = append_info(reply, all[i]);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_create_memory(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Broker *b = userdata;
+        _cleanup_(deposit_options_done) DepositOptions o = {};
+        _cleanup_close_ int mfd = -1;
+        char memfd_name[250];
+        Entry *old, *e = NULL;
+        const char *name, *which;
+        uint64_t size;
+        Peer *p;
+        int r;
+
+        r = get_caller(b, m, method_create_memory, &p, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+
+        r = sd_bus_message_read(m, "st", &name, &size);
+        if (r < 0)
+                return r;
+        r = parse_deposit_options(m, &o, error);
+        if (r < 0)
+                return r;
+        r = check_name(name, error);
+        if (r < 0)
+                return r;
+        if (size == 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Size of '%s' must be at least 1 byte.",
+                                         name);
+        if (size > b->reg.max_memory)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Size %" PRIu64 " of '%s' is above MaxMemorySize (%" PRIu64 " bytes).", size,
+                                         name, b->reg.max_memory);
+
+        old = registry_get(&b->reg, name);
+        if (old && !(o.replace && old->owner_uid == p->uid))
+                return sd_bus_error_setf(error, ERROR_EXISTS, "An entry named '%s' exists.", name);
+        r = registry_check_quota(&b->reg, p->uid, 1, old ? 1 : 0, size, old ? old->memory : 0, &which);
+        if (r < 0)
+                return sd_bus_error_setf(error, ERROR_QUOTA, "Cannot create '%s' of %" PRIu64 " bytes: the %s limit is reached.",
+                                         name, size, which);
+
+        snprintf(memfd_name, sizeof memfd_name, "fdbroker:%s", name);
+        mfd = memfd_create(memfd_name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (mfd < 0)
+                return sd_bus_error_set_errnof(error, errno, "Could not create memory for '%s': %m.", name);
+        if (ftruncate(mfd, (off_t) size) < 0)
+                return sd_bus_error_set_errnof(error, errno, "Could not size memory for '%s': %m.", name);
+
+        r = make_entry(name, mfd, FD_KIND_MEMFD, O_RDWR, p->uid, &o, &e);
+        if (r < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "Could not store '%s': %s.", name, strerror(-r));
+        e->memory = size;
+        if (o.seal) {
+                r = fdinfo_seal(mfd);
+                if (r < 0) {
+                        entry_free(e);
+                        return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED, "Cannot seal '%s': %s.", name,
+                                                 strerror(-r));
+                }
+        }
+        r = store_entry(b, p, e, old, &o);
+        if (r < 0)
+                return r;
+        r = sd_bus_reply_method_return(m, "h", mfd);
+        serve_waiters(b, name);
+        return r;
+}
+
+static bool path_is_normalised_absolute(const char *path) {
+        if (path[0] != '/' || strlen(path) > 4095)
+                return false;
+        for (const char *p = path; *p;) {
+                size_t n;
+                p++; /* skip '/' */
+                n = strcspn(p, "/");
+                if (n == 0)
+                        return p[0] == '\0' && p - 1 == path; /* "/" alone */
+                if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+                        return false;
+                p += n;
+        }
+        return true;
+}
+
+static int method_open_path(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Broker *b = userdata;
+        const char *path;
+        Peer *p;
+        int r;
+
+        r = get_caller(b, m, method_open_path, &p, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+
+        r = sd_bus_message_read(m, "s", &path);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+                const char *key, *v;
+                bool nb;
+                int mode;
+                r = sd_bus_message_read(m, "s", &key);
+                if (r < 0)
+                        return r;
+                if (strcmp(key, "access") == 0) {
+                        r = read_string_option(m, key, &v, error);
+                        if (r >= 0 && parse_access(v, &mode) < 0)
+                                return sd_bus_error_setf(
+                                        error, SD_BUS_ERROR_INVALID_ARGS,
+                                        "Option 'access' must be 'read-only', 'write-only' or 'read-write', not '%s'.",
+                                        v);
+                } else if (strcmp(key, "nonblock") == 0)
+                        r = read_bool_option(m, key, &nb, error);
+                else
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "Unknown option '%s'; OpenPath takes access and nonblock.", key);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        if (!path_is_normalised_absolute(path))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Path '%s' must be absolute and normalised (no '.', '..' or '//').", path);
+
+        log_info("%s (uid %u) was refused OpenPath('%s'): no policy grants it", p->unique_name, (unsigned) p->uid,
+                 path);
+        return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                 "No policy grants open-path for '%s' (admin policy rules are not supported yet).",
+                                 path);
+}
+
+/* ---- properties -------------------------------------------------------- */
+
+static int property_get_version(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "s", FDBROKER_VERSION);
+}
+
+static int property_get_entry_count(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                    sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Broker *b = userdata;
+        return sd_bus_message_append(reply, "u", b->reg.n_entries);
+}
+
+static const sd_bus_vtable broker_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("EntryCount", "u", property_get_entry_count, 0, 0),
+        SD_BUS_PROPERTY("MaxEntries", "u", NULL, offsetof(Broker, reg.max_entries), 0),
+        SD_BUS_PROPERTY("MaxEntriesPerUser", "u", NULL, offsetof(Broker, reg.max_entries_per_user), 0),
+        SD_BUS_PROPERTY("MaxMemorySize", "t", NULL, offsetof(Broker, reg.max_memory), 0),
+        SD_BUS_METHOD_WITH_ARGS("Deposit", SD_BUS_ARGS("s", name, "h", fd, "a{sv}", options), SD_BUS_NO_RESULT,
+                                method_deposit, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("DepositMany", SD_BUS_ARGS("a{sh}", fds, "a{sv}", options), SD_BUS_NO_RESULT,
+                                method_deposit_many, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Retrieve", SD_BUS_ARGS("s", name, "a{sv}", options),
+                                SD_BUS_RESULT("h", fd, "a{sv}", info), method_retrieve, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("RetrieveMany", SD_BUS_ARGS("as", names, "a{sv}", options),
+                                SD_BUS_RESULT("a{sh}", fds), method_retrieve_many, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Remove", SD_BUS_ARGS("s", name), SD_BUS_NO_RESULT, method_remove,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("List", SD_BUS_ARGS("a{sv}", filter), SD_BUS_RESULT("a(sa{sv})", entries),
+                                method_list, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("CreateMemory", SD_BUS_ARGS("s", name, "t", size, "a{sv}", options),
+                                SD_BUS_RESULT("h", fd), method_create_memory, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("OpenPath", SD_BUS_ARGS("s", path, "a{sv}", options), SD_BUS_RESULT("h", fd),
+                                method_open_path, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END,
+};
+
+/* ---- life cycle -------------------------------------------------------- */
+
+static void on_peer_gone(Peer *p, void *userdata) {
+        Broker *b = userdata;
+
+        while (p->waiters)
+                waiter_free(p->waiters);
+        while (p->entries)
+                broker_remove_entry(b, p->entries, "depositor's connection closed");
+}
+
+int broker_new(sd_event *event, sd_bus *bus, Broker **ret) {
+        _cleanup_(broker_freep) Broker *b = calloc(1, sizeof(Broker));
+        int r;
+
+        if (!b)
+                return -ENOMEM;
+        b->event = sd_event_ref(event);
+        b->bus = sd_bus_ref(bus);
+        registry_init(&b->reg);
+        r = peers_init(&b->peers, bus, on_peer_gone, b);
+        if (r < 0)
+                return r;
+        r = sd_bus_add_object_vtable(bus, &b->object, OBJECT_PATH, INTERFACE, broker_vtable, b);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(b);
+        return 0;
+}
+
+Broker *broker_free(Broker *b) {
+        if (!b)
+                return NULL;
+        peers_done(&b->peers); /* drops waiters and connection entries */
+        registry_done(&b->reg);
+        sd_bus_slot_unref(b->object);
+        sd_bus_unref(b->bus);
+        sd_event_unref(b->event);
+        free(b);
+        return NULL;
+}
+
+unsigned broker_entry_count(const Broker *b) {
+        return b->reg.n_entries;
+}

@@ -1,0 +1,158 @@
+/* main.c: the fdbroker daemon: options, bus connection, event loop.
+ *
+ * Thin on purpose: everything it runs lives in libfdbroker-service, which
+ * the tests link too. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include "broker.h"
+#include "cleanup.h"
+#include "config.h"
+#include "log.h"
+
+#define BUS_NAME "org.fdbroker.Broker1"
+
+static void help(void) {
+        printf("Usage: fdbroker [OPTIONS]\n\n"
+               "Broker Unix file descriptors between processes over D-Bus (%s).\n\n"
+               "  --bus=system|session|ADDRESS  the bus to serve (default: system)\n"
+               "  --verbose                     log every call, not just changes\n"
+               "  -h, --help                    show this help\n"
+               "  --version                     show the version\n",
+               BUS_NAME);
+}
+
+static void raise_nofile_limit(void) {
+        struct rlimit rl;
+
+        /* Every stored entry is an open fd: take all the kernel allows us. */
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+                return;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                log_warning("could not raise RLIMIT_NOFILE to %llu: %s", (unsigned long long) rl.rlim_max,
+                            strerror(errno));
+}
+
+static int bus_open(const char *which, sd_bus **ret) {
+        _cleanup_(sd_bus_unrefp) sd_bus *bus = NULL;
+        int r;
+
+        if (strcmp(which, "system") == 0)
+                return sd_bus_open_system(ret);
+        if (strcmp(which, "session") == 0)
+                return sd_bus_open_user(ret);
+
+        r = sd_bus_new(&bus);
+        if (r < 0)
+                return r;
+        r = sd_bus_set_address(bus, which);
+        if (r < 0)
+                return r;
+        r = sd_bus_set_bus_client(bus, true);
+        if (r < 0)
+                return r;
+        r = sd_bus_negotiate_fds(bus, true);
+        if (r < 0)
+                return r;
+        r = sd_bus_start(bus);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(bus);
+        return 0;
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        log_info("received %s, exiting", strsignal((int) si->ssi_signo));
+        return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+static int run(const char *bus_arg) {
+        _cleanup_(sd_event_unrefp) sd_event *event = NULL;
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(broker_freep) Broker *broker = NULL;
+        sigset_t mask;
+        int r;
+
+        raise_nofile_limit();
+
+        r = sd_event_default(&event);
+        if (r < 0)
+                return log_error("could not create the event loop: %s", strerror(-r)), r;
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        (void) sd_event_add_signal(event, NULL, SIGTERM, on_signal, NULL);
+        (void) sd_event_add_signal(event, NULL, SIGINT, on_signal, NULL);
+
+        r = bus_open(bus_arg, &bus);
+        if (r < 0)
+                return log_error("could not connect to the %s bus: %s", bus_arg, strerror(-r)), r;
+        r = sd_bus_attach_event(bus, event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0)
+                return r;
+
+        r = broker_new(event, bus, &broker);
+        if (r < 0)
+                return log_error("could not set up the broker object: %s", strerror(-r)), r;
+
+        r = sd_bus_request_name(bus, BUS_NAME, 0);
+        if (r < 0)
+                return log_error("could not own %s: %s", BUS_NAME, strerror(-r)), r;
+
+        log_info("serving %s %s on the %s bus", BUS_NAME, FDBROKER_VERSION, bus_arg);
+        (void) sd_notify(false, "READY=1\nSTATUS=Serving.");
+
+        r = sd_event_loop(event);
+        (void) sd_notify(false, "STOPPING=1");
+        return r;
+}
+
+int main(int argc, char *argv[]) {
+        enum { ARG_BUS = 0x100, ARG_VERSION, ARG_VERBOSE };
+        static const struct option options[] = {
+                { "bus", required_argument, NULL, ARG_BUS },
+                { "verbose", no_argument, NULL, ARG_VERBOSE },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                {},
+        };
+        const char *bus_arg = "system";
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        return EXIT_SUCCESS;
+                case ARG_VERSION:
+                        printf("fdbroker %s\n", FDBROKER_VERSION);
+                        return EXIT_SUCCESS;
+                case ARG_BUS:
+                        bus_arg = optarg;
+                        break;
+                case ARG_VERBOSE:
+                        log_set_max_level(LOG_LEVEL_DEBUG);
+                        break;
+                default:
+                        return EXIT_FAILURE;
+                }
+        if (optind < argc) {
+                fprintf(stderr, "fdbroker: unexpected argument '%s'; see --help.\n", argv[optind]);
+                return EXIT_FAILURE;
+        }
+
+        r = run(bus_arg);
+        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,77 @@
+/* peers.h: who is calling, as the bus vouches for it.
+ *
+ * One Peer per unique bus name that has called us. On its first call the
+ * broker asks the bus driver's GetConnectionCredentials (asynchronously) for
+ * the uid, supplementary gids and security label fixed when the peer
+ * connected, and queues that peer's calls until the answer is in. The peer,
+ * with its cache, goes when the bus says the name has gone; unique names are
+ * never reused, so a cached answer is never someone else's. Nothing here
+ * reads /proc. A Peer also anchors what dies with the connection: its
+ * connection-lifetime entries and its pending waits (see broker.c). */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include <systemd/sd-bus.h>
+
+#include "acl.h"
+#include "hashtable.h"
+#include "registry.h"
+
+#define PEER_QUEUE_MAX 64
+
+typedef struct Waiter Waiter;
+typedef struct Peers Peers;
+
+/* A method handler to run again once the caller's identity is known. */
+typedef int (*peer_resume_fn)(sd_bus_message *m, void *userdata, sd_bus_error *error);
+
+typedef struct QueuedCall {
+        sd_bus_message *message;  /* a reference we hold */
+        peer_resume_fn handler;
+} QueuedCall;
+
+typedef struct Peer {
+        HashLink link;
+        Peers *peers;
+        char *unique_name;
+
+        bool ready;               /* identity below is known */
+        uid_t uid;
+        gid_t *gids;
+        size_t n_gids;
+        char *label;
+
+        sd_bus_slot *lookup;      /* GetConnectionCredentials in flight */
+        QueuedCall queue[PEER_QUEUE_MAX];
+        size_t n_queued;
+
+        Entry *entries;           /* connection-lifetime entries it deposited */
+        Waiter *waiters;          /* its parked wait-usec retrievals */
+        unsigned n_waiters;
+} Peer;
+
+/* Called when a peer leaves the bus, before it is freed: the owner drops
+ * the entries and waiters hanging off it. */
+typedef void (*peer_gone_fn)(Peer *p, void *userdata);
+
+struct Peers {
+        sd_bus *bus;
+        HashTable by_name;
+        sd_bus_slot *match;
+        peer_gone_fn gone;
+        void *userdata;            /* passed to gone and to resumed handlers */
+};
+
+/* Sets up the cache on bus and subscribes to disconnections. */
+int peers_init(Peers *ps, sd_bus *bus, peer_gone_fn gone, void *userdata);
+void peers_done(Peers *ps);
+
+/* Finds the calling peer of m. Returns 1 with *ret set when its identity is
+ * known. Returns 0 when the call was queued (m referenced) and handler will
+ * be run with m once the identity is known: the handler must then return 1
+ * itself. Negative errno on failure (-EBUSY: too many queued calls). */
+int peers_get_caller(Peers *ps, sd_bus_message *m, peer_resume_fn handler, Peer **ret);
+
+Identity peer_identity(const Peer *p);

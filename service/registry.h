@@ -1,0 +1,98 @@
+/* registry.h: the stored entries, by name, and the limits on them.
+ *
+ * The registry owns every Entry in it and each entry owns its fd (always
+ * O_CLOEXEC). It counts entries in all and per owner uid, and the memory
+ * CreateMemory made, and refuses what would pass a limit. It knows nothing
+ * of the bus; the broker object links entries to peers and timers. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <systemd/sd-event.h>
+
+#include "acl.h"
+#include "fdinfo.h"
+#include "hashtable.h"
+
+#define DEFAULT_MAX_ENTRIES 4096U
+#define DEFAULT_MAX_ENTRIES_PER_USER 256U
+#define DEFAULT_MAX_MEMORY_SIZE (UINT64_C(1) << 30)
+
+typedef struct Peer Peer;
+typedef struct Broker Broker;
+
+typedef struct Entry {
+        HashLink link;
+        char *name;
+        uint64_t id;
+        int fd;                 /* owned, O_CLOEXEC */
+        FdKind kind;
+        int flags;              /* F_GETFL of fd when stored */
+        uid_t owner_uid;
+        bool persistent;
+        bool once;
+        char *description;      /* never NULL once stored */
+        Subject *allow;
+        size_t n_allow;
+        uint64_t created_usec;  /* CLOCK_REALTIME */
+        uint64_t expires_usec;  /* CLOCK_REALTIME, 0 = never */
+        uint64_t memory;        /* bytes charged to MaxMemorySize */
+        sd_event_source *expire_source;
+        Broker *broker;         /* that stores it, for the expiry timer */
+
+        /* Connection-lifetime entries sit on their depositor's list. */
+        Peer *peer;
+        struct Entry *peer_prev, *peer_next;
+} Entry;
+
+typedef struct Registry {
+        HashTable by_name;
+        HashTable users;        /* UserCount by uid */
+        unsigned n_entries;
+        uint64_t memory;
+        uint64_t next_id;
+
+        unsigned max_entries;
+        unsigned max_entries_per_user;
+        uint64_t max_memory;
+} Registry;
+
+/* A new, empty entry owning nothing yet (fd = -1). */
+Entry *entry_new(void);
+
+/* Closes the fd and frees everything; the entry must not be in a registry.
+ * Accepts NULL. */
+void entry_free(Entry *e);
+
+static inline void entry_freep(Entry **e) {
+        entry_free(*e);
+}
+
+void registry_init(Registry *reg);
+
+/* Frees every entry. */
+void registry_done(Registry *reg);
+
+Entry *registry_get(const Registry *reg, const char *name);
+
+unsigned registry_count_user(const Registry *reg, uid_t uid);
+
+/* Would adding n_new entries for uid, and memory bytes, pass a limit?
+ * n_freed entries of the same uid and memory_freed bytes go away in the
+ * same step (replace). Returns 0 or -EDQUOT, with *ret_which naming the
+ * limit ("MaxEntries", "MaxEntriesPerUser" or "MaxMemorySize"). */
+int registry_check_quota(const Registry *reg, uid_t uid, unsigned n_new, unsigned n_freed,
+                         uint64_t memory, uint64_t memory_freed, const char **ret_which);
+
+/* Inserts e (consumed on success: the registry owns it). -EEXIST when the
+ * name is taken, -ENOMEM. Quotas are the caller's to check first. */
+int registry_add(Registry *reg, Entry *e);
+
+/* Unlinks e from the registry without freeing it. */
+void registry_unlink(Registry *reg, Entry *e);
+
+/* Every entry, in no order: ret gets a malloc'ed array of n borrowed
+ * pointers. */
+int registry_all(const Registry *reg, Entry ***ret, size_t *ret_n);

@@ -1,0 +1,92 @@
+/* Unit tests of the entry registry and its limits (service/registry.c). */
+#include <errno.h>
+#include <fcntl.h>
+#include <glib.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "registry.h"
+
+static Entry *entry(const char *name, uid_t uid) {
+        Entry *e = entry_new();
+        e->name = strdup(name);
+        e->description = strdup("");
+        e->owner_uid = uid;
+        e->fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        return e;
+}
+
+static void test_add_get_unlink(void) {
+        Registry reg;
+        Entry *e;
+
+        registry_init(&reg);
+        g_assert_cmpint(registry_add(&reg, entry("a", 1)), ==, 0);
+        g_assert_cmpint(registry_add(&reg, entry("b", 1)), ==, 0);
+        e = entry("a", 2);
+        g_assert_cmpint(registry_add(&reg, e), ==, -EEXIST);
+        entry_free(e);
+        g_assert_cmpuint(reg.n_entries, ==, 2);
+        g_assert_cmpuint(registry_count_user(&reg, 1), ==, 2);
+        e = registry_get(&reg, "a");
+        g_assert_nonnull(e);
+        g_assert_cmpuint(e->owner_uid, ==, 1);
+        registry_unlink(&reg, e);
+        entry_free(e);
+        g_assert_null(registry_get(&reg, "a"));
+        g_assert_cmpuint(registry_count_user(&reg, 1), ==, 1);
+        registry_done(&reg);
+}
+
+static void test_many(void) {
+        Registry reg;
+        Entry **all;
+        size_t n;
+        char name[32];
+
+        registry_init(&reg);
+        for (int i = 0; i < 5000; i++) {
+                snprintf(name, sizeof name, "e/%d", i);
+                g_assert_cmpint(registry_add(&reg, entry(name, (uid_t) (i % 7))), ==, 0);
+        }
+        for (int i = 0; i < 5000; i += 997) {
+                snprintf(name, sizeof name, "e/%d", i);
+                g_assert_nonnull(registry_get(&reg, name));
+        }
+        g_assert_cmpint(registry_all(&reg, &all, &n), ==, 0);
+        g_assert_cmpuint(n, ==, 5000);
+        free(all);
+        registry_done(&reg);
+}
+
+static void test_quota(void) {
+        Registry reg;
+        const char *which = NULL;
+
+        registry_init(&reg);
+        reg.max_entries = 3;
+        reg.max_entries_per_user = 2;
+        reg.max_memory = 100;
+        g_assert_cmpint(registry_add(&reg, entry("a", 1)), ==, 0);
+        g_assert_cmpint(registry_add(&reg, entry("b", 1)), ==, 0);
+        g_assert_cmpint(registry_check_quota(&reg, 1, 1, 0, 0, 0, &which), ==, -EDQUOT);
+        g_assert_cmpstr(which, ==, "MaxEntriesPerUser");
+        g_assert_cmpint(registry_check_quota(&reg, 1, 1, 1, 0, 0, &which), ==, 0); /* replace */
+        g_assert_cmpint(registry_check_quota(&reg, 2, 1, 0, 0, 0, &which), ==, 0);
+        g_assert_cmpint(registry_add(&reg, entry("c", 2)), ==, 0);
+        g_assert_cmpint(registry_check_quota(&reg, 3, 1, 0, 0, 0, &which), ==, -EDQUOT);
+        g_assert_cmpstr(which, ==, "MaxEntries");
+        g_assert_cmpint(registry_check_quota(&reg, 2, 0, 0, 101, 0, &which), ==, -EDQUOT);
+        g_assert_cmpstr(which, ==, "MaxMemorySize");
+        g_assert_cmpint(registry_check_quota(&reg, 2, 0, 0, 100, 0, &which), ==, 0);
+        registry_done(&reg);
+}
+
+int main(int argc, char *argv[]) {
+        g_test_init(&argc, &argv, NULL);
+        g_test_add_func("/registry/add-get-unlink", test_add_get_unlink);
+        g_test_add_func("/registry/many-entries", test_many);
+        g_test_add_func("/registry/quota", test_quota);
+        return g_test_run();
+}
