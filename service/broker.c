@@ -12,7 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/openat2.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,6 +26,8 @@
 #include "log.h"
 #include "names.h"
 #include "peers.h"
+#include "policy.h"
+#include "polkit.h"
 #include "registry.h"
 
 #define OBJECT_PATH "/org/fdbroker/Broker1"
@@ -57,6 +62,8 @@ struct Broker {
         sd_bus_slot *object;
         Registry reg;
         Peers peers;
+        Polkit polkit;
+        Policy *policy;               /* admin rules; NULL: none */
         Waiter *waiters, *waiters_tail;
 };
 
@@ -359,7 +366,8 @@ static int check_name(const char *name, sd_bus_error *error) {
 
 /* ---- who may see what -------------------------------------------------- */
 
-static bool may_retrieve(const Peer *p, const Entry *e) {
+/* The entry ACL: owner, root, and the subjects in `allow`. */
+static bool acl_allows(const Peer *p, const Entry *e) {
         Identity id;
 
         if (p->uid == 0 || p->uid == e->owner_uid)
@@ -368,10 +376,72 @@ static bool may_retrieve(const Peer *p, const Entry *e) {
         return acl_matches(e->allow, e->n_allow, &id);
 }
 
-/* The entry under name, if the caller may see it. */
-static Entry *lookup_visible(Broker *b, const Peer *p, const char *name) {
-        Entry *e = registry_get(&b->reg, name);
-        return e && may_retrieve(p, e) ? e : NULL;
+static PolicyDecision decide(const Broker *b, const Peer *p, PolicyAction action, const char *what) {
+        Identity id = peer_identity(p);
+        PolicyDecision d;
+        policy_decide(b->policy, action, what, &id, &d);
+        return d;
+}
+
+/* Whether p may retrieve e without asking anyone: a rule saying yes, or no
+ * rule and the ACL. *ret_cap gets the deciding rule's access cap. */
+static bool may_retrieve_now(const Broker *b, const Peer *p, const Entry *e, int *ret_cap) {
+        PolicyDecision d = decide(b, p, POLICY_ACTION_RETRIEVE, e->name);
+        *ret_cap = d.access;
+        if (d.matched)
+                return d.result == POLICY_RESULT_YES;
+        return acl_allows(p, e);
+}
+
+/* Whether p may learn that e exists: it owns it, or may retrieve it now or
+ * after authentication. */
+static bool may_see(const Broker *b, const Peer *p, const Entry *e) {
+        PolicyDecision d;
+
+        if (p->uid == 0 || p->uid == e->owner_uid)
+                return true;
+        d = decide(b, p, POLICY_ACTION_RETRIEVE, e->name);
+        if (d.matched)
+                return d.result != POLICY_RESULT_NO;
+        return acl_allows(p, e);
+}
+
+/* ---- authorization ----------------------------------------------------- */
+
+#define AUTH_NO_RULE 2
+
+static int ask_polkit(Broker *b, sd_bus_message *m, Peer *p, PolicyAction action, const char *what,
+                      const char *requested, peer_resume_fn handler, sd_bus_error *error) {
+        char id[64];
+
+        snprintf(id, sizeof id, "org.fdbroker.%s", policy_action_to_string(action));
+        return polkit_check(&b->polkit, m, p, id, action == POLICY_ACTION_OPEN_PATH ? "path" : "name", what,
+                            requested, handler, error);
+}
+
+/* Asks the admin rules, and polkit where a rule says auth_*, whether p may
+ * perform action on what (an entry name or a path). Returns 1 when a rule
+ * allows it (*ret_cap gets its access cap), AUTH_NO_RULE when no rule
+ * matched (the caller applies the default), 0 while polkit is asked (the
+ * handler returns 1 and runs again with the answer), negative with error
+ * set when refused. */
+static int authorize(Broker *b, sd_bus_message *m, Peer *p, PolicyAction action, const char *what,
+                     peer_resume_fn handler, int *ret_cap, sd_bus_error *error) {
+        PolicyDecision d = decide(b, p, action, what);
+
+        if (ret_cap)
+                *ret_cap = d.access;
+        if (!d.matched)
+                return AUTH_NO_RULE;
+        if (d.result == POLICY_RESULT_YES)
+                return 1;
+        if (d.result == POLICY_RESULT_NO) {
+                log_info("%s (uid %u): rule '%s' refuses %s of '%s'", p->unique_name, (unsigned) p->uid, d.rule,
+                         policy_action_to_string(action), what);
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED, "Rule '%s' does not allow %s of '%s'.",
+                                         d.rule, policy_action_to_string(action), what);
+        }
+        return ask_polkit(b, m, p, action, what, policy_result_to_string(d.result), handler, error);
 }
 
 static int not_found(sd_bus_error *error, const char *name) {
@@ -575,13 +645,22 @@ static int store_entry(Broker *b, Peer *p, Entry *e, Entry *old, const DepositOp
         return 0;
 }
 
-/* Makes the fd handed to a retriever: never wider than the stored one.
- * On success *ret_fd is either -1 (hand out e->fd itself; sd-bus sends a
- * duplicate) or a new fd owned by the caller. */
-static int make_retrieved_fd(const Entry *e, const RetrieveOptions *o, int *ret_fd, sd_bus_error *error) {
+/* Makes the fd handed to a retriever: never wider than the stored one, nor
+ * than cap (a rule's Access=, or POLICY_ACCESS_ANY). On success *ret_fd is
+ * either -1 (hand out e->fd itself; sd-bus sends a duplicate) or a new fd
+ * owned by the caller. */
+static int make_retrieved_fd(const Entry *e, const RetrieveOptions *o, int cap, int *ret_fd, sd_bus_error *error) {
         int stored = e->flags & O_ACCMODE;
         int want = o->accmode >= 0 ? o->accmode : stored;
         int r;
+
+        if (cap != POLICY_ACCESS_ANY && cap != O_RDWR && want != cap) {
+                if (o->accmode >= 0 || stored != O_RDWR)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                                 "Policy lets you have '%s' only %s.", e->name,
+                                                 fdinfo_accmode_to_string(cap));
+                want = cap; /* narrow a read-write entry to the cap */
+        }
 
         if (want != stored && stored != O_RDWR)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
@@ -609,13 +688,13 @@ static int make_retrieved_fd(const Entry *e, const RetrieveOptions *o, int *ret_
 }
 
 /* Replies to a Retrieve call m with e and consumes a once entry. */
-static int reply_retrieve(Broker *b, Peer *p, sd_bus_message *m, Entry *e, const RetrieveOptions *o,
+static int reply_retrieve(Broker *b, Peer *p, sd_bus_message *m, Entry *e, const RetrieveOptions *o, int cap,
                           sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_close_ int fd = -1;
         int r;
 
-        r = make_retrieved_fd(e, o, &fd, error);
+        r = make_retrieved_fd(e, o, cap, &fd, error);
         if (r < 0)
                 return r;
         r = sd_bus_message_new_method_return(m, &reply);
@@ -733,13 +812,16 @@ static void serve_waiters(Broker *b, const char *name) {
                 e = registry_get(&b->reg, name);
                 if (!e)
                         return; /* a once entry went to an earlier waiter */
-                if (!may_retrieve(w->peer, e))
+                /* Waiters are served only what needs no question to polkit:
+                 * the others keep waiting, and time out. */
+                int cap;
+                if (!may_retrieve_now(b, w->peer, e, &cap))
                         continue;
 
                 _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
                 RetrieveOptions o = { .accmode = w->accmode, .reopen = w->reopen };
                 bool once = e->once;
-                int r = reply_retrieve(b, w->peer, w->message, e, &o, &error);
+                int r = reply_retrieve(b, w->peer, w->message, e, &o, cap, &error);
                 if (r < 0 || sd_bus_error_is_set(&error)) {
                         if (!sd_bus_error_is_set(&error))
                                 sd_bus_error_set_errno(&error, r);
@@ -767,11 +849,27 @@ static int get_caller(Broker *b, sd_bus_message *m, peer_resume_fn handler, Peer
 
 /* ---- methods ----------------------------------------------------------- */
 
+/* Deposit-like calls share their authorization: a deposit rule (or a
+ * create-memory one) may refuse, ask polkit, or cap the stored access to
+ * read-only. No rule: allowed. */
+static int authorize_deposit(Broker *b, sd_bus_message *m, Peer *p, PolicyAction action, const char *name,
+                             peer_resume_fn handler, bool *read_only, sd_bus_error *error) {
+        int cap, r;
+
+        r = authorize(b, m, p, action, name, handler, &cap, error);
+        if (r <= 0)
+                return r;
+        if (cap == O_RDONLY)
+                *read_only = true;
+        return 1;
+}
+
 static int method_deposit(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Broker *b = userdata;
         _cleanup_(deposit_options_done) DepositOptions o = {};
         Entry *old, *e = NULL;
         const char *name, *which;
+        bool read_only;
         FdKind kind;
         Peer *p;
         int fd, fl, r;
@@ -794,8 +892,17 @@ static int method_deposit(sd_bus_message *m, void *userdata, sd_bus_error *error
         if (r < 0)
                 return r;
 
-        /* Authorize: deposit is open to everyone until admin policy; the name
-         * must be free or the caller's own to replace. */
+        /* Authorize: the rules, then the name must be free or the caller's
+         * own to replace, and the quotas must allow it. */
+        read_only = o.read_only;
+        r = authorize_deposit(b, m, p, POLICY_ACTION_DEPOSIT, name, method_deposit, &o.read_only, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        if (o.read_only != read_only) {
+                r = check_deposit_fd(fd, name, &o, &kind, &fl, error);
+                if (r < 0)
+                        return r;
+        }
         old = registry_get(&b->reg, name);
         if (old && !(o.replace && old->owner_uid == p->uid))
                 return sd_bus_error_setf(error, ERROR_EXISTS,
@@ -838,6 +945,7 @@ typedef struct Deposited {
         int fd;         /* borrowed from the message */
         FdKind kind;
         int flags;
+        bool read_only;
         Entry *old;
         Entry *entry;
 } Deposited;
@@ -848,6 +956,7 @@ static int method_deposit_many(sd_bus_message *m, void *userdata, sd_bus_error *
         Deposited d[FDS_PER_CALL_MAX] = {};
         size_t n = 0;
         unsigned n_old = 0;
+        bool pending = false;
         const char *which;
         Peer *p;
         int r;
@@ -895,6 +1004,25 @@ static int method_deposit_many(sd_bus_message *m, void *userdata, sd_bus_error *
                         return r;
         }
 
+        /* Every name is authorized before anything is stored; questions to
+         * polkit go out together and the call runs again when all are in. */
+        for (size_t i = 0; i < n; i++) {
+                d[i].read_only = o.read_only;
+                r = authorize_deposit(b, m, p, POLICY_ACTION_DEPOSIT, d[i].name, method_deposit_many,
+                                      &d[i].read_only, error);
+                if (r < 0)
+                        return r;
+                pending = pending || r == 0;
+        }
+        if (pending)
+                return 1;
+        for (size_t i = 0; i < n; i++) {
+                DepositOptions oi = o;
+                oi.read_only = d[i].read_only;
+                r = check_deposit_fd(d[i].fd, d[i].name, &oi, &d[i].kind, &d[i].flags, error);
+                if (r < 0)
+                        return r;
+        }
         for (size_t i = 0; i < n; i++) {
                 Entry *old = registry_get(&b->reg, d[i].name);
                 if (old && !(o.replace && old->owner_uid == p->uid))
@@ -911,7 +1039,9 @@ static int method_deposit_many(sd_bus_message *m, void *userdata, sd_bus_error *
                                          n, which);
 
         for (size_t i = 0; i < n; i++) {
-                r = make_entry(d[i].name, d[i].fd, d[i].kind, d[i].flags, p->uid, &o, &d[i].entry);
+                DepositOptions oi = o;
+                oi.read_only = d[i].read_only;
+                r = make_entry(d[i].name, d[i].fd, d[i].kind, d[i].flags, p->uid, &oi, &d[i].entry);
                 if (r < 0)
                         goto fail;
         }
@@ -948,13 +1078,39 @@ fail:
         return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "Could not store the entries: %s.", strerror(-r));
 }
 
+/* Authorizes retrieving name. Returns 1 with *ret_entry and *ret_cap when
+ * allowed, 0 while polkit is asked, AUTH_NO_RULE when the entry is not there
+ * for this caller (missing, or invisible to it: the caller may wait), or
+ * negative with error set. */
+static int authorize_retrieve(Broker *b, sd_bus_message *m, Peer *p, const char *name, peer_resume_fn handler,
+                              Entry **ret_entry, int *ret_cap, sd_bus_error *error) {
+        Entry *e = registry_get(&b->reg, name);
+        int r;
+
+        if (!e)
+                return AUTH_NO_RULE;
+        r = authorize(b, m, p, POLICY_ACTION_RETRIEVE, name, handler, ret_cap, error);
+        if (r == AUTH_NO_RULE) {
+                if (!acl_allows(p, e))
+                        return AUTH_NO_RULE;
+                r = 1;
+        } else if (r < 0 && sd_bus_error_has_name(error, SD_BUS_ERROR_ACCESS_DENIED) && !acl_allows(p, e)) {
+                /* Refused, and the caller could not have known it exists. */
+                sd_bus_error_free(error);
+                return AUTH_NO_RULE;
+        }
+        if (r > 0)
+                *ret_entry = e;
+        return r;
+}
+
 static int method_retrieve(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Broker *b = userdata;
         RetrieveOptions o;
         const char *name;
-        Entry *e;
+        Entry *e = NULL;
         Peer *p;
-        int r;
+        int cap, r;
 
         r = get_caller(b, m, method_retrieve, &p, error);
         if (r <= 0)
@@ -970,13 +1126,17 @@ static int method_retrieve(sd_bus_message *m, void *userdata, sd_bus_error *erro
         if (r < 0)
                 return r;
 
-        e = lookup_visible(b, p, name);
-        if (!e) {
+        r = authorize_retrieve(b, m, p, name, method_retrieve, &e, &cap, error);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return 1;
+        if (r == AUTH_NO_RULE) {
                 if (o.wait_usec > 0)
                         return park_retrieve(b, p, m, name, &o, error);
                 return not_found(error, name);
         }
-        return reply_retrieve(b, p, m, e, &o, error);
+        return reply_retrieve(b, p, m, e, &o, cap, error);
 }
 
 static int method_retrieve_many(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -984,7 +1144,8 @@ static int method_retrieve_many(sd_bus_message *m, void *userdata, sd_bus_error 
         _cleanup_(strv_freep) char **names = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         Entry *entries[FDS_PER_CALL_MAX];
-        int fds[FDS_PER_CALL_MAX];
+        int fds[FDS_PER_CALL_MAX], caps[FDS_PER_CALL_MAX];
+        bool pending = false;
         RetrieveOptions o;
         size_t n = 0;
         Peer *p;
@@ -1017,12 +1178,18 @@ static int method_retrieve_many(sd_bus_message *m, void *userdata, sd_bus_error 
                                                          names[i]);
         }
         for (size_t i = 0; i < n; i++) {
-                entries[i] = lookup_visible(b, p, names[i]);
-                if (!entries[i])
+                entries[i] = NULL;
+                r = authorize_retrieve(b, m, p, names[i], method_retrieve_many, &entries[i], &caps[i], error);
+                if (r < 0)
+                        return r;
+                if (r == AUTH_NO_RULE)
                         return sd_bus_error_setf(error, ERROR_NOT_FOUND,
                                                  "No entry named '%s' that you may retrieve; nothing was retrieved.",
                                                  names[i]);
+                pending = pending || r == 0;
         }
+        if (pending)
+                return 1;
 
         for (size_t i = 0; i < n; i++)
                 fds[i] = -1;
@@ -1030,7 +1197,7 @@ static int method_retrieve_many(sd_bus_message *m, void *userdata, sd_bus_error 
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "{sh}");
         for (size_t i = 0; r >= 0 && i < n; i++) {
-                r = make_retrieved_fd(entries[i], &o, &fds[i], error);
+                r = make_retrieved_fd(entries[i], &o, caps[i], &fds[i], error);
                 if (r >= 0)
                         r = sd_bus_message_append(reply, "{sh}", names[i], fds[i] >= 0 ? fds[i] : entries[i]->fd);
         }
@@ -1052,6 +1219,7 @@ static int method_retrieve_many(sd_bus_message *m, void *userdata, sd_bus_error 
 static int method_remove(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Broker *b = userdata;
         const char *name;
+        bool visible;
         Entry *e;
         Peer *p;
         int r;
@@ -1067,13 +1235,34 @@ static int method_remove(sd_bus_message *m, void *userdata, sd_bus_error *error)
         if (r < 0)
                 return r;
 
-        e = lookup_visible(b, p, name);
+        e = registry_get(&b->reg, name);
         if (!e)
                 return not_found(error, name);
-        if (p->uid != 0 && p->uid != e->owner_uid)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
-                                         "Entry '%s' belongs to uid %u; only its owner or root may remove it.", name,
-                                         (unsigned) e->owner_uid);
+        visible = may_see(b, p, e);
+
+        /* A remove rule decides first; then the owner and root may; then a
+         * manage rule, or polkit's org.fdbroker.manage. Callers who may not
+         * see the entry never reach polkit: it would tell them it exists. */
+        r = authorize(b, m, p, POLICY_ACTION_REMOVE, name, method_remove, NULL, error);
+        if (r == AUTH_NO_RULE && (p->uid == 0 || p->uid == e->owner_uid))
+                r = 1;
+        else if (r == AUTH_NO_RULE) {
+                r = authorize(b, m, p, POLICY_ACTION_MANAGE, name, method_remove, NULL, error);
+                if (r == AUTH_NO_RULE) {
+                        if (!visible)
+                                return not_found(error, name);
+                        r = ask_polkit(b, m, p, POLICY_ACTION_MANAGE, name, "auth_admin_keep", method_remove, error);
+                }
+        }
+        if (r < 0 && !visible) {
+                sd_bus_error_free(error);
+                return not_found(error, name);
+        }
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return 1;
+
         log_info("%s (uid %u) removes '%s'", p->unique_name, (unsigned) p->uid, name);
         broker_remove_entry(b, e, "removed by request");
         return sd_bus_reply_method_return(m, NULL);
@@ -1081,6 +1270,15 @@ static int method_remove(sd_bus_message *m, void *userdata, sd_bus_error *error)
 
 static int compare_entries(const void *a, const void *b) {
         return strcmp((*(Entry *const *) a)->name, (*(Entry *const *) b)->name);
+}
+
+/* List never asks polkit: a list rule other than yes hides the entries it
+ * matches. */
+static bool may_list(const Broker *b, const Peer *p, const Entry *e) {
+        PolicyDecision d = decide(b, p, POLICY_ACTION_LIST, e->name);
+        if (d.matched && d.result != POLICY_RESULT_YES)
+                return false;
+        return may_see(b, p, e);
 }
 
 static int method_list(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -1124,7 +1322,7 @@ static int method_list(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++)
-                if (name_has_prefix(all[i]->name, prefix) && may_retrieve(p, all[i]))
+                if (name_has_prefix(all[i]->name, prefix) && may_list(b, p, all[i]))
                         all[k++] = all[i];
         qsort(all, k, sizeof *all, compare_entries);
 
@@ -1180,13 +1378,17 @@ static int method_create_memory(sd_bus_message *m, void *userdata, sd_bus_error 
                                          "Size %" PRIu64 " of '%s' is above MaxMemorySize (%" PRIu64 " bytes).", size,
                                          name, b->reg.max_memory);
 
+        r = authorize_deposit(b, m, p, POLICY_ACTION_CREATE_MEMORY, name, method_create_memory, &o.read_only, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
         old = registry_get(&b->reg, name);
         if (old && !(o.replace && old->owner_uid == p->uid))
                 return sd_bus_error_setf(error, ERROR_EXISTS, "An entry named '%s' exists.", name);
         r = registry_check_quota(&b->reg, p->uid, 1, old ? 1 : 0, size, old ? old->memory : 0, &which);
         if (r < 0)
-                return sd_bus_error_setf(error, ERROR_QUOTA, "Cannot create '%s' of %" PRIu64 " bytes: the %s limit is reached.",
-                                         name, size, which);
+                return sd_bus_error_setf(error, ERROR_QUOTA,
+                                         "Cannot create '%s' of %" PRIu64 " bytes: the %s limit is reached.", name,
+                                         size, which);
 
         snprintf(memfd_name, sizeof memfd_name, "fdbroker:%s", name);
         mfd = memfd_create(memfd_name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
@@ -1218,12 +1420,14 @@ static int method_create_memory(sd_bus_message *m, void *userdata, sd_bus_error 
 static bool path_is_normalised_absolute(const char *path) {
         if (path[0] != '/' || strlen(path) > 4095)
                 return false;
+        if (path[1] == '\0')
+                return true;
         for (const char *p = path; *p;) {
                 size_t n;
                 p++; /* skip '/' */
                 n = strcspn(p, "/");
                 if (n == 0)
-                        return p[0] == '\0' && p - 1 == path; /* "/" alone */
+                        return false; /* "//" or a trailing '/' */
                 if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
                         return false;
                 p += n;
@@ -1231,11 +1435,54 @@ static bool path_is_normalised_absolute(const char *path) {
         return true;
 }
 
+/* Opens path for the caller: no symlink on the way, regular files and
+ * devices only, and nothing that could block the broker (the open is
+ * non-blocking; O_NONBLOCK is cleared after unless asked for). Returns a
+ * new fd owned by the caller, or negative errno (-EMEDIUMTYPE for a file of
+ * the wrong type). */
+static int open_path(const char *path, int accmode, bool nonblock, int *ret_fd) {
+        struct open_how how = {
+                .flags = (uint64_t) (accmode | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW),
+                .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+        };
+        _cleanup_close_ int fd = -1;
+        struct stat st;
+
+        /* A FIFO would be opened (and would not block, thanks to O_NONBLOCK)
+         * before we could see what it is; look first, through O_PATH. */
+        struct open_how probe = { .flags = O_PATH | O_CLOEXEC | O_NOFOLLOW, .resolve = how.resolve };
+        fd = (int) syscall(SYS_openat2, AT_FDCWD, path, &probe, sizeof probe);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (S_ISLNK(st.st_mode))
+                return -ELOOP; /* O_PATH|O_NOFOLLOW hands back the link itself */
+        if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode))
+                return -EMEDIUMTYPE;
+        fd = safe_close(fd);
+
+        fd = (int) syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode))
+                return -EMEDIUMTYPE; /* swapped between the two opens */
+        if (!nonblock && fcntl(fd, F_SETFL, 0) < 0)
+                return -errno;
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
 static int method_open_path(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Broker *b = userdata;
+        _cleanup_close_ int fd = -1;
         const char *path;
+        bool nonblock = false;
+        unsigned seen = 0;
+        int accmode = O_RDONLY, cap, r;
         Peer *p;
-        int r;
 
         r = get_caller(b, m, method_open_path, &p, error);
         if (r <= 0)
@@ -1249,21 +1496,23 @@ static int method_open_path(sd_bus_message *m, void *userdata, sd_bus_error *err
                 return r;
         while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
                 const char *key, *v;
-                bool nb;
-                int mode;
                 r = sd_bus_message_read(m, "s", &key);
                 if (r < 0)
                         return r;
                 if (strcmp(key, "access") == 0) {
-                        r = read_string_option(m, key, &v, error);
-                        if (r >= 0 && parse_access(v, &mode) < 0)
+                        r = check_duplicate(&seen, 1 << 0, key, error);
+                        if (r >= 0)
+                                r = read_string_option(m, key, &v, error);
+                        if (r >= 0 && parse_access(v, &accmode) < 0)
                                 return sd_bus_error_setf(
                                         error, SD_BUS_ERROR_INVALID_ARGS,
                                         "Option 'access' must be 'read-only', 'write-only' or 'read-write', not '%s'.",
                                         v);
-                } else if (strcmp(key, "nonblock") == 0)
-                        r = read_bool_option(m, key, &nb, error);
-                else
+                } else if (strcmp(key, "nonblock") == 0) {
+                        r = check_duplicate(&seen, 1 << 1, key, error);
+                        if (r >= 0)
+                                r = read_bool_option(m, key, &nonblock, error);
+                } else
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                  "Unknown option '%s'; OpenPath takes access and nonblock.", key);
                 if (r < 0)
@@ -1274,15 +1523,44 @@ static int method_open_path(sd_bus_message *m, void *userdata, sd_bus_error *err
         }
         if (r < 0)
                 return r;
+        r = sd_bus_message_exit_container(m);
+        if (r < 0)
+                return r;
         if (!path_is_normalised_absolute(path))
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "Path '%s' must be absolute and normalised (no '.', '..' or '//').", path);
+                                         "Path '%s' must be absolute and normalised (no '.', '..', '//' or trailing "
+                                         "'/').",
+                                         path);
 
-        log_info("%s (uid %u) was refused OpenPath('%s'): no policy grants it", p->unique_name, (unsigned) p->uid,
-                 path);
-        return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
-                                 "No policy grants open-path for '%s' (admin policy rules are not supported yet).",
-                                 path);
+        /* An open-path rule decides; without one, polkit does. */
+        r = authorize(b, m, p, POLICY_ACTION_OPEN_PATH, path, method_open_path, &cap, error);
+        if (r == AUTH_NO_RULE)
+                r = ask_polkit(b, m, p, POLICY_ACTION_OPEN_PATH, path, "auth_admin_keep", method_open_path, error);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return 1;
+        if (cap != POLICY_ACCESS_ANY && cap != O_RDWR && cap != accmode)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                         "Policy lets you open '%s' only %s, not %s.", path,
+                                         fdinfo_accmode_to_string(cap), fdinfo_accmode_to_string(accmode));
+
+        r = open_path(path, accmode, nonblock, &fd);
+        if (r == -ELOOP)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "'%s' is or passes through a symbolic link, which OpenPath never follows.",
+                                         path);
+        if (r == -EMEDIUMTYPE)
+                return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
+                                         "'%s' is not a regular file or a device; OpenPath opens only those.", path);
+        if (r == -ENOENT)
+                return sd_bus_error_setf(error, ERROR_NOT_FOUND, "'%s' does not exist.", path);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, -r, "Could not open '%s': %s.", path, strerror(-r));
+
+        log_info("%s (uid %u) opened '%s' %s", p->unique_name, (unsigned) p->uid, path,
+                 fdinfo_accmode_to_string(accmode));
+        return sd_bus_reply_method_return(m, "h", fd);
 }
 
 /* ---- properties -------------------------------------------------------- */
@@ -1329,6 +1607,7 @@ static const sd_bus_vtable broker_vtable[] = {
 static void on_peer_gone(Peer *p, void *userdata) {
         Broker *b = userdata;
 
+        polkit_forget_peer(&b->polkit, p);
         while (p->waiters)
                 waiter_free(p->waiters);
         while (p->entries)
@@ -1344,6 +1623,7 @@ int broker_new(sd_event *event, sd_bus *bus, Broker **ret) {
         b->event = sd_event_ref(event);
         b->bus = sd_bus_ref(bus);
         registry_init(&b->reg);
+        polkit_init(&b->polkit, bus, b);
         r = peers_init(&b->peers, bus, on_peer_gone, b);
         if (r < 0)
                 return r;
@@ -1357,8 +1637,10 @@ int broker_new(sd_event *event, sd_bus *bus, Broker **ret) {
 Broker *broker_free(Broker *b) {
         if (!b)
                 return NULL;
-        peers_done(&b->peers); /* drops waiters and connection entries */
+        peers_done(&b->peers); /* drops waiters, polkit questions, connection entries */
+        polkit_done(&b->polkit);
         registry_done(&b->reg);
+        policy_free(b->policy);
         sd_bus_slot_unref(b->object);
         sd_bus_unref(b->bus);
         sd_event_unref(b->event);
@@ -1368,4 +1650,17 @@ Broker *broker_free(Broker *b) {
 
 unsigned broker_entry_count(const Broker *b) {
         return b->reg.n_entries;
+}
+
+void broker_set_policy(Broker *b, Policy *policy) {
+        const PolicyLimits none = {};
+        const PolicyLimits *l = policy ? &policy->limits : &none;
+
+        policy_free(b->policy);
+        b->policy = policy;
+        /* Lowered limits refuse new entries; existing ones stay. */
+        b->reg.max_entries = l->has_max_entries ? l->max_entries : DEFAULT_MAX_ENTRIES;
+        b->reg.max_entries_per_user = l->has_max_entries_per_user ? l->max_entries_per_user
+                                                                   : DEFAULT_MAX_ENTRIES_PER_USER;
+        b->reg.max_memory = l->has_max_memory_size ? l->max_memory_size : DEFAULT_MAX_MEMORY_SIZE;
 }

@@ -22,3 +22,9 @@ static inline void broker_freep(Broker **b) {
 }
 
 unsigned broker_entry_count(const Broker *b);
+
+typedef struct Policy Policy;
+
+/* Puts policy (consumed; NULL for no rules) in force, with its [Limits]
+ * replacing the defaults. Entries already stored are untouched. */
+void broker_set_policy(Broker *b, Policy *policy);

@@ -57,4 +57,6 @@ static inline void strv_freep(char ***p) {
                 _p_;                            \
         })
 
+#define _fallthrough_ __attribute__((fallthrough))
+
 #define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))

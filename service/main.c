@@ -4,6 +4,7 @@
  * the tests link too. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,17 +19,27 @@
 #include "cleanup.h"
 #include "config.h"
 #include "log.h"
+#include "policy.h"
 
 #define BUS_NAME "org.fdbroker.Broker1"
+#define POLICY_DIRS_MAX 16
+
+/* In priority order: the first masks same-named files of the later ones. */
+static char *arg_policy_dirs[POLICY_DIRS_MAX + 1] = { (char *) FDBROKER_ADMIN_POLICY_DIR,
+                                                      (char *) FDBROKER_VENDOR_POLICY_DIR };
+static bool arg_policy_dirs_given;
 
 static void help(void) {
         printf("Usage: fdbroker [OPTIONS]\n\n"
                "Broker Unix file descriptors between processes over D-Bus (%s).\n\n"
                "  --bus=system|session|ADDRESS  the bus to serve (default: system)\n"
+               "  --policy-dir=DIR              read rules from DIR instead of %s and %s\n"
+               "                                (repeatable, highest priority first)\n"
+               "  --check-policy                validate the policy files and exit\n"
                "  --verbose                     log every call, not just changes\n"
                "  -h, --help                    show this help\n"
                "  --version                     show the version\n",
-               BUS_NAME);
+               BUS_NAME, FDBROKER_ADMIN_POLICY_DIR, FDBROKER_VENDOR_POLICY_DIR);
 }
 
 static void raise_nofile_limit(void) {
@@ -71,6 +82,49 @@ static int bus_open(const char *which, sd_bus **ret) {
         return 0;
 }
 
+/* Loads the policy; problems are printed, one "FILE:LINE: message" each,
+ * bare for --check-policy and as log lines for the daemon. */
+static int load_policy(Policy **ret, bool bare) {
+        char **problems = NULL;
+        int r = policy_load(arg_policy_dirs, ret, &problems);
+        if (r == -EINVAL) {
+                for (char **p = problems; p && *p; p++)
+                        if (bare)
+                                fprintf(stderr, "%s\n", *p);
+                        else
+                                log_error("%s", *p);
+                policy_problems_free(problems);
+        } else if (r < 0)
+                log_error("could not read the policy: %s", strerror(-r));
+        return r;
+}
+
+static int check_policy(void) {
+        Policy *p = NULL;
+        int r = load_policy(&p, true);
+        if (r < 0)
+                return r;
+        printf("%zu rule(s) in %s: OK\n", p->n_rules, p->files && p->files[0] ? "the policy files" : "no files");
+        for (char **f = p->files; f && *f; f++)
+                printf("  %s\n", *f);
+        policy_free(p);
+        return 0;
+}
+
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Broker *broker = userdata;
+        Policy *p = NULL;
+
+        log_info("received SIGHUP, reloading the policy");
+        if (load_policy(&p, false) < 0) {
+                log_error("the new policy is broken; keeping the old one");
+                return 0;
+        }
+        log_info("policy reloaded: %zu rule(s)", p->n_rules);
+        broker_set_policy(broker, p);
+        return 0;
+}
+
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         log_info("received %s, exiting", strsignal((int) si->ssi_signo));
         return sd_event_exit(sd_event_source_get_event(s), 0);
@@ -80,10 +134,18 @@ static int run(const char *bus_arg) {
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(broker_freep) Broker *broker = NULL;
+        Policy *policy = NULL;
         sigset_t mask;
         int r;
 
         raise_nofile_limit();
+
+        /* A broken policy is not served with: refuse to start. */
+        r = load_policy(&policy, false);
+        if (r < 0) {
+                log_error("refusing to start with a broken policy; check it with --check-policy");
+                return r;
+        }
 
         r = sd_event_default(&event);
         if (r < 0)
@@ -92,6 +154,7 @@ static int run(const char *bus_arg) {
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
         sigprocmask(SIG_BLOCK, &mask, NULL);
         (void) sd_event_add_signal(event, NULL, SIGTERM, on_signal, NULL);
         (void) sd_event_add_signal(event, NULL, SIGINT, on_signal, NULL);
@@ -104,8 +167,12 @@ static int run(const char *bus_arg) {
                 return r;
 
         r = broker_new(event, bus, &broker);
-        if (r < 0)
+        if (r < 0) {
+                policy_free(policy);
                 return log_error("could not set up the broker object: %s", strerror(-r)), r;
+        }
+        broker_set_policy(broker, policy);
+        (void) sd_event_add_signal(event, NULL, SIGHUP, on_sighup, broker);
 
         r = sd_bus_request_name(bus, BUS_NAME, 0);
         if (r < 0)
@@ -120,15 +187,19 @@ static int run(const char *bus_arg) {
 }
 
 int main(int argc, char *argv[]) {
-        enum { ARG_BUS = 0x100, ARG_VERSION, ARG_VERBOSE };
+        enum { ARG_BUS = 0x100, ARG_VERSION, ARG_VERBOSE, ARG_POLICY_DIR, ARG_CHECK_POLICY };
         static const struct option options[] = {
                 { "bus", required_argument, NULL, ARG_BUS },
                 { "verbose", no_argument, NULL, ARG_VERBOSE },
+                { "policy-dir", required_argument, NULL, ARG_POLICY_DIR },
+                { "check-policy", no_argument, NULL, ARG_CHECK_POLICY },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 {},
         };
         const char *bus_arg = "system";
+        bool arg_check = false;
+        size_t n_dirs = 0;
         int c, r;
 
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
@@ -145,6 +216,20 @@ int main(int argc, char *argv[]) {
                 case ARG_VERBOSE:
                         log_set_max_level(LOG_LEVEL_DEBUG);
                         break;
+                case ARG_POLICY_DIR:
+                        if (!arg_policy_dirs_given) {
+                                arg_policy_dirs_given = true;
+                                arg_policy_dirs[0] = arg_policy_dirs[1] = NULL;
+                        }
+                        if (n_dirs >= POLICY_DIRS_MAX) {
+                                fprintf(stderr, "fdbroker: at most %d --policy-dir options.\n", POLICY_DIRS_MAX);
+                                return EXIT_FAILURE;
+                        }
+                        arg_policy_dirs[n_dirs++] = optarg;
+                        break;
+                case ARG_CHECK_POLICY:
+                        arg_check = true;
+                        break;
                 default:
                         return EXIT_FAILURE;
                 }
@@ -152,6 +237,9 @@ int main(int argc, char *argv[]) {
                 fprintf(stderr, "fdbroker: unexpected argument '%s'; see --help.\n", argv[optind]);
                 return EXIT_FAILURE;
         }
+
+        if (arg_check)
+                return check_policy() < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 
         r = run(bus_arg);
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;

@@ -1,0 +1,209 @@
+/* polkit.c: asynchronous CheckAuthorization. See polkit.h. */
+#include "polkit.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "log.h"
+
+#define ERROR_QUOTA "org.fdbroker.Error.QuotaExceeded"
+#define CHECK_TIMEOUT_USEC (UINT64_C(25) * 1000000)
+#define INTERACTIVE_TIMEOUT_USEC (UINT64_C(300) * 1000000)
+
+typedef enum QueryState {
+        QUERY_PENDING,
+        QUERY_AUTHORIZED,
+        QUERY_DENIED,
+        QUERY_CHALLENGE,
+        QUERY_UNREACHABLE,
+} QueryState;
+
+struct PolkitQuery {
+        PolkitQuery *prev, *next;
+        Polkit *polkit;
+        Peer *peer;
+        sd_bus_message *request;   /* the method call being authorized */
+        peer_resume_fn handler;
+        char *action_id;
+        char *value;
+        sd_bus_slot *slot;         /* CheckAuthorization in flight */
+        QueryState state;
+        char *why;                 /* for QUERY_UNREACHABLE */
+};
+
+void polkit_init(Polkit *pk, sd_bus *bus, void *userdata) {
+        *pk = (Polkit) { .bus = sd_bus_ref(bus), .userdata = userdata };
+}
+
+static void query_free(PolkitQuery *q) {
+        Polkit *pk = q->polkit;
+
+        if (q->prev)
+                q->prev->next = q->next;
+        else
+                pk->queries = q->next;
+        if (q->next)
+                q->next->prev = q->prev;
+        sd_bus_slot_unref(q->slot);
+        sd_bus_message_unref(q->request);
+        free(q->action_id);
+        free(q->value);
+        free(q->why);
+        free(q);
+}
+
+void polkit_done(Polkit *pk) {
+        while (pk->queries)
+                query_free(pk->queries);
+        pk->bus = sd_bus_unref(pk->bus);
+}
+
+void polkit_forget_peer(Polkit *pk, Peer *peer) {
+        for (PolkitQuery *q = pk->queries, *next; q; q = next) {
+                next = q->next;
+                if (q->peer == peer)
+                        query_free(q);
+        }
+}
+
+static PolkitQuery *query_find(Polkit *pk, sd_bus_message *m, const char *action_id, const char *value) {
+        for (PolkitQuery *q = pk->queries; q; q = q->next)
+                if (q->request == m && strcmp(q->action_id, action_id) == 0 && strcmp(q->value, value) == 0)
+                        return q;
+        return NULL;
+}
+
+static bool message_has_pending(Polkit *pk, sd_bus_message *m) {
+        for (PolkitQuery *q = pk->queries; q; q = q->next)
+                if (q->request == m && q->state == QUERY_PENDING)
+                        return true;
+        return false;
+}
+
+static void forget_message(Polkit *pk, sd_bus_message *m) {
+        for (PolkitQuery *q = pk->queries, *next; q; q = next) {
+                next = q->next;
+                if (q->request == m)
+                        query_free(q);
+        }
+}
+
+static int on_check_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        PolkitQuery *q = userdata;
+        Polkit *pk = q->polkit;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *request = sd_bus_message_ref(q->request);
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        const sd_bus_error *e;
+        int authorized, challenge, r;
+
+        q->slot = sd_bus_slot_unref(q->slot);
+        e = sd_bus_message_get_error(reply);
+        if (e) {
+                q->state = QUERY_UNREACHABLE;
+                q->why = strdup(e->message ? e->message : e->name);
+        } else {
+                r = sd_bus_message_read(reply, "(bb", &authorized, &challenge);
+                if (r < 0) {
+                        q->state = QUERY_UNREACHABLE;
+                        q->why = strdup("polkit's answer could not be read");
+                } else
+                        q->state = authorized ? QUERY_AUTHORIZED : challenge ? QUERY_CHALLENGE : QUERY_DENIED;
+        }
+        log_debug("polkit answered %s for %s: %s", q->action_id, q->peer->unique_name,
+                  q->state == QUERY_AUTHORIZED ? "yes" : "no");
+
+        /* Run the call again; it finds the answer now. */
+        (void) sd_bus_message_rewind(request, true);
+        r = q->handler(request, pk->userdata, &error);
+        if (r < 0 || sd_bus_error_is_set(&error)) {
+                if (!sd_bus_error_is_set(&error))
+                        sd_bus_error_set_errno(&error, r);
+                (void) sd_bus_reply_method_error(request, &error);
+        }
+        if (!message_has_pending(pk, request))
+                forget_message(pk, request);
+        return 0;
+}
+
+static unsigned pending_of(Polkit *pk, Peer *peer) {
+        unsigned n = 0;
+        for (PolkitQuery *q = pk->queries; q; q = q->next)
+                n += q->peer == peer && q->state == QUERY_PENDING;
+        return n;
+}
+
+int polkit_check(Polkit *pk, sd_bus_message *m, Peer *peer, const char *action_id, const char *key,
+                 const char *value, const char *requested, peer_resume_fn handler, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        bool interactive = sd_bus_message_get_allow_interactive_authorization(m) > 0;
+        PolkitQuery *q;
+        int r;
+
+        q = query_find(pk, m, action_id, value);
+        if (q) {
+                switch (q->state) {
+                case QUERY_PENDING:
+                        return 0;
+                case QUERY_AUTHORIZED:
+                        return 1;
+                case QUERY_CHALLENGE:
+                        if (!interactive)
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
+                                                         "%s for '%s' needs authentication; call again allowing "
+                                                         "interactive authorization.",
+                                                         action_id, value);
+                        _fallthrough_;
+                case QUERY_DENIED:
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                                 "polkit did not authorize %s for '%s'.", action_id, value);
+                case QUERY_UNREACHABLE:
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                                 "%s for '%s' needs polkit's authorization, and polkit was not "
+                                                 "reachable (%s).",
+                                                 action_id, value, q->why ? q->why : "no answer");
+                }
+        }
+
+        if (pending_of(pk, peer) >= POLKIT_PENDING_PER_PEER_MAX)
+                return sd_bus_error_setf(error, ERROR_QUOTA,
+                                         "This connection already waits for %d polkit answers; try again later.",
+                                         POLKIT_PENDING_PER_PEER_MAX);
+
+        q = calloc(1, sizeof *q);
+        if (!q)
+                return -ENOMEM;
+        q->polkit = pk;
+        q->peer = peer;
+        q->handler = handler;
+        q->request = sd_bus_message_ref(m);
+        q->action_id = strdup(action_id);
+        q->value = strdup(value);
+        q->next = pk->queries;
+        if (pk->queries)
+                pk->queries->prev = q;
+        pk->queries = q;
+        if (!q->action_id || !q->value) {
+                query_free(q);
+                return -ENOMEM;
+        }
+
+        r = sd_bus_message_new_method_call(pk->bus, &call, "org.freedesktop.PolicyKit1",
+                                           "/org/freedesktop/PolicyKit1/Authority",
+                                           "org.freedesktop.PolicyKit1.Authority", "CheckAuthorization");
+        if (r >= 0)
+                r = sd_bus_message_append(call, "(sa{sv})s", "system-bus-name", 1, "name", "s", peer->unique_name,
+                                          action_id);
+        if (r >= 0)
+                r = sd_bus_message_append(call, "a{ss}us", 2, key, value, "fdbroker.requested-result", requested,
+                                          (uint32_t) (interactive ? 1 : 0), "");
+        if (r >= 0)
+                r = sd_bus_call_async(pk->bus, &q->slot, call, on_check_reply, q,
+                                      interactive ? INTERACTIVE_TIMEOUT_USEC : CHECK_TIMEOUT_USEC);
+        if (r < 0) {
+                query_free(q);
+                return r;
+        }
+        return 0;
+}
