@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <pwd.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,6 +87,26 @@ int acl_subject_parse(const char *text, Subject *ret) {
 
         *ret = s;
         return 0;
+}
+
+char *acl_subject_format(const Subject *s) {
+        char *t = NULL;
+        int r = -1;
+
+        switch (s->kind) {
+        case SUBJECT_EVERYONE:
+                return strdup("everyone");
+        case SUBJECT_UID:
+                r = asprintf(&t, "uid:%u", (unsigned) s->uid);
+                break;
+        case SUBJECT_GID:
+                r = asprintf(&t, "gid:%u", (unsigned) s->gid);
+                break;
+        case SUBJECT_LABEL:
+                r = asprintf(&t, "label:%s", s->label);
+                break;
+        }
+        return r < 0 ? NULL : t;
 }
 
 void acl_subject_done(Subject *s) {

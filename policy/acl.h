@@ -43,6 +43,11 @@ int acl_subject_parse(const char *text, Subject *ret);
 
 void acl_subject_done(Subject *s);
 
+/* The canonical text of a subject, which acl_subject_parse() reads back to
+ * the same subject: uid:N, gid:N, label:CONTEXT or everyone. Returns a new
+ * string or NULL on OOM. */
+char *acl_subject_format(const Subject *s);
+
 /* Frees an array of n subjects (and the array). Accepts NULL. */
 void acl_subjects_free(Subject *s, size_t n);
 

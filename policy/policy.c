@@ -636,7 +636,8 @@ static int collect_files(char *const *dirs, PolicyFile **ret, size_t *ret_n) {
                 }
                 closedir(dir);
         }
-        qsort(files, n, sizeof *files, compare_files);
+        if (n > 1)
+                qsort(files, n, sizeof *files, compare_files);
         *ret = files;
         *ret_n = n;
         return 0;

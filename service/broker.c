@@ -26,6 +26,7 @@
 #include "log.h"
 #include "names.h"
 #include "peers.h"
+#include "persist.h"
 #include "policy.h"
 #include "polkit.h"
 #include "registry.h"
@@ -64,6 +65,8 @@ struct Broker {
         Peers peers;
         Polkit polkit;
         Policy *policy;               /* admin rules; NULL: none */
+        Persist persist;
+        uint64_t n_calls;             /* method calls seen, for idle detection */
         Waiter *waiters, *waiters_tail;
 };
 
@@ -182,7 +185,7 @@ static int read_allow(sd_bus_message *m, DepositOptions *o, sd_bus_error *error)
         if (r < 0)
                 return r;
 
-        while (strv[n])
+        while (strv && strv[n]) /* an empty array reads as NULL */
                 n++;
         if (n > ACL_SUBJECTS_MAX)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
@@ -463,6 +466,14 @@ static void broker_remove_entry(Broker *b, Entry *e, const char *why) {
         }
         log_info("removed '%s' (owner uid %u): %s", e->name, (unsigned) e->owner_uid, why);
         registry_unlink(&b->reg, e);
+        if (e->persistent) {
+                /* Metadata first: a crash in between leaves an fd without
+                 * metadata, which the next start drops. */
+                int r = persist_save(&b->persist, &b->reg);
+                if (r < 0)
+                        log_error("could not save the state file: %s", strerror(-r));
+                (void) persist_remove_fd(&b->persist, e);
+        }
         entry_free(e);
 }
 
@@ -638,6 +649,14 @@ static int store_entry(Broker *b, Peer *p, Entry *e, Entry *old, const DepositOp
                 if (p->entries)
                         p->entries->peer_prev = e;
                 p->entries = e;
+        } else {
+                /* The fd first: a crash in between leaves an fd without
+                 * metadata, which the next start drops. */
+                r = persist_store_fd(&b->persist, e);
+                if (r >= 0)
+                        r = persist_save(&b->persist, &b->reg);
+                if (r < 0)
+                        log_error("'%s' will not survive a restart: %s", e->name, strerror(-r));
         }
         log_info("%s deposited '%s' (uid %u, %s, %s%s%s)", p->unique_name, e->name, (unsigned) e->owner_uid,
                  fdkind_to_string(e->kind), fdinfo_accmode_to_string(e->flags),
@@ -840,7 +859,10 @@ static void serve_waiters(Broker *b, const char *name) {
 /* Gets the calling peer; 0 means the call was parked until the bus tells us
  * who it is, and the handler must return 1 (the call is answered later). */
 static int get_caller(Broker *b, sd_bus_message *m, peer_resume_fn handler, Peer **ret, sd_bus_error *error) {
-        int r = peers_get_caller(&b->peers, m, handler, ret);
+        int r;
+
+        b->n_calls++;
+        r = peers_get_caller(&b->peers, m, handler, ret);
         if (r == -EBUSY)
                 return sd_bus_error_setf(error, ERROR_QUOTA,
                                          "Too many calls from this connection while its credentials are looked up.");
@@ -1161,7 +1183,7 @@ static int method_retrieve_many(sd_bus_message *m, void *userdata, sd_bus_error 
         r = parse_retrieve_options(m, &o, error);
         if (r < 0)
                 return r;
-        while (names[n])
+        while (names && names[n]) /* an empty array reads as NULL */
                 n++;
         if (n == 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "RetrieveMany needs at least one name.");
@@ -1604,6 +1626,13 @@ static const sd_bus_vtable broker_vtable[] = {
 
 /* ---- life cycle -------------------------------------------------------- */
 
+static unsigned broker_count_waiters(const Broker *b) {
+        unsigned n = 0;
+        for (const Waiter *w = b->waiters; w; w = w->next)
+                n++;
+        return n;
+}
+
 static void on_peer_gone(Peer *p, void *userdata) {
         Broker *b = userdata;
 
@@ -1641,6 +1670,7 @@ Broker *broker_free(Broker *b) {
         polkit_done(&b->polkit);
         registry_done(&b->reg);
         policy_free(b->policy);
+        persist_done(&b->persist);
         sd_bus_slot_unref(b->object);
         sd_bus_unref(b->bus);
         sd_event_unref(b->event);
@@ -1663,4 +1693,58 @@ void broker_set_policy(Broker *b, Policy *policy) {
         b->reg.max_entries_per_user = l->has_max_entries_per_user ? l->max_entries_per_user
                                                                    : DEFAULT_MAX_ENTRIES_PER_USER;
         b->reg.max_memory = l->has_max_memory_size ? l->max_memory_size : DEFAULT_MAX_MEMORY_SIZE;
+}
+
+static void on_restored(Entry *e, void *userdata) {
+        Broker *b = userdata;
+        uint64_t now = now_usec(CLOCK_REALTIME);
+        int r;
+
+        e->broker = b;
+        if (e->expires_usec > 0) {
+                uint64_t left = e->expires_usec > now ? e->expires_usec - now : 1;
+                r = sd_event_add_time_relative(b->event, &e->expire_source, CLOCK_MONOTONIC, left, 0,
+                                               on_expire_entry, e);
+                if (r < 0)
+                        log_error("no expiry timer for '%s': %s", e->name, strerror(-r));
+        }
+        r = registry_add(&b->reg, e);
+        if (r < 0) {
+                log_error("could not restore '%s': %s", e->name, strerror(-r));
+                (void) persist_remove_fd(&b->persist, e);
+                entry_free(e);
+                return;
+        }
+        log_info("restored '%s' (uid %u, %s)", e->name, (unsigned) e->owner_uid, fdkind_to_string(e->kind));
+}
+
+int broker_restore(Broker *b, const char *runtime_dir) {
+        int n, r;
+
+        r = persist_init(&b->persist, runtime_dir);
+        if (r < 0)
+                return r;
+        n = persist_restore(&b->persist, &b->reg, on_restored, b);
+        if (n < 0)
+                return n;
+        /* Rewrite the file so it lists exactly what was restored. */
+        r = persist_save(&b->persist, &b->reg);
+        if (r < 0)
+                log_warning("could not save the state file: %s", strerror(-r));
+        if (!persist_enabled(&b->persist))
+                log_info("persistent entries last as long as this process (%s)",
+                         runtime_dir ? "no service manager fd store" : "no runtime directory");
+        return n;
+}
+
+bool broker_is_idle(const Broker *b) {
+        return b->reg.n_entries == 0 && !b->waiters && !b->polkit.queries && peers_all_ready(&b->peers);
+}
+
+void broker_format_status(const Broker *b, char *buf, size_t size) {
+        snprintf(buf, size, "Serving %u entries (%u waiting calls).", b->reg.n_entries, broker_count_waiters(b));
+}
+
+uint64_t broker_call_count(const Broker *b) {
+        return b->n_calls;
 }

@@ -6,6 +6,10 @@
  * the last step, and a refused call changes nothing. */
 #pragma once
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
@@ -28,3 +32,16 @@ typedef struct Policy Policy;
 /* Puts policy (consumed; NULL for no rules) in force, with its [Limits]
  * replacing the defaults. Entries already stored are untouched. */
 void broker_set_policy(Broker *b, Policy *policy);
+
+/* Turns on persistence with the state file in runtime_dir (NULL: none) and
+ * restores the entries passed back by the service manager. Call before the
+ * name is requested. Returns the number restored. */
+int broker_restore(Broker *b, const char *runtime_dir);
+
+/* No entries, no parked calls, no questions out: safe to exit. */
+bool broker_is_idle(const Broker *b);
+
+void broker_format_status(const Broker *b, char *buf, size_t size);
+
+/* How many method calls have come in: unchanged means nobody called. */
+uint64_t broker_call_count(const Broker *b);

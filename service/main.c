@@ -28,6 +28,16 @@
 static char *arg_policy_dirs[POLICY_DIRS_MAX + 1] = { (char *) FDBROKER_ADMIN_POLICY_DIR,
                                                       (char *) FDBROKER_VENDOR_POLICY_DIR };
 static bool arg_policy_dirs_given;
+static const char *arg_runtime_dir;
+static uint64_t arg_exit_idle_usec;
+
+typedef struct Daemon {
+        sd_bus *bus;
+        Broker *broker;
+        uint64_t calls_at_last_check;
+        bool releasing;
+        char status[128];
+} Daemon;
 
 static void help(void) {
         printf("Usage: fdbroker [OPTIONS]\n\n"
@@ -36,6 +46,10 @@ static void help(void) {
                "  --policy-dir=DIR              read rules from DIR instead of %s and %s\n"
                "                                (repeatable, highest priority first)\n"
                "  --check-policy                validate the policy files and exit\n"
+               "  --runtime-dir=DIR             keep the state of persistent entries in DIR\n"
+               "                                (default: $RUNTIME_DIRECTORY)\n"
+               "  --exit-idle-time=SEC          exit after SEC seconds with no entries and no\n"
+               "                                calls (bus activation starts us again)\n"
                "  --verbose                     log every call, not just changes\n"
                "  -h, --help                    show this help\n"
                "  --version                     show the version\n",
@@ -125,6 +139,52 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
         return 0;
 }
 
+static int on_name_released(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Daemon *d = userdata;
+
+        d->releasing = false;
+        if (broker_is_idle(d->broker) && broker_call_count(d->broker) == d->calls_at_last_check) {
+                log_info("idle: exiting; the next call starts the broker again");
+                return sd_event_exit(sd_bus_get_event(d->bus), 0);
+        }
+        /* A call slipped in before the name was gone: serve on. */
+        log_info("work arrived while releasing the name; serving on");
+        return sd_bus_request_name_async(d->bus, NULL, BUS_NAME, 0, NULL, NULL);
+}
+
+static int on_idle_check(sd_event_source *s, uint64_t usec, void *userdata) {
+        Daemon *d = userdata;
+        uint64_t calls = broker_call_count(d->broker);
+        int r;
+
+        if (!d->releasing && broker_is_idle(d->broker) && calls == d->calls_at_last_check) {
+                /* Give the name up first: calls from now on activate a new
+                 * broker, and calls already queued for us are answered
+                 * before the reply to ReleaseName arrives. */
+                r = sd_bus_call_method_async(d->bus, NULL, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                             "org.freedesktop.DBus", "ReleaseName", on_name_released, d, "s",
+                                             BUS_NAME);
+                if (r >= 0)
+                        d->releasing = true;
+        }
+        d->calls_at_last_check = calls;
+        (void) sd_event_source_set_time_relative(s, arg_exit_idle_usec);
+        return sd_event_source_set_enabled(s, SD_EVENT_ON);
+}
+
+static int on_status_tick(sd_event_source *s, uint64_t usec, void *userdata) {
+        Daemon *d = userdata;
+        char status[128];
+
+        broker_format_status(d->broker, status, sizeof status);
+        if (strcmp(status, d->status) != 0) {
+                memcpy(d->status, status, sizeof status);
+                (void) sd_notifyf(false, "STATUS=%s", status);
+        }
+        (void) sd_event_source_set_time_relative(s, UINT64_C(1000000));
+        return sd_event_source_set_enabled(s, SD_EVENT_ON);
+}
+
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         log_info("received %s, exiting", strsignal((int) si->ssi_signo));
         return sd_event_exit(sd_event_source_get_event(s), 0);
@@ -134,6 +194,7 @@ static int run(const char *bus_arg) {
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(broker_freep) Broker *broker = NULL;
+        Daemon daemon = {};
         Policy *policy = NULL;
         sigset_t mask;
         int r;
@@ -174,12 +235,36 @@ static int run(const char *bus_arg) {
         broker_set_policy(broker, policy);
         (void) sd_event_add_signal(event, NULL, SIGHUP, on_sighup, broker);
 
+        /* Entries come back before the name is owned: no call can see a
+         * half-restored broker. */
+        if (!arg_runtime_dir)
+                arg_runtime_dir = getenv("RUNTIME_DIRECTORY");
+        r = broker_restore(broker, arg_runtime_dir);
+        if (r < 0)
+                return log_error("could not restore persistent entries: %s", strerror(-r)), r;
+        if (r > 0)
+                log_info("restored %d persistent entries", r);
+
+        daemon = (Daemon) { .bus = bus, .broker = broker };
+        if (arg_exit_idle_usec > 0) {
+                r = sd_event_add_time_relative(event, NULL, CLOCK_MONOTONIC, arg_exit_idle_usec, 0, on_idle_check,
+                                               &daemon);
+                if (r < 0)
+                        return r;
+        }
+        if (getenv("NOTIFY_SOCKET")) {
+                r = sd_event_add_time_relative(event, NULL, CLOCK_MONOTONIC, 0, 0, on_status_tick, &daemon);
+                if (r < 0)
+                        return r;
+        }
+        (void) sd_event_set_watchdog(event, true);
+
         r = sd_bus_request_name(bus, BUS_NAME, 0);
         if (r < 0)
                 return log_error("could not own %s: %s", BUS_NAME, strerror(-r)), r;
 
         log_info("serving %s %s on the %s bus", BUS_NAME, FDBROKER_VERSION, bus_arg);
-        (void) sd_notify(false, "READY=1\nSTATUS=Serving.");
+        (void) sd_notify(false, "READY=1");
 
         r = sd_event_loop(event);
         (void) sd_notify(false, "STOPPING=1");
@@ -187,12 +272,15 @@ static int run(const char *bus_arg) {
 }
 
 int main(int argc, char *argv[]) {
-        enum { ARG_BUS = 0x100, ARG_VERSION, ARG_VERBOSE, ARG_POLICY_DIR, ARG_CHECK_POLICY };
+        enum { ARG_BUS = 0x100, ARG_VERSION, ARG_VERBOSE, ARG_POLICY_DIR, ARG_CHECK_POLICY, ARG_RUNTIME_DIR,
+               ARG_EXIT_IDLE };
         static const struct option options[] = {
                 { "bus", required_argument, NULL, ARG_BUS },
                 { "verbose", no_argument, NULL, ARG_VERBOSE },
                 { "policy-dir", required_argument, NULL, ARG_POLICY_DIR },
                 { "check-policy", no_argument, NULL, ARG_CHECK_POLICY },
+                { "runtime-dir", required_argument, NULL, ARG_RUNTIME_DIR },
+                { "exit-idle-time", required_argument, NULL, ARG_EXIT_IDLE },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 {},
@@ -230,6 +318,19 @@ int main(int argc, char *argv[]) {
                 case ARG_CHECK_POLICY:
                         arg_check = true;
                         break;
+                case ARG_RUNTIME_DIR:
+                        arg_runtime_dir = optarg;
+                        break;
+                case ARG_EXIT_IDLE: {
+                        char *end;
+                        double sec = strtod(optarg, &end);
+                        if (*end != '\0' || !(sec >= 0) || sec > 86400 * 365) {
+                                fprintf(stderr, "fdbroker: --exit-idle-time takes seconds, not '%s'.\n", optarg);
+                                return EXIT_FAILURE;
+                        }
+                        arg_exit_idle_usec = (uint64_t) (sec * 1e6);
+                        break;
+                }
                 default:
                         return EXIT_FAILURE;
                 }

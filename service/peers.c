@@ -245,3 +245,11 @@ int peers_get_caller(Peers *ps, sd_bus_message *m, peer_resume_fn handler, Peer 
 Identity peer_identity(const Peer *p) {
         return (Identity) { .uid = p->uid, .gids = p->gids, .n_gids = p->n_gids, .label = p->label };
 }
+
+bool peers_all_ready(const Peers *ps) {
+        size_t st;
+        for (HashLink *l = hashtable_first(&ps->by_name, &st); l; l = hashtable_next(&ps->by_name, l, &st))
+                if (!container_of(l, Peer, link)->ready)
+                        return false;
+        return true;
+}

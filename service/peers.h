@@ -75,3 +75,6 @@ void peers_done(Peers *ps);
 int peers_get_caller(Peers *ps, sd_bus_message *m, peer_resume_fn handler, Peer **ret);
 
 Identity peer_identity(const Peer *p);
+
+/* False while some peer's calls wait for its credentials. */
+bool peers_all_ready(const Peers *ps);

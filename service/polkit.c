@@ -104,7 +104,9 @@ static int on_check_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
                 q->state = QUERY_UNREACHABLE;
                 q->why = strdup(e->message ? e->message : e->name);
         } else {
-                r = sd_bus_message_read(reply, "(bb", &authorized, &challenge);
+                r = sd_bus_message_enter_container(reply, 'r', "bba{ss}");
+                if (r >= 0)
+                        r = sd_bus_message_read(reply, "bb", &authorized, &challenge);
                 if (r < 0) {
                         q->state = QUERY_UNREACHABLE;
                         q->why = strdup("polkit's answer could not be read");

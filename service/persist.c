@@ -1,0 +1,327 @@
+/* persist.c: the fd store and the state file. See persist.h.
+ *
+ * The state file is text, one entry per line:
+ *
+ *   E ID NAME OWNER-UID ONCE CREATED-USEC EXPIRES-USEC MEMORY DESCRIPTION ALLOW
+ *
+ * Strings are %XX-escaped except [A-Za-z0-9_./@:-]; an empty string is
+ * written as "="; ALLOW is a ','-joined list of canonical subjects. */
+#include "persist.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "cleanup.h"
+#include "log.h"
+#include "names.h"
+
+#define STATE_HEADER "# fdbroker state 1"
+
+int persist_init(Persist *ps, const char *runtime_dir) {
+        *ps = (Persist) { .fdstore = getenv("NOTIFY_SOCKET") != NULL };
+        if (runtime_dir && asprintf(&ps->state_path, "%s/entries.state", runtime_dir) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+void persist_done(Persist *ps) {
+        free(ps->state_path);
+        ps->state_path = NULL;
+}
+
+bool persist_enabled(const Persist *ps) {
+        return ps->state_path && ps->fdstore;
+}
+
+int persist_store_fd(const Persist *ps, const Entry *e) {
+        char msg[64];
+
+        if (!persist_enabled(ps))
+                return 0;
+        snprintf(msg, sizeof msg, "FDSTORE=1\nFDNAME=e%" PRIu64, e->id);
+        return sd_pid_notify_with_fds(0, false, msg, &e->fd, 1);
+}
+
+int persist_remove_fd(const Persist *ps, const Entry *e) {
+        if (!persist_enabled(ps))
+                return 0;
+        return sd_notifyf(false, "FDSTOREREMOVE=1\nFDNAME=e%" PRIu64, e->id);
+}
+
+static bool plain_char(char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("_./@:-", c);
+}
+
+static void write_escaped(FILE *f, const char *s) {
+        if (!*s) {
+                fputc('=', f);
+                return;
+        }
+        for (; *s; s++)
+                if (plain_char(*s))
+                        fputc(*s, f);
+                else
+                        fprintf(f, "%%%02X", (unsigned char) *s);
+}
+
+static int unescape(const char *s, char **ret) {
+        char *out, *o;
+
+        if (strcmp(s, "=") == 0)
+                return (*ret = strdup("")) ? 0 : -ENOMEM;
+        out = o = malloc(strlen(s) + 1);
+        if (!out)
+                return -ENOMEM;
+        for (; *s; s++) {
+                if (*s == '%') {
+                        unsigned v;
+                        if (sscanf(s + 1, "%2x", &v) != 1 || v == 0 || !s[1] || !s[2]) {
+                                free(out);
+                                return -EINVAL;
+                        }
+                        *o++ = (char) v;
+                        s += 2;
+                } else
+                        *o++ = *s;
+        }
+        *o = '\0';
+        *ret = out;
+        return 0;
+}
+
+static int write_entry(FILE *f, const Entry *e) {
+        fprintf(f, "E %" PRIu64 " ", e->id);
+        write_escaped(f, e->name);
+        fprintf(f, " %u %d %" PRIu64 " %" PRIu64 " %" PRIu64 " ", (unsigned) e->owner_uid, e->once ? 1 : 0,
+                e->created_usec, e->expires_usec, e->memory);
+        write_escaped(f, e->description);
+        fputc(' ', f);
+        if (e->n_allow == 0)
+                fputc('-', f);
+        for (size_t i = 0; i < e->n_allow; i++) {
+                _cleanup_free_ char *t = acl_subject_format(&e->allow[i]);
+                if (!t)
+                        return -ENOMEM;
+                if (i > 0)
+                        fputc(',', f);
+                write_escaped(f, t); /* ',' is escaped inside */
+        }
+        fputc('\n', f);
+        return 0;
+}
+
+int persist_save(const Persist *ps, const Registry *reg) {
+        _cleanup_free_ char *tmp = NULL;
+        _cleanup_free_ Entry **all = NULL;
+        size_t n;
+        FILE *f;
+        int fd, r;
+
+        if (!persist_enabled(ps))
+                return 0;
+        r = registry_all(reg, &all, &n);
+        if (r < 0)
+                return r;
+        if (asprintf(&tmp, "%s.tmp", ps->state_path) < 0)
+                return -ENOMEM;
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return -errno;
+        f = fdopen(fd, "w");
+        if (!f) {
+                r = -errno;
+                close(fd);
+                unlink(tmp);
+                return r;
+        }
+        fputs(STATE_HEADER "\n", f);
+        for (size_t i = 0; i < n && r >= 0; i++)
+                if (all[i]->persistent)
+                        r = write_entry(f, all[i]);
+        if (fflush(f) != 0 && r >= 0)
+                r = -errno;
+        if (fclose(f) != 0 && r >= 0)
+                r = -errno;
+        if (r >= 0 && rename(tmp, ps->state_path) < 0)
+                r = -errno;
+        if (r < 0)
+                unlink(tmp);
+        return r;
+}
+
+typedef struct PassedFd {
+        uint64_t id;
+        int fd;
+} PassedFd;
+
+static int parse_allow(const char *field, Entry *e) {
+        _cleanup_free_ char *copy = NULL;
+        char *save = NULL;
+        size_t n = 1;
+
+        if (strcmp(field, "-") == 0)
+                return 0;
+        for (const char *p = field; *p; p++)
+                n += *p == ',';
+        if (n > ACL_SUBJECTS_MAX)
+                return -EINVAL;
+        e->allow = calloc(n, sizeof *e->allow);
+        copy = strdup(field);
+        if (!e->allow || !copy)
+                return -ENOMEM;
+        for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+                _cleanup_free_ char *t = NULL;
+                int r = unescape(tok, &t);
+                if (r < 0)
+                        return r;
+                r = acl_subject_parse(t, &e->allow[e->n_allow]);
+                if (r < 0)
+                        return r;
+                e->n_allow++;
+        }
+        return 0;
+}
+
+/* Parses one "E ..." line into a new entry without an fd. */
+static int parse_line(char *line, Entry **ret) {
+        _cleanup_(entry_freep) Entry *e = entry_new();
+        char *field[10], *save = NULL;
+        size_t n = 0;
+        unsigned owner;
+        int once, r;
+
+        if (!e)
+                return -ENOMEM;
+        for (char *tok = strtok_r(line, " \n", &save); tok && n < 10; tok = strtok_r(NULL, " \n", &save))
+                field[n++] = tok;
+        if (n != 10 || strcmp(field[0], "E") != 0)
+                return -EINVAL;
+        if (sscanf(field[1], "%" SCNu64, &e->id) != 1 || e->id == 0)
+                return -EINVAL;
+        r = unescape(field[2], &e->name);
+        if (r < 0)
+                return r;
+        if (!name_is_valid(e->name, NULL))
+                return -EINVAL;
+        if (sscanf(field[3], "%u", &owner) != 1 || sscanf(field[4], "%d", &once) != 1 ||
+            sscanf(field[5], "%" SCNu64, &e->created_usec) != 1 || sscanf(field[6], "%" SCNu64, &e->expires_usec) != 1 ||
+            sscanf(field[7], "%" SCNu64, &e->memory) != 1)
+                return -EINVAL;
+        e->owner_uid = owner;
+        e->once = once != 0;
+        e->persistent = true;
+        r = unescape(field[8], &e->description);
+        if (r < 0)
+                return r;
+        r = parse_allow(field[9], e);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(e);
+        return 0;
+}
+
+int persist_restore(const Persist *ps, const Registry *reg_const, void (*restored)(Entry *e, void *userdata),
+                    void *userdata) {
+        Registry *reg = (Registry *) reg_const;
+        _cleanup_free_ PassedFd *passed = NULL;
+        char **names = NULL;
+        size_t n_passed = 0;
+        FILE *f = NULL;
+        char *line = NULL;
+        size_t cap = 0;
+        unsigned lineno = 0;
+        int n, restored_count = 0;
+
+        n = sd_listen_fds_with_names(true, &names);
+        if (n < 0) {
+                log_warning("could not take the fds passed at start: %s", strerror(-n));
+                n = 0;
+        }
+        if (n > 0) {
+                passed = calloc((size_t) n, sizeof *passed);
+                if (!passed) {
+                        for (int i = 0; i < n; i++)
+                                close(SD_LISTEN_FDS_START + i);
+                        strv_freep(&names);
+                        return -ENOMEM;
+                }
+        }
+        for (int i = 0; i < n; i++) {
+                const char *nm = names ? names[i] : NULL;
+                uint64_t id;
+                int fd = SD_LISTEN_FDS_START + i;
+                char tail;
+
+                if (!nm || sscanf(nm, "e%" SCNu64 "%c", &id, &tail) != 1) {
+                        log_warning("dropping a passed fd named '%s': not one of ours", nm ? nm : "(none)");
+                        close(fd);
+                        if (nm && persist_enabled(ps))
+                                (void) sd_notifyf(false, "FDSTOREREMOVE=1\nFDNAME=%s", nm);
+                        continue;
+                }
+                passed[n_passed++] = (PassedFd) { .id = id, .fd = fd };
+                if (id >= reg->next_id)
+                        reg->next_id = id + 1; /* never reuse a name still in the store */
+        }
+        strv_freep(&names);
+
+        if (ps->state_path)
+                f = fopen(ps->state_path, "re");
+        if (!f && ps->state_path && errno != ENOENT)
+                log_warning("could not read %s: %s", ps->state_path, strerror(errno));
+
+        while (f && getline(&line, &cap, f) > 0) {
+                Entry *e = NULL;
+                int r;
+
+                lineno++;
+                if (line[0] == '#' || line[0] == '\n')
+                        continue;
+                r = parse_line(line, &e);
+                if (r < 0) {
+                        log_warning("%s:%u: unreadable entry, dropped", ps->state_path, lineno);
+                        continue;
+                }
+                for (size_t i = 0; i < n_passed; i++)
+                        if (passed[i].id == e->id && passed[i].fd >= 0) {
+                                e->fd = passed[i].fd;
+                                passed[i].fd = -1;
+                                break;
+                        }
+                if (e->fd < 0) {
+                        log_warning("entry '%s' has no fd in the fd store; dropped", e->name);
+                        entry_free(e);
+                        continue;
+                }
+                if (fdinfo_get_flags(e->fd, &e->flags) < 0 || fdinfo_classify(e->fd, &e->kind) < 0 ||
+                    registry_get(reg, e->name)) {
+                        log_warning("entry '%s' could not be restored; dropped", e->name);
+                        (void) persist_remove_fd(ps, e);
+                        entry_free(e);
+                        continue;
+                }
+                if (e->id >= reg->next_id)
+                        reg->next_id = e->id + 1;
+                restored(e, userdata);
+                restored_count++;
+        }
+        free(line);
+        if (f)
+                fclose(f);
+
+        for (size_t i = 0; i < n_passed; i++)
+                if (passed[i].fd >= 0) {
+                        log_warning("dropping stored fd e%" PRIu64 ": no entry describes it", passed[i].id);
+                        close(passed[i].fd);
+                        if (persist_enabled(ps))
+                                (void) sd_notifyf(false, "FDSTOREREMOVE=1\nFDNAME=e%" PRIu64, passed[i].id);
+                }
+        return restored_count;
+}
