@@ -35,7 +35,7 @@ first_group=$(grep -m 1 '^\[' "$act")
 
 exec_line=$(value "$act" Exec)
 case "$exec_line" in
-    /*/fdbroker\ --bus=system) ;;
+    /*/fdbroker\ --bus=system|/*/fdbroker\ --bus=system\ *) ;;
     *) fail "$act: Exec= is '$exec_line', expected '/ABSOLUTE/PATH/fdbroker --bus=system'" ;;
 esac
 
