@@ -59,7 +59,22 @@ def failed(tap, r, name, mentions):
 
 
 def other_user():
-    """The pwd entry of fdbtest-ctl, created if needed; raises Skip."""
+    """The pwd entry of fdbtest-ctl, created if needed and able to run the
+    built fdbrokerctl; raises Skip."""
+    pw = _other_user()
+    try:
+        r = subprocess.run([CTL, '--help'], capture_output=True, user=pw.pw_uid, group=pw.pw_gid,
+                           extra_groups=[], cwd='/', timeout=60)
+        ok = r.returncode == 0
+    except PermissionError:
+        ok = False
+    if not ok:
+        raise harness.Skip('%s cannot run %s: the build tree is not readable by other users '
+                           '(a checkout in a private home directory?)' % (OTHER_USER, CTL))
+    return pw
+
+
+def _other_user():
     if os.geteuid() != 0:
         raise harness.Skip('needs root to create and act as %s' % OTHER_USER)
     try:

@@ -1,0 +1,95 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Per-user entry limit (MaxEntriesPerUser = 256)."""
+
+import os
+import sys
+
+sys.dont_write_bytecode = True  # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import E_QUOTA, memfd, poll_until  # noqa: E402
+
+
+LIMITS = '''# written by test_quota.py
+[Limits]
+MaxEntries=20
+MaxEntriesPerUser=12
+MaxMemorySize=1M
+'''
+
+
+def body(t):
+    bus, users = harness.setup(t, need_users=True)
+    alice = bus.client(users['alice'])
+    bob = bus.client(users['bob'])
+    pid0 = bus.service_pid()
+    limit = bus.get_property('MaxEntriesPerUser')
+    t.eq(limit, 256, 'MaxEntriesPerUser is 256')
+    count0 = bus.entry_count()
+
+    def batch(first, n):
+        return alice.deposit_many({'q/%03d' % i: 0 for i in range(first, first + n)}, [memfd('q')])
+
+    def per_user():
+        errs = [batch(16 * b, 16) for b in range(15)]
+        t.ok(all(r.get('ok') for r in errs), 'alice deposits 240 entries in 15 DepositMany batches of 16',
+             [r for r in errs if not r.get('ok')][:2])
+        t.success(batch(240, 10), 'alice deposits 10 more (250)')
+        t.error(batch(250, 16), E_QUOTA, 'a DepositMany of 16 that would pass 256 is QuotaExceeded')
+        t.eq(len(alice.names('q/')), 250, 'the refused batch stored none of its 16 entries')
+        t.success(batch(250, 6), 'alice deposits 6 more: 256 entries')
+        t.eq(len(alice.names('q/')), 256, 'alice owns 256 entries')
+        t.error(alice.deposit('q/257', memfd('x')), E_QUOTA, 'the 257th Deposit is QuotaExceeded')
+        t.error(alice.create_memory('q/257', 4096), E_QUOTA, 'CreateMemory at the limit is QuotaExceeded')
+        t.error(batch(256, 1), E_QUOTA, 'DepositMany of one at the limit is QuotaExceeded')
+        t.eq(bus.entry_count(), count0 + 256, 'EntryCount counts 256 entries')
+        t.success(bob.deposit('q/bob', memfd('b')), 'the limit is per user: bob may still deposit')
+        t.success(alice.remove('q/000'), 'alice removes one entry')
+        t.success(alice.deposit('q/257', memfd('x')), 'then her next Deposit succeeds')
+        t.error(alice.deposit('q/258', memfd('x')), E_QUOTA, 'and the one after is QuotaExceeded again')
+        alice.close()
+        t.ok(poll_until(lambda: bus.entry_count() == count0 + 1, timeout=30),
+             'alice\'s 256 connection entries go when she disconnects', bus.entry_count())
+        a2 = bus.client(users['alice'])
+        t.success(a2.deposit('q/again', memfd('x')), 'after that alice may deposit again')
+    t.run('per-user limit', per_user)
+
+    t.eq(bus.service_pid(activate=False), pid0, 'service still running, same pid')
+
+    # The global limit (4096) would take 16 users of 256 entries: lower the
+    # limits with a [Limits] policy file (SPEC 2) on a bus of its own.
+    if t.failed:
+        t.print_logs()      # this bus's logs go with it
+    t.bus = None
+    bus.stop()
+    bus2 = harness.PrivateBus(policy_files={'50-limits.conf': LIMITS})
+    if not bus2._service_has_option('--policy-dir'):
+        t.skip('global limit MaxEntries', 'the service has no --policy-dir to lower the limits with')
+        return
+    t.bus = bus2
+    bus2.start()
+
+    def lowered():
+        alice, bob = bus2.client(users['alice']), bus2.client(users['bob'])
+        got = {k: bus2.get_property(k) for k in ('MaxEntries', 'MaxEntriesPerUser', 'MaxMemorySize')}
+        t.eq(got, {'MaxEntries': 20, 'MaxEntriesPerUser': 12, 'MaxMemorySize': 1 << 20},
+             'properties show the limits of a [Limits] policy file')
+        r = alice.deposit_many({'l/a%02d' % i: 0 for i in range(12)}, [memfd('a')])
+        t.success(r, 'alice deposits 12 entries (her limit)')
+        t.error(alice.deposit('l/a12', memfd('a')), E_QUOTA, 'alice\'s 13th is QuotaExceeded (per user)')
+        r = bob.deposit_many({'l/b%02d' % i: 0 for i in range(8)}, [memfd('b')])
+        t.success(r, 'bob deposits 8 entries: 20 in all')
+        t.eq(bus2.entry_count(), 20, 'EntryCount is 20')
+        t.error(bob.deposit('l/b08', memfd('b')), E_QUOTA, 'the 21st entry is QuotaExceeded (global MaxEntries)')
+        t.error(bob.create_memory('l/b08', 4096), E_QUOTA, 'CreateMemory past MaxEntries is QuotaExceeded')
+        t.eq(bus2.entry_count(), 20, 'refused deposits stored nothing')
+        t.success(alice.remove('l/a00'), 'alice removes one entry')
+        t.success(bob.create_memory('l/mem', 1 << 20), 'bob creates 1 MiB of memory (MaxMemorySize 1M)')
+        t.error(bob.create_memory('l/mem2', (1 << 20) + 1), harness.E_INVALID_ARGS,
+                'CreateMemory of more than MaxMemorySize is InvalidArgs')
+    t.run('lowered limits', lowered)
+
+
+if __name__ == '__main__':
+    harness.main(body)
