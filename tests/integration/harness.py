@@ -227,6 +227,18 @@ def skip_all(reason):
     sys.exit(0)
 
 
+SANITIZER_MARKERS = ('ERROR: AddressSanitizer', 'ERROR: LeakSanitizer', 'runtime error:')
+
+
+def check_sanitizer_reports(tap):
+    """A sanitizer build of the service reports into its log, where no
+    client sees it: fail the file when a report is there."""
+    log = tap.bus.service_log()
+    found = [m for m in SANITIZER_MARKERS if m in log]
+    tap.ok(not found, 'the service log has no sanitizer report',
+           {'found': found} if found else None)
+
+
 def main(body):
     """Entry point for a test file: body(tap) runs the subtests. Environment
     problems skip the whole file; an exception is a failing subtest and
@@ -252,6 +264,7 @@ def main(body):
                 tap.bus.stop(cleanup=False)
             except Exception:  # noqa: BLE001
                 traceback.print_exc()
+            check_sanitizer_reports(tap)
     rc = tap.done()
     if tap.bus is not None:
         tap.bus.cleanup()
