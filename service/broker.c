@@ -211,7 +211,7 @@ static int append_info(sd_bus_message *reply, const Entry *e) {
         if (r >= 0)
                 r = sd_bus_message_append(reply, "{sv}", "lifetime", "s", e->persistent ? "persistent" : "connection");
         if (r >= 0)
-                r = sd_bus_message_append(reply, "{sv}", "description", "s", e->description);
+                r = sd_bus_message_append(reply, "{sv}", "description", "s", entry_description(e));
         if (r >= 0)
                 r = sd_bus_message_append(reply, "{sv}", "created-usec", "t", e->created_usec);
         if (r >= 0)
@@ -281,15 +281,16 @@ static int check_deposit_fd(int fd, const char *name, const DepositOptions *o, F
  * read-only reopening. Does not seal and does not store. */
 static int make_entry(const char *name, int fd, FdKind kind, int fl, uid_t owner, const DepositOptions *o,
                       Entry **ret) {
-        _cleanup_(entry_freep) Entry *e = entry_new();
+        _cleanup_(entry_freep) Entry *e = entry_new(name);
         int r;
 
         if (!e)
                 return -ENOMEM;
-        e->name = strdup(name);
-        e->description = strdup(o->description ? o->description : "");
-        if (!e->name || !e->description)
-                return -ENOMEM;
+        if (o->description && *o->description) {
+                e->description = strdup(o->description);
+                if (!e->description)
+                        return -ENOMEM;
+        }
 
         if (o->read_only && (fl & O_ACCMODE) == O_RDWR) {
                 r = fdinfo_reopen(fd, kind, O_RDONLY, &e->fd);

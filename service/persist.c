@@ -101,7 +101,7 @@ static int write_entry(FILE *f, const Entry *e) {
         write_escaped(f, e->name);
         fprintf(f, " %u %d %" PRIu64 " %" PRIu64 " %" PRIu64 " ", (unsigned) e->owner_uid, e->once ? 1 : 0,
                 e->created_usec, e->expires_usec, e->memory);
-        write_escaped(f, e->description);
+        write_escaped(f, entry_description(e));
         fputc(' ', f);
         if (e->n_allow == 0)
                 fputc('-', f);
@@ -191,25 +191,29 @@ static int parse_allow(const char *field, Entry *e) {
 
 /* Parses one "E ..." line into a new entry without an fd. */
 static int parse_line(char *line, Entry **ret) {
-        _cleanup_(entry_freep) Entry *e = entry_new();
+        _cleanup_(entry_freep) Entry *e = NULL;
+        _cleanup_free_ char *name = NULL, *description = NULL;
         char *field[10], *save = NULL;
         size_t n = 0;
         unsigned owner;
+        uint64_t id;
         int once, r;
 
-        if (!e)
-                return -ENOMEM;
         for (char *tok = strtok_r(line, " \n", &save); tok && n < 10; tok = strtok_r(NULL, " \n", &save))
                 field[n++] = tok;
         if (n != 10 || strcmp(field[0], "E") != 0)
                 return -EINVAL;
-        if (sscanf(field[1], "%" SCNu64, &e->id) != 1 || e->id == 0)
+        if (sscanf(field[1], "%" SCNu64, &id) != 1 || id == 0)
                 return -EINVAL;
-        r = unescape(field[2], &e->name);
+        r = unescape(field[2], &name);
         if (r < 0)
                 return r;
-        if (!name_is_valid(e->name, NULL))
+        if (!name_is_valid(name, NULL))
                 return -EINVAL;
+        e = entry_new(name);
+        if (!e)
+                return -ENOMEM;
+        e->id = id;
         if (sscanf(field[3], "%u", &owner) != 1 || sscanf(field[4], "%d", &once) != 1 ||
             sscanf(field[5], "%" SCNu64, &e->created_usec) != 1 || sscanf(field[6], "%" SCNu64, &e->expires_usec) != 1 ||
             sscanf(field[7], "%" SCNu64, &e->memory) != 1)
@@ -217,9 +221,11 @@ static int parse_line(char *line, Entry **ret) {
         e->owner_uid = owner;
         e->once = once != 0;
         e->persistent = true;
-        r = unescape(field[8], &e->description);
+        r = unescape(field[8], &description);
         if (r < 0)
                 return r;
+        if (*description)
+                e->description = TAKE_PTR(description);
         r = parse_allow(field[9], e);
         if (r < 0)
                 return r;

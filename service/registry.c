@@ -13,10 +13,12 @@ typedef struct UserCount {
         unsigned n;
 } UserCount;
 
-Entry *entry_new(void) {
-        Entry *e = calloc(1, sizeof *e);
+Entry *entry_new(const char *name) {
+        size_t l = strlen(name);
+        Entry *e = calloc(1, sizeof *e + l + 1);
         if (!e)
                 return NULL;
+        memcpy(e->name, name, l + 1);
         e->fd = -1;
         return e;
 }
@@ -25,7 +27,6 @@ void entry_free(Entry *e) {
         if (!e)
                 return;
         safe_close(e->fd);
-        free(e->name);
         free(e->description);
         acl_subjects_free(e->allow, e->n_allow);
         sd_event_source_disable_unref(e->expire_source);

@@ -25,7 +25,6 @@ typedef struct Broker Broker;
 
 typedef struct Entry {
         HashLink link;
-        char *name;
         uint64_t id;
         int fd;                 /* owned, O_CLOEXEC */
         FdKind kind;
@@ -33,7 +32,7 @@ typedef struct Entry {
         uid_t owner_uid;
         bool persistent;
         bool once;
-        char *description;      /* never NULL once stored */
+        char *description;      /* NULL when empty: most entries have none */
         Subject *allow;
         size_t n_allow;
         uint64_t created_usec;  /* CLOCK_REALTIME */
@@ -45,6 +44,7 @@ typedef struct Entry {
         /* Connection-lifetime entries sit on their depositor's list. */
         Peer *peer;
         struct Entry *peer_prev, *peer_next;
+        char name[];            /* stored inline: one allocation per entry */
 } Entry;
 
 typedef struct Registry {
@@ -59,8 +59,13 @@ typedef struct Registry {
         uint64_t max_memory;
 } Registry;
 
-/* A new, empty entry owning nothing yet (fd = -1). */
-Entry *entry_new(void);
+/* A new entry named name (copied), owning nothing yet (fd = -1). */
+Entry *entry_new(const char *name);
+
+/* The description, "" when there is none. */
+static inline const char *entry_description(const Entry *e) {
+        return e->description ? e->description : "";
+}
 
 /* Closes the fd and frees everything; the entry must not be in a registry.
  * Accepts NULL. */

@@ -9,9 +9,7 @@
 #include "registry.h"
 
 static Entry *entry(const char *name, uid_t uid) {
-        Entry *e = entry_new();
-        e->name = strdup(name);
-        e->description = strdup("");
+        Entry *e = entry_new(name);
         e->owner_uid = uid;
         e->fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         return e;
