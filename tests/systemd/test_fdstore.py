@@ -1,0 +1,504 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Persistent entries across restarts and crashes, with a fake systemd.
+
+fake_manager.FakeManager plays systemd's part (NOTIFY_SOCKET, fd store,
+LISTEN_FDS); the service runs from the build tree on a PrivateBus whose own
+activation is switched off, so only the managed broker ever owns the name.
+
+Entries of several kinds (memfd, sealed read-only memfd, unlinked regular
+file, pipe, socket) from several users, with ACLs, a timeout and `once`,
+plus connection-lifetime ones, go through: SIGTERM restart, SIGKILL crash,
+restart, crash. After each start every persistent entry must come back with
+the same bytes, the same ACL outcomes and the same info (created-usec,
+expires-usec included); removed, expired, consumed-once and
+connection-lifetime entries must not. A stored fd with no metadata line
+and a metadata line with no fd are dropped and logged. The state file is
+never readable by group or others, even with umask 0.
+"""
+
+import os
+import signal
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'integration'))
+import harness  # noqa: E402
+from harness import E_NOT_FOUND, poll_until  # noqa: E402
+import fdcheck  # noqa: E402
+from fake_manager import FakeManager, broker_argv, disable_bus_activation  # noqa: E402
+
+HOUR_USEC = 3600 * 1000000
+DESCRIPTION = "alice's 100% buffer, v2: \u2713 \u00fc\ttab\nsecond line =-"
+
+
+def now_usec():
+    return time.clock_gettime_ns(time.CLOCK_REALTIME) // 1000
+
+
+class Entry:
+    """One entry the test deposits and follows.
+
+    by: 'alice', 'bob', 'carol', 'carol2' (a client) or 'root' (the test
+    process). make: a client.py fd spec (clients) or an fdcheck kind (root).
+    ok / no: clients that must / must not be able to retrieve it.
+    fragile: why systemd may drop it from its store (None: it must survive).
+    """
+
+    def __init__(self, name, by, make, opts=None, ok=(), no=(), fragile=None, data=None):
+        self.name = name
+        self.by = by
+        self.make = make
+        self.opts = dict(opts or {})
+        self.ok = list(ok)
+        self.no = list(no)
+        self.fragile = fragile
+        self.data = data          # root-made: the bytes
+        self.sha = None           # sha256 of the bytes behind the fd
+        self.ident = None         # (dev, ino) for pipes and sockets
+        self.info = None          # List info right after deposit
+        self.keep = []            # root-made: the other ends held open
+
+    @property
+    def persistent(self):
+        return self.opts.get('lifetime') == 'persistent'
+
+
+def dbus_error(e):
+    name = harness.Gio.DBusError.get_remote_error(e)
+    return name or 'local:%s' % e.message
+
+
+class Root:
+    """The test process's own (root) calls, on bus.conn."""
+
+    def __init__(self, bus):
+        self.bus = bus
+
+    def deposit(self, name, fd, **opts):
+        self.bus.call('Deposit', '(sha{sv})', (name, 0, harness.to_gvariant_dict(opts)), fds=[fd])
+
+    def retrieve(self, name):
+        """(info, fd) with fd owned by the caller, or (error name, None)."""
+        try:
+            r, fds = self.bus.call('Retrieve', '(sa{sv})', (name, {}), '(ha{sv})')
+        except harness.GLib.Error as e:
+            return dbus_error(e), None
+        fd = fds[r[0]]
+        for other in fds:
+            if other != fd:
+                os.close(other)
+        return r[1], fd
+
+    def list(self):
+        r, _ = self.bus.call('List', '(a{sv})', ({},), '(a(sa{sv}))')
+        return {name: info for name, info in r[0]}
+
+    def remove(self, name):
+        self.bus.call('Remove', '(s)', (name,))
+
+
+def read_state(path):
+    """{name: id} of the lines of the state file, or None without one."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        return None
+    out = {}
+    for line in text.splitlines():
+        p = line.split(' ')
+        if len(p) >= 3 and p[0] == 'E':
+            out[p[2]] = p[1]
+    return out
+
+
+def body(t):
+    bus, users = harness.setup(t, need_users=True)
+    disable_bus_activation(bus)
+    runtime = os.path.join(bus.tmp, 'runtime')
+    os.makedirs(runtime)
+    os.chmod(runtime, 0o755)  # the state file must protect itself
+    state_path = os.path.join(runtime, 'entries.state')
+    mgr_dir = os.path.join(bus.tmp, 'manager')
+    os.makedirs(mgr_dir)
+    mgr = FakeManager(broker_argv(harness.service_binary(), bus, runtime), mgr_dir, bus.log_path,
+                      watchdog_usec=2000000)
+    try:
+        run(t, bus, users, mgr, state_path)
+        persistence_off(t, bus)
+    finally:
+        if t.failed:
+            sys.stderr.write('---- fake manager ----\n%s\n' % mgr.describe())
+        mgr.close()
+
+
+def run(t, bus, users, mgr, state_path):
+    root = Root(bus)
+    clients = {u: bus.client(users[u]) for u in ('alice', 'bob', 'carol')}
+    clients['carol2'] = bus.client(users['carol'])
+    C = users['carol']
+    video = users['video']
+    P = {'lifetime': 'persistent'}
+
+    def probe():
+        return {'owned': bus.service_running(), 'count': bus.entry_count()}
+
+    def ready_state(pid):
+        """What probe() saw when pid sent READY=1 (a call that failed
+        there, e.g. because nobody owned the name, is {'error': ...})."""
+        r = dict(mgr.ready_probe_results).get(pid)
+        return r if isinstance(r, dict) else {'error': repr(r)}
+
+    pid = mgr.start(ready_probe=probe)
+    t.ok(pid > 0, 'the broker starts under the fake manager and sends READY=1')
+    t.eq(ready_state(pid), {'owned': True, 'count': 0}, 'at READY=1 the name is owned (fresh start: no entries)')
+    w = mgr.wait_message(lambda f: f.get('WATCHDOG') == '1', timeout=30)
+    t.ok(w is not None, 'WATCHDOG=1 arrives with WATCHDOG_USEC=2s (sd_event_set_watchdog)', mgr.describe())
+
+    entries = [
+        Entry('p/alice/memfd', 'alice', {'type': 'memfd', 'pattern': 200000, 'seed': 'alice-memfd'},
+              dict(P, allow=['user:fdbtest-bob'], description=DESCRIPTION), ok=['bob', 'alice'], no=['carol']),
+        Entry('p/alice/sealed', 'alice', {'type': 'memfd', 'pattern': 4096, 'seed': 'alice-sealed'},
+              dict(P, allow=['group:fdbtest-video'], seal=True, access='read-only'), ok=['bob'], no=['carol']),
+        Entry('p/bob/file', 'bob', {'type': 'file', 'path': 'bob-file', 'pattern': 10000, 'seed': 'bob-file'},
+              dict(P, allow=['uid:%d' % C['uid']]), ok=['carol'], no=['alice']),
+        Entry('p/alice/timeout', 'alice', {'type': 'memfd', 'pattern': 3000, 'seed': 'alice-timeout'},
+              dict(P, allow=['gid:%d' % video], **{'timeout-usec': 6 * HOUR_USEC}), ok=['bob'], no=['carol']),
+        Entry('p/carol/orphan', 'carol2', {'type': 'memfd', 'pattern': 777, 'seed': 'carol-orphan'},
+              dict(P, allow=['everyone']), ok=['alice', 'bob'], no=[]),
+        Entry('p/root/pipe', 'root', 'pipe', dict(P, allow=['user:fdbtest-carol']), ok=['carol'], no=['alice'],
+              data=fdcheck.pattern(5000, 'root-pipe')),
+        Entry('p/root/socket', 'root', 'socket', dict(P, allow=['user:fdbtest-alice', 'user:fdbtest-bob']),
+              ok=['alice', 'bob'], no=['carol'], data=fdcheck.pattern(3000, 'root-socket')),
+        # systemd drops a stored fd that reports POLLHUP unless FDPOLL=0 was sent.
+        Entry('p/root/pipe-hup', 'root', 'pipe-hup', dict(P, allow=['user:fdbtest-bob']), ok=['bob'],
+              no=['alice'], data=fdcheck.pattern(2000, 'root-pipe-hup'),
+              fragile='a pipe whose writer is gone (POLLHUP in the fd store)'),
+        Entry('p/root/socket-hup', 'root', 'socket-hup', dict(P, allow=['user:fdbtest-bob']), ok=['bob'],
+              no=['carol'], data=fdcheck.pattern(1000, 'root-socket-hup'),
+              fragile='a socket whose peer is gone (POLLHUP in the fd store)'),
+        # systemd stores one fd per open file: a second one is "already included".
+        Entry('p/root/shared-1', 'root', 'shared', dict(P), data=fdcheck.pattern(1500, 'root-shared'),
+              fragile='the same open file as p/root/shared-2'),
+        Entry('p/root/shared-2', 'root', 'shared', dict(P), data=fdcheck.pattern(1500, 'root-shared'),
+              fragile='the same open file as p/root/shared-1'),
+    ]
+    once = Entry('p/bob/once', 'bob', {'type': 'memfd', 'pattern': 999, 'seed': 'bob-once'},
+                 dict(P, allow=['user:fdbtest-alice'], once=True))
+    replaced = Entry('p/alice/replaced', 'alice', {'type': 'memfd', 'pattern': 1234, 'seed': 'replaced-v2'},
+                     dict(P, replace=True, allow=['user:fdbtest-carol']), ok=['carol'], no=['bob'])
+    conn = [Entry('c/alice', 'alice', {'type': 'memfd', 'data': 'connection lifetime'}, {}),
+            Entry('c/root', 'root', 'memfd', {}, data=b'root connection lifetime')]
+    by_name = {e.name: e for e in entries + [once, replaced] + conn}
+
+    # -- deposit --------------------------------------------------------------
+    shared_fd = None
+
+    def deposit(e):
+        if e.by == 'root':
+            if e.make == 'shared':
+                nonlocal shared_fd
+                if shared_fd is None:
+                    shared_fd, _ = fdcheck.make('memfd', e.data)
+                fd, keep = shared_fd, []
+            else:
+                fd, keep = fdcheck.make(e.make, e.data, bus.scratch)
+            try:
+                root.deposit(e.name, fd, **e.opts)
+                ok = True
+            except harness.GLib.Error as err:
+                ok = dbus_error(err)
+            e.sha = fdcheck.sha256(e.data)
+            if fdcheck.kind_of(fd) in ('fifo', 'socket'):
+                e.ident = fdcheck.identity(fd)
+            if e.make != 'shared':
+                os.close(fd)
+            e.keep = keep
+            return t.ok(ok is True, 'root deposits %s' % e.name, ok)
+        r = clients[e.by].deposit(e.name, e.make, **e.opts)
+        e.sha = (r.get('made') or {}).get('sha256')
+        return t.success(r, '%s deposits %s' % (e.by, e.name))
+
+    def deposit_all():
+        for e in entries:
+            deposit(e)
+        os.unlink(os.path.join(bus.scratch, 'bob-file'))  # only the fd holds the bytes now
+        # replace: the first version's fd must leave the store, the second stay.
+        v1 = Entry(replaced.name, 'alice', {'type': 'memfd', 'pattern': 99, 'seed': 'replaced-v1'},
+                   dict(P, allow=['user:fdbtest-bob']))
+        deposit(v1)
+        deposit(replaced)
+        deposit(once)
+        for e in conn:
+            deposit(e)
+    t.run('deposits', deposit_all)
+    if shared_fd is not None:
+        os.close(shared_fd)
+
+    def short_lived():
+        r = clients['carol'].deposit('p/carol/removed', {'type': 'memfd', 'data': 'removed'}, **P)
+        t.success(r, 'carol deposits p/carol/removed (persistent)')
+        ids = read_state(state_path) or {}
+        t.ok('p/carol/removed' in ids, 'p/carol/removed is in the state file', ids)
+        mgr.sync()
+        t.ok('e' + ids.get('p/carol/removed', '?') in mgr.store_names(), 'and its fd in the store', mgr.describe())
+        t.success(clients['carol'].remove('p/carol/removed'), 'carol removes p/carol/removed')
+        mgr.sync()
+        t.ok('p/carol/removed' not in (read_state(state_path) or {}), 'the removed entry leaves the state file')
+        t.ok('e' + ids.get('p/carol/removed', '?') not in mgr.store_names(),
+             'the removed entry\'s fd leaves the store (FDSTOREREMOVE=1)', mgr.describe())
+
+        before = len(mgr.messages)
+        r = clients['alice'].deposit('p/alice/short', {'type': 'memfd', 'data': 'short'},
+                                     **dict(P, allow=['everyone'], **{'timeout-usec': 1500000}))
+        t.success(r, 'alice deposits p/alice/short (persistent, timeout-usec 1.5 s)')
+        mgr.sync()
+        stored = [m.fields.get('FDNAME') for m in mgr.messages[before:] if m.fields.get('FDSTORE') == '1']
+        t.ok(len(stored) == 1, 'its fd went to the store', mgr.describe())
+        gone = poll_until(lambda: clients['bob'].retrieve('p/alice/short').get('error') == E_NOT_FOUND, 30)
+        t.ok(gone, 'p/alice/short expires (bounded wait)')
+        mgr.sync()
+        t.ok('p/alice/short' not in (read_state(state_path) or {}), 'the expired entry leaves the state file')
+        t.ok(stored and any(m.fields.get('FDSTOREREMOVE') == '1' and m.fields.get('FDNAME') == stored[0]
+                            for m in mgr.messages[before:]),
+             'FDSTOREREMOVE=1 for the expired entry\'s fd', mgr.describe())
+        t.ok(stored and stored[0] not in mgr.store_names(), 'the expired entry\'s fd leaves the store',
+             mgr.describe())
+
+        # carol2 goes away: its persistent entry stays.
+        clients.pop('carol2').kill()
+    t.run('removal and expiry', short_lived)
+
+    survivors = [e for e in entries] + [replaced, once]
+    listing = root.list()
+    for e in survivors + conn:
+        e.info = listing.get(e.name)
+    t.ok(all(e.info for e in survivors + conn), 'root lists every entry it deposited or may see',
+         sorted(listing))
+    t.eq({k: v for k, v in (by_name['p/alice/memfd'].info or {}).items() if k in ('description', 'owner-uid')},
+         {'description': DESCRIPTION, 'owner-uid': users['alice']['uid']},
+         'the description with spaces, %, tab, newline and UTF-8 is stored as given')
+    t.ok((by_name['p/alice/timeout'].info or {}).get('expires-usec', 0) > now_usec(),
+         'p/alice/timeout has an expiry in the future', by_name['p/alice/timeout'].info)
+    t.eq((by_name['p/alice/sealed'].info or {}).get('sealed'), True, 'p/alice/sealed is sealed')
+
+    status = mgr.wait_message(lambda f: f.get('STATUS', '').startswith('Serving %d entries' % len(listing)),
+                              timeout=30)
+    t.ok(status is not None, 'STATUS= reports the %d entries (bounded wait)' % len(listing), mgr.describe())
+
+    # -- the checks after every start -----------------------------------------------
+    def check(phase, live, gone):
+        """live: entries that must be there; gone: names that must not."""
+        listing = root.list()
+        core = [e for e in live if not e.fragile]
+        fragile_names = {e.name for e in live if e.fragile}
+        t.eq(sorted(n for n in listing if n not in fragile_names), sorted(e.name for e in core),
+             '%s: root lists exactly the surviving entries' % phase)
+        t.eq(bus.entry_count(), len(listing), '%s: EntryCount matches List' % phase)
+        for e in live:
+            label = '%s: %s' % (phase, e.name)
+            if e.fragile:
+                if not t.ok(e.name in listing, '%s is still there (%s)' % (label, e.fragile)):
+                    lost.append(e)  # reported once, not again after every restart
+                    continue
+            t.eq(listing.get(e.name), e.info, '%s has the same info (created-usec, expires-usec, ACL owner, '
+                 'access, sealed, size, description)' % label)
+            if e is not once:
+                info, fd = root.retrieve(e.name)
+                if t.ok(fd is not None, '%s: root retrieves it' % label, info):
+                    try:
+                        t.eq(fdcheck.sha256(fdcheck.contents(fd)), e.sha, '%s: the same bytes' % label)
+                        if e.ident:
+                            t.eq(fdcheck.identity(fd), e.ident, '%s: the same pipe or socket (inode)' % label)
+                        t.eq(info, e.info, '%s: Retrieve info equals the original' % label)
+                    finally:
+                        os.close(fd)
+            for who in e.ok:
+                r = clients[who].retrieve(e.name)
+                if not t.success(r, '%s: %s (allowed) retrieves it' % (label, who)):
+                    continue
+                f = r.get('fd', {})
+                if f.get('type') == 'regular':
+                    t.eq(f.get('read_sha256'), e.sha, '%s: %s reads the same bytes' % (label, who))
+                else:
+                    t.eq((f.get('dev'), f.get('ino')), e.ident, '%s: %s gets the same %s' % (label, who, f.get('type')))
+            for who in e.no:
+                t.error(clients[who].retrieve(e.name), E_NOT_FOUND, '%s: %s (not allowed) gets NotFound' % (label, who))
+        for name in gone:
+            info, fd = root.retrieve(name)
+            if fd is not None:
+                os.close(fd)
+            t.eq(info, E_NOT_FOUND, '%s: %s is gone (NotFound for root)' % (phase, name))
+        for e in lost:
+            if e in live:
+                live.remove(e)
+        mgr.sync()
+        ids = read_state(state_path)
+        t.eq(sorted((ids or {}).keys()), sorted(e.name for e in live if e.persistent and e.name in listing),
+             '%s: the state file lists exactly the persistent entries' % phase)
+        t.eq(sorted(mgr.store_names()), sorted('e' + i for i in (ids or {}).values()),
+             '%s: the fd store holds exactly one fd per state-file entry (FDNAME=e<id>)' % phase)
+        st = os.stat(state_path)
+        t.eq(st.st_mode & 0o077, 0, '%s: the state file is not readable by group or others (mode %o, umask 0)'
+             % (phase, st.st_mode & 0o7777))
+        t.ok(not os.path.exists(state_path + '.tmp'), '%s: no temporary state file left behind' % phase)
+
+    def restart(phase, sig, expected, before_start=None):
+        """Stop with sig, start again; expected: entries at least restored."""
+        old = mgr.main_pid
+        st = mgr.stop(sig)
+        if sig == signal.SIGTERM:
+            t.eq(st, 0, '%s: SIGTERM: the broker exits with status 0' % phase)
+            t.ok(mgr.wait_message(lambda f: f.get('STOPPING') == '1', timeout=0, pid=old) is not None,
+                 '%s: STOPPING=1 before exiting' % phase)
+        else:
+            t.eq(st, -sig, '%s: the broker died of signal %d' % (phase, sig))
+        if before_start:
+            before_start()
+        pid = mgr.start(ready_probe=probe)
+        at_ready = ready_state(pid)
+        t.ok(at_ready.get('owned') is True, '%s: at READY=1 the name is owned' % phase, at_ready)
+        t.ok(at_ready.get('count', -1) >= expected,
+             '%s: at READY=1 the restored entries are already there (EntryCount >= %d)' % (phase, expected),
+             at_ready)
+        t.eq(sum(1 for m in mgr.messages_from(pid) if m.fields.get('READY') == '1'), 1,
+             '%s: READY=1 is sent once' % phase)
+        return pid
+
+    live = list(survivors)
+    lost = []
+
+    def core_count():
+        return len([e for e in live if not e.fragile])
+
+    check('before any restart', live + conn, ['p/carol/removed', 'p/alice/short'])
+    gone = ['p/carol/removed', 'p/alice/short', 'c/alice', 'c/root']
+
+    # -- 1: SIGTERM restart ----------------------------------------------------------
+    restart('SIGTERM restart', signal.SIGTERM, core_count())
+    check('after SIGTERM restart', live, gone)
+    t.error(clients['alice'].retrieve('c/alice'), E_NOT_FOUND,
+            'after SIGTERM restart: alice\'s connection entry is gone though alice is still connected')
+
+    down = Entry('p/bob/expires-while-down', 'bob', {'type': 'memfd', 'data': 'expires while down'},
+                 dict(P, allow=['user:fdbtest-alice'], **{'timeout-usec': 5000000}))
+    deposit(down)
+    down_expiry = now_usec() + 5000000  # at the latest
+
+    # -- 2: SIGKILL, with garbage put in while the broker is down -------------------------------
+    def garbage():
+        t.ok(down.name in (read_state(state_path) or {}),
+             'while the broker is down, %s (5 s timeout) is in the state file' % down.name)
+        orphan, _ = fdcheck.make('memfd', b'orphan fd, no metadata')
+        mgr.inject('e999', orphan)
+        foreign, _ = fdcheck.make('memfd', b'not ours')
+        mgr.inject('bogus', foreign)
+        with open(state_path, 'a') as f:
+            f.write('E 998 ghost/no-fd 0 0 %d 0 0 = -\n' % now_usec())
+            f.write('E this line is not an entry\n')
+        # Sleep past the entry's expiry while no broker runs.
+        left = (down_expiry - now_usec()) / 1e6
+        if left > 0:
+            time.sleep(left + 0.5)
+
+    restart('SIGKILL crash', signal.SIGKILL, core_count(), before_start=garbage)
+    info, fd = root.retrieve(down.name)
+    if fd is not None:
+        os.close(fd)
+    t.eq(info, E_NOT_FOUND, 'after SIGKILL crash: the entry that expired while the broker was down is gone '
+         'at once')
+    gone.append(down.name)
+    check('after SIGKILL crash', live, gone + ['ghost/no-fd'])
+    log = mgr.log()
+    t.ok("entry 'ghost/no-fd' has no fd in the fd store; dropped" in log,
+         'a metadata line with no fd is dropped and logged')
+    t.ok('dropping stored fd e999: no entry describes it' in log, 'a stored fd with no metadata line is dropped '
+         'and logged')
+    t.ok("dropping a passed fd named 'bogus'" in log, 'a stored fd with a name not of ours is dropped and logged')
+    t.ok('unreadable entry, dropped' in log, 'an unreadable state-file line is dropped and logged')
+    names = mgr.store_names()
+    t.ok('e999' not in names and 'bogus' not in names, 'both orphan fds leave the store (FDSTOREREMOVE=1)', names)
+    with open(state_path) as f:
+        text = f.read()
+    t.ok('ghost/no-fd' not in text and 'not an entry' not in text, 'the state file is rewritten without them',
+         text)
+
+    # -- 3: SIGTERM restart, then the once entry is handed off ----------------------------
+    restart('second SIGTERM restart', signal.SIGTERM, core_count())
+    check('after second SIGTERM restart', live, gone)
+    r = clients['alice'].retrieve(once.name)
+    t.success(r, 'alice retrieves the once entry after three restarts')
+    t.eq((r.get('fd') or {}).get('read_sha256'), once.sha, 'the once entry has the same bytes')
+    t.error(clients['alice'].retrieve(once.name), E_NOT_FOUND, 'the once entry is still once: the second '
+            'retrieval is NotFound')
+    live.remove(once)
+    gone.append(once.name)
+    mgr.sync()
+    t.ok(once.name not in (read_state(state_path) or {}), 'the consumed once entry leaves the state file')
+
+    # -- 4: SIGKILL crash again -----------------------------------------------------------
+    restart('second SIGKILL crash', signal.SIGKILL, core_count())
+    check('after second SIGKILL crash', live, gone)
+
+    ignored = [m for m in mgr.messages if not m.accepted]
+    t.eq(ignored, [], 'every notification came from the main pid (NotifyAccess=main)')
+
+    mgr.stop(signal.SIGTERM)
+    mgr.clear_store()
+    for e in entries + conn:
+        for fd in e.keep:
+            os.close(fd)
+
+
+def persistence_off(t, bus):
+    """Persistence needs both NOTIFY_SOCKET and a runtime directory."""
+    root = Root(bus)
+    P = {'lifetime': 'persistent'}
+
+    def no_runtime_dir():
+        d = os.path.join(bus.tmp, 'manager-no-runtime')
+        os.makedirs(d)
+        m = FakeManager(broker_argv(harness.service_binary(), bus, None), d, bus.log_path)
+        try:
+            m.start()
+            fd, _ = fdcheck.make('memfd', b'kept in memory only')
+            root.deposit('p/no-runtime-dir', fd, **P)
+            os.close(fd)
+            m.sync()
+            t.eq([x for x in m.messages if x.fields.get('FDSTORE') == '1'], [],
+                 'NOTIFY_SOCKET but no runtime directory: no fd goes to the store')
+            t.ok('no runtime directory' in m.log(), 'the broker logs that entries last as long as the process')
+            m.stop(signal.SIGTERM)
+            m.start()
+            info, fd = root.retrieve('p/no-runtime-dir')
+            if fd is not None:
+                os.close(fd)
+            t.eq(info, E_NOT_FOUND, 'without a runtime directory a persistent entry does not survive a restart')
+        finally:
+            m.close()
+    t.run('no runtime directory', no_runtime_dir)
+
+    def no_notify_socket():
+        d = os.path.join(bus.tmp, 'manager-no-notify')
+        rd = os.path.join(d, 'runtime')
+        os.makedirs(rd)
+        m = FakeManager(broker_argv(harness.service_binary(), bus, rd), d, bus.log_path, notify=False)
+        try:
+            m.start(wait_ready=False)
+            t.ok(poll_until(bus.service_running, 30), 'without NOTIFY_SOCKET the broker still comes up')
+            fd, _ = fdcheck.make('memfd', b'no fd store')
+            root.deposit('p/no-notify', fd, **P)
+            os.close(fd)
+            t.eq(os.listdir(rd), [], 'without NOTIFY_SOCKET no state file is written')
+            t.ok('no service manager fd store' in m.log(), 'the broker logs that there is no fd store')
+            t.eq(m.messages, [], 'and nothing is sent to a manager')
+        finally:
+            m.close()
+    t.run('no NOTIFY_SOCKET', no_notify_socket)
+
+
+if __name__ == '__main__':
+    harness.main(body)
