@@ -66,6 +66,7 @@ struct Broker {
         Policy *policy;               /* admin rules; NULL: none */
         Persist persist;
         uint64_t n_calls;             /* method calls seen, for idle detection */
+        bool exiting;                 /* idle exit decided: take no new work */
         Waiter *waiters, *waiters_tail;
 };
 
@@ -180,7 +181,7 @@ static void broker_remove_entry(Broker *b, Entry *e, const char *why) {
                 int r = persist_save(&b->persist, &b->reg);
                 if (r < 0)
                         log_error("could not save the state file: %s", strerror(-r));
-                (void) persist_remove_fd(&b->persist, e);
+                (void) persist_remove_fd(&b->persist, &b->reg, e);
         }
         entry_free(e);
 }
@@ -361,7 +362,7 @@ static int store_entry(Broker *b, Peer *p, Entry *e, Entry *old, const DepositOp
         } else {
                 /* The fd first: a crash in between leaves an fd without
                  * metadata, which the next start drops. */
-                r = persist_store_fd(&b->persist, e);
+                r = persist_store_fd(&b->persist, &b->reg, e);
                 if (r >= 0)
                         r = persist_save(&b->persist, &b->reg);
                 if (r < 0)
@@ -571,6 +572,9 @@ static int get_caller(Broker *b, sd_bus_message *m, peer_resume_fn handler, Peer
         int r;
 
         b->n_calls++;
+        if (b->exiting)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_NO_REPLY,
+                                         "fdbroker is exiting after being idle; call again to start it anew.");
         r = peers_get_caller(&b->peers, m, handler, ret);
         if (r == -EBUSY)
                 return sd_bus_error_setf(error, ERROR_QUOTA,
@@ -1367,7 +1371,6 @@ static void on_restored(Entry *e, void *userdata) {
         r = registry_add(&b->reg, e);
         if (r < 0) {
                 log_error("could not restore '%s': %s", e->name, strerror(-r));
-                (void) persist_remove_fd(&b->persist, e);
                 entry_free(e);
                 return;
         }
@@ -1403,4 +1406,8 @@ void broker_format_status(const Broker *b, char *buf, size_t size) {
 
 uint64_t broker_call_count(const Broker *b) {
         return b->n_calls;
+}
+
+void broker_set_exiting(Broker *b) {
+        b->exiting = true;
 }

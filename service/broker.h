@@ -41,6 +41,10 @@ int broker_restore(Broker *b, const char *runtime_dir);
 /* No entries, no parked calls, no questions out: safe to exit. */
 bool broker_is_idle(const Broker *b);
 
+/* From now on every method call is refused (NoReply, "call again"): the
+ * broker is about to exit, and work taken now would die with it. */
+void broker_set_exiting(Broker *b);
+
 void broker_format_status(const Broker *b, char *buf, size_t size);
 
 /* How many method calls have come in: unchanged means nobody called. */

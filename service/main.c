@@ -142,14 +142,10 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
 static int on_name_released(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         Daemon *d = userdata;
 
-        d->releasing = false;
-        if (broker_is_idle(d->broker) && broker_call_count(d->broker) == d->calls_at_last_check) {
-                log_info("idle: exiting; the next call starts the broker again");
-                return sd_event_exit(sd_bus_get_event(d->bus), 0);
-        }
-        /* A call slipped in before the name was gone: serve on. */
-        log_info("work arrived while releasing the name; serving on");
-        return sd_bus_request_name_async(d->bus, NULL, BUS_NAME, 0, NULL, NULL);
+        /* Every call queued for us before the name went has been answered
+         * (refused: see broker_set_exiting) by now. */
+        log_info("idle: exiting; the next call starts the broker again");
+        return sd_event_exit(sd_bus_get_event(d->bus), 0);
 }
 
 static int on_idle_check(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -158,14 +154,19 @@ static int on_idle_check(sd_event_source *s, uint64_t usec, void *userdata) {
         int r;
 
         if (!d->releasing && broker_is_idle(d->broker) && calls == d->calls_at_last_check) {
-                /* Give the name up first: calls from now on activate a new
-                 * broker, and calls already queued for us are answered
-                 * before the reply to ReleaseName arrives. */
+                /* Decide first, then give the name up: calls from now on
+                 * activate a new broker. Calls already queued for us are
+                 * refused (they would die with us: under Type=dbus systemd
+                 * stops the unit when the name goes, and a stop empties the
+                 * fd store) and answered before ReleaseName's reply. */
+                (void) sd_notify(false, "STOPPING=1\nSTATUS=Idle, exiting.");
+                broker_set_exiting(d->broker);
                 r = sd_bus_call_method_async(d->bus, NULL, "org.freedesktop.DBus", "/org/freedesktop/DBus",
                                              "org.freedesktop.DBus", "ReleaseName", on_name_released, d, "s",
                                              BUS_NAME);
-                if (r >= 0)
-                        d->releasing = true;
+                if (r < 0)
+                        return sd_event_exit(sd_bus_get_event(d->bus), 0); /* refusing all: go now */
+                d->releasing = true;
         }
         d->calls_at_last_check = calls;
         (void) sd_event_source_set_time_relative(s, arg_exit_idle_usec);

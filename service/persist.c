@@ -2,7 +2,10 @@
  *
  * The state file is text, one entry per line:
  *
- *   E ID NAME OWNER-UID ONCE CREATED-USEC EXPIRES-USEC MEMORY DESCRIPTION ALLOW
+ *   E ID STORE-ID NAME OWNER-UID ONCE CREATED-USEC EXPIRES-USEC MEMORY DESCRIPTION ALLOW
+ *
+ * STORE-ID names the fd in the fd store (FDNAME=e<STORE-ID>); entries that
+ * share one open file share it.
  *
  * Strings are %XX-escaped except [A-Za-z0-9_./@:-]; an empty string is
  * written as "="; ALLOW is a ','-joined list of canonical subjects. */
@@ -16,13 +19,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <linux/kcmp.h>
+#include <sys/syscall.h>
+
 #include <systemd/sd-daemon.h>
 
 #include "cleanup.h"
 #include "log.h"
 #include "names.h"
 
-#define STATE_HEADER "# fdbroker state 1"
+#define STATE_HEADER "# fdbroker state 2"
 
 int persist_init(Persist *ps, const char *runtime_dir) {
         *ps = (Persist) { .fdstore = getenv("NOTIFY_SOCKET") != NULL };
@@ -40,19 +46,58 @@ bool persist_enabled(const Persist *ps) {
         return ps->state_path && ps->fdstore;
 }
 
-int persist_store_fd(const Persist *ps, const Entry *e) {
-        char msg[64];
+/* True when fds a and b are the same open file description. */
+static bool same_open_file(int a, int b) {
+        pid_t pid = getpid();
+        return syscall(SYS_kcmp, pid, pid, KCMP_FILE, a, b) == 0;
+}
 
+/* A persistent entry of reg, other than e, whose store name is id. */
+static const Entry *find_store_sharer(const Registry *reg, const Entry *e, uint64_t id) {
+        _cleanup_free_ Entry **all = NULL;
+        size_t n;
+
+        if (registry_all(reg, &all, &n) < 0)
+                return NULL;
+        for (size_t i = 0; i < n; i++)
+                if (all[i] != e && all[i]->persistent && all[i]->store_id == id)
+                        return all[i];
+        return NULL;
+}
+
+int persist_store_fd(const Persist *ps, const Registry *reg, Entry *e) {
+        _cleanup_free_ Entry **all = NULL;
+        char msg[96];
+        size_t n;
+        int r;
+
+        e->store_id = e->id;
         if (!persist_enabled(ps))
                 return 0;
-        snprintf(msg, sizeof msg, "FDSTORE=1\nFDNAME=e%" PRIu64, e->id);
+
+        /* systemd keeps one copy of an open file and ignores a second
+         * FDSTORE of it: share the name of the entry that stored it. */
+        r = registry_all(reg, &all, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++)
+                if (all[i] != e && all[i]->persistent && all[i]->store_id != 0 && same_open_file(all[i]->fd, e->fd)) {
+                        e->store_id = all[i]->store_id;
+                        return 0;
+                }
+
+        /* FDPOLL=0: a pipe whose writer closed, or a socket whose peer did,
+         * is still an entry; systemd must not drop it on POLLHUP. */
+        snprintf(msg, sizeof msg, "FDSTORE=1\nFDPOLL=0\nFDNAME=e%" PRIu64, e->store_id);
         return sd_pid_notify_with_fds(0, false, msg, &e->fd, 1);
 }
 
-int persist_remove_fd(const Persist *ps, const Entry *e) {
-        if (!persist_enabled(ps))
+int persist_remove_fd(const Persist *ps, const Registry *reg, const Entry *e) {
+        if (!persist_enabled(ps) || e->store_id == 0)
                 return 0;
-        return sd_notifyf(false, "FDSTOREREMOVE=1\nFDNAME=e%" PRIu64, e->id);
+        if (find_store_sharer(reg, e, e->store_id))
+                return 0;
+        return sd_notifyf(false, "FDSTOREREMOVE=1\nFDNAME=e%" PRIu64, e->store_id);
 }
 
 static bool plain_char(char c) {
@@ -97,7 +142,7 @@ static int unescape(const char *s, char **ret) {
 }
 
 static int write_entry(FILE *f, const Entry *e) {
-        fprintf(f, "E %" PRIu64 " ", e->id);
+        fprintf(f, "E %" PRIu64 " %" PRIu64 " ", e->id, e->store_id);
         write_escaped(f, e->name);
         fprintf(f, " %u %d %" PRIu64 " %" PRIu64 " %" PRIu64 " ", (unsigned) e->owner_uid, e->once ? 1 : 0,
                 e->created_usec, e->expires_usec, e->memory);
@@ -159,6 +204,7 @@ int persist_save(const Persist *ps, const Registry *reg) {
 typedef struct PassedFd {
         uint64_t id;
         int fd;
+        bool used;
 } PassedFd;
 
 static int parse_allow(const char *field, Entry *e) {
@@ -193,18 +239,22 @@ static int parse_allow(const char *field, Entry *e) {
 static int parse_line(char *line, Entry **ret) {
         _cleanup_(entry_freep) Entry *e = NULL;
         _cleanup_free_ char *name = NULL, *description = NULL;
-        char *field[10], *save = NULL;
+        char *field[11], *save = NULL;
         size_t n = 0;
         unsigned owner;
-        uint64_t id;
+        uint64_t id, store_id;
         int once, r;
 
-        for (char *tok = strtok_r(line, " \n", &save); tok && n < 10; tok = strtok_r(NULL, " \n", &save))
+        for (char *tok = strtok_r(line, " \n", &save); tok && n < 11; tok = strtok_r(NULL, " \n", &save))
                 field[n++] = tok;
-        if (n != 10 || strcmp(field[0], "E") != 0)
+        if (n != 11 || strcmp(field[0], "E") != 0)
                 return -EINVAL;
-        if (sscanf(field[1], "%" SCNu64, &id) != 1 || id == 0)
+        if (sscanf(field[1], "%" SCNu64, &id) != 1 || id == 0 || sscanf(field[2], "%" SCNu64, &store_id) != 1 ||
+            store_id == 0)
                 return -EINVAL;
+        /* Shift: the remaining fields start at field[2]. */
+        for (size_t i = 2; i < 10; i++)
+                field[i] = field[i + 1];
         r = unescape(field[2], &name);
         if (r < 0)
                 return r;
@@ -214,6 +264,7 @@ static int parse_line(char *line, Entry **ret) {
         if (!e)
                 return -ENOMEM;
         e->id = id;
+        e->store_id = store_id;
         if (sscanf(field[3], "%u", &owner) != 1 || sscanf(field[4], "%d", &once) != 1 ||
             sscanf(field[5], "%" SCNu64, &e->created_usec) != 1 || sscanf(field[6], "%" SCNu64, &e->expires_usec) != 1 ||
             sscanf(field[7], "%" SCNu64, &e->memory) != 1)
@@ -295,10 +346,11 @@ int persist_restore(const Persist *ps, const Registry *reg_const, void (*restore
                         log_warning("%s:%u: unreadable entry, dropped", ps->state_path, lineno);
                         continue;
                 }
+                /* Entries sharing an open file share its stored fd. */
                 for (size_t i = 0; i < n_passed; i++)
-                        if (passed[i].id == e->id && passed[i].fd >= 0) {
-                                e->fd = passed[i].fd;
-                                passed[i].fd = -1;
+                        if (passed[i].id == e->store_id) {
+                                e->fd = fcntl(passed[i].fd, F_DUPFD_CLOEXEC, 3);
+                                passed[i].used = true;
                                 break;
                         }
                 if (e->fd < 0) {
@@ -309,7 +361,6 @@ int persist_restore(const Persist *ps, const Registry *reg_const, void (*restore
                 if (fdinfo_get_flags(e->fd, &e->flags) < 0 || fdinfo_classify(e->fd, &e->kind) < 0 ||
                     registry_get(reg, e->name)) {
                         log_warning("entry '%s' could not be restored; dropped", e->name);
-                        (void) persist_remove_fd(ps, e);
                         entry_free(e);
                         continue;
                 }
@@ -322,12 +373,13 @@ int persist_restore(const Persist *ps, const Registry *reg_const, void (*restore
         if (f)
                 fclose(f);
 
-        for (size_t i = 0; i < n_passed; i++)
-                if (passed[i].fd >= 0) {
+        for (size_t i = 0; i < n_passed; i++) {
+                if (!passed[i].used) {
                         log_warning("dropping stored fd e%" PRIu64 ": no entry describes it", passed[i].id);
-                        close(passed[i].fd);
                         if (persist_enabled(ps))
                                 (void) sd_notifyf(false, "FDSTOREREMOVE=1\nFDNAME=e%" PRIu64, passed[i].id);
                 }
+                close(passed[i].fd);
+        }
         return restored_count;
 }

@@ -34,11 +34,14 @@ void persist_done(Persist *ps);
 /* True when persistent entries survive a restart. */
 bool persist_enabled(const Persist *ps);
 
-/* Hands e's fd (borrowed) to the fd store. */
-int persist_store_fd(const Persist *ps, const Entry *e);
+/* Hands e's fd (borrowed) to the fd store, and sets e->store_id. The store
+ * keeps one copy of an open file: when another persistent entry of reg
+ * holds the same open file, e shares its store name instead. */
+int persist_store_fd(const Persist *ps, const Registry *reg, Entry *e);
 
-/* Takes e's fd out of the fd store. */
-int persist_remove_fd(const Persist *ps, const Entry *e);
+/* Takes e's fd out of the fd store, unless another persistent entry of reg
+ * (e itself no longer in it) shares the store name. */
+int persist_remove_fd(const Persist *ps, const Registry *reg, const Entry *e);
 
 /* Rewrites the state file with every persistent entry of reg. */
 int persist_save(const Persist *ps, const Registry *reg);

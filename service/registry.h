@@ -38,6 +38,8 @@ typedef struct Entry {
         uint64_t created_usec;  /* CLOCK_REALTIME */
         uint64_t expires_usec;  /* CLOCK_REALTIME, 0 = never */
         uint64_t memory;        /* bytes charged to MaxMemorySize */
+        uint64_t store_id;      /* fd store name e<store_id>; entries sharing
+                                 * one open file share it (persist.c) */
         sd_event_source *expire_source;
         Broker *broker;         /* that stores it, for the expiry timer */
 

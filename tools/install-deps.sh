@@ -13,6 +13,7 @@ set -eu
 #   gobject-introspection libgirepository1.0-dev the client's FdBroker-1.0 typelib
 #   libdbus-1-dev                                the D-Bus DTDs the data tests validate against
 #   dbus                                         dbus-daemon for the private test bus
+#   dbus-user-session                            the user bus of the real systemd --user tests
 #   python3-gi python3-dbusmock                  integration tests, demo (Debian's /usr/bin/python3)
 #   libxml2-utils                                xmllint
 #   systemd                                      systemd-analyze verify, busctl
@@ -33,6 +34,7 @@ gobject-introspection
 libgirepository1.0-dev
 libdbus-1-dev
 dbus
+dbus-user-session
 python3-gi
 python3-dbusmock
 libxml2-utils
