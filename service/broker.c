@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/openat2.h>
+#include <limits.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -66,6 +68,7 @@ struct Broker {
         Policy *policy;               /* admin rules; NULL: none */
         Persist persist;
         uint64_t n_calls;             /* method calls seen, for idle detection */
+        unsigned fd_budget;           /* entries the open-file limit leaves room for */
         bool exiting;                 /* idle exit decided: take no new work */
         Waiter *waiters, *waiters_tail;
 };
@@ -192,31 +195,52 @@ static int on_expire_entry(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* One {sv} of the info dictionary. Built with append_basic rather than a
+ * format string per key: the dictionary is most of what a Retrieve costs
+ * the broker (bench/README.md). */
+static int append_info_item(sd_bus_message *reply, const char *key, char type, const void *value) {
+        const char sig[2] = { type, '\0' };
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'e', "sv");
+        if (r >= 0)
+                r = sd_bus_message_append_basic(reply, 's', key);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'v', sig);
+        if (r >= 0)
+                r = sd_bus_message_append_basic(reply, type, value);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        return r;
+}
+
 static int append_info(sd_bus_message *reply, const Entry *e) {
+        uint32_t owner = (uint32_t) e->owner_uid;
+        int sealed = e->kind == FD_KIND_MEMFD && fdinfo_is_sealed(e->fd);
         uint64_t size = 0;
         int r;
 
         r = sd_bus_message_open_container(reply, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        r = sd_bus_message_append(reply, "{sv}", "kind", "s", fdkind_to_string(e->kind));
+        if (r >= 0)
+                r = append_info_item(reply, "kind", 's', fdkind_to_string(e->kind));
         if (r >= 0 && fdkind_has_size(e->kind) && fdinfo_get_size(e->fd, &size) >= 0)
-                r = sd_bus_message_append(reply, "{sv}", "size", "t", size);
+                r = append_info_item(reply, "size", 't', &size);
         if (r >= 0)
-                r = sd_bus_message_append(reply, "{sv}", "owner-uid", "u", (uint32_t) e->owner_uid);
+                r = append_info_item(reply, "owner-uid", 'u', &owner);
         if (r >= 0)
-                r = sd_bus_message_append(reply, "{sv}", "access", "s", fdinfo_accmode_to_string(e->flags));
+                r = append_info_item(reply, "access", 's', fdinfo_accmode_to_string(e->flags));
         if (r >= 0)
-                r = sd_bus_message_append(reply, "{sv}", "sealed", "b",
-                                          e->kind == FD_KIND_MEMFD && fdinfo_is_sealed(e->fd));
+                r = append_info_item(reply, "sealed", 'b', &sealed);
         if (r >= 0)
-                r = sd_bus_message_append(reply, "{sv}", "lifetime", "s", e->persistent ? "persistent" : "connection");
+                r = append_info_item(reply, "lifetime", 's', e->persistent ? "persistent" : "connection");
         if (r >= 0)
-                r = sd_bus_message_append(reply, "{sv}", "description", "s", entry_description(e));
+                r = append_info_item(reply, "description", 's', entry_description(e));
         if (r >= 0)
-                r = sd_bus_message_append(reply, "{sv}", "created-usec", "t", e->created_usec);
+                r = append_info_item(reply, "created-usec", 't', &e->created_usec);
         if (r >= 0)
-                r = sd_bus_message_append(reply, "{sv}", "expires-usec", "t", e->expires_usec);
+                r = append_info_item(reply, "expires-usec", 't', &e->expires_usec);
         if (r < 0)
                 return r;
         return sd_bus_message_close_container(reply);
@@ -584,6 +608,18 @@ static int get_caller(Broker *b, sd_bus_message *m, peer_resume_fn handler, Peer
 
 /* ---- methods ----------------------------------------------------------- */
 
+/* Out of fds is a limit reached, not a failure of the broker. name: the
+ * entry, or NULL for all of a DepositMany. */
+static int store_failed(sd_bus_error *error, const char *name, int r) {
+        char what[NAME_MAX_LEN + 3];
+
+        snprintf(what, sizeof what, name ? "'%s'" : "the entries", name);
+        if (r == -EMFILE || r == -ENFILE)
+                return sd_bus_error_setf(error, ERROR_QUOTA,
+                                         "Cannot store %s: the broker is out of file descriptors.", what);
+        return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "Could not store %s: %s.", what, strerror(-r));
+}
+
 /* Deposit-like calls share their authorization: a deposit rule (or a
  * create-memory one) may refuse, ask polkit, or cap the stored access to
  * read-only. No rule: allowed. */
@@ -653,7 +689,7 @@ static int method_deposit(sd_bus_message *m, void *userdata, sd_bus_error *error
         /* Act. Sealing changes the depositor's memfd, so it comes last. */
         r = make_entry(name, fd, kind, fl, p->uid, &o, &e);
         if (r < 0)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "Could not store '%s': %s.", name, strerror(-r));
+                return store_failed(error, name, r);
         if (o.seal) {
                 r = fdinfo_seal(fd);
                 if (r < 0) {
@@ -810,7 +846,7 @@ static int method_deposit_many(sd_bus_message *m, void *userdata, sd_bus_error *
 fail:
         for (size_t j = 0; j < n; j++)
                 entry_free(d[j].entry);
-        return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "Could not store the entries: %s.", strerror(-r));
+        return store_failed(error, NULL, r);
 }
 
 /* Authorizes retrieving name. Returns 1 with *ret_entry and *ret_cap when
@@ -998,8 +1034,9 @@ static int method_remove(sd_bus_message *m, void *userdata, sd_bus_error *error)
         if (r == 0)
                 return 1;
 
-        log_info("%s (uid %u) removes '%s'", p->unique_name, (unsigned) p->uid, name);
-        broker_remove_entry(b, e, "removed by request");
+        char why[128];
+        snprintf(why, sizeof why, "removed by %s (uid %u)", p->unique_name, (unsigned) p->uid);
+        broker_remove_entry(b, e, why);
         return sd_bus_reply_method_return(m, NULL);
 }
 
@@ -1114,7 +1151,7 @@ static int method_create_memory(sd_bus_message *m, void *userdata, sd_bus_error 
 
         r = make_entry(name, mfd, FD_KIND_MEMFD, O_RDWR, p->uid, &o, &e);
         if (r < 0)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "Could not store '%s': %s.", name, strerror(-r));
+                return store_failed(error, name, r);
         e->memory = size;
         if (o.seal) {
                 r = fdinfo_seal(mfd);
@@ -1286,6 +1323,19 @@ static const sd_bus_vtable broker_vtable[] = {
 
 /* ---- life cycle -------------------------------------------------------- */
 
+/* fds kept free for what is not an entry: the bus, the event loop, fds
+ * arriving in messages (up to 16 each, and calls queue while credentials
+ * are looked up), reopenings and files being read. */
+#define FD_RESERVE 1024U
+
+static unsigned fd_budget(void) {
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > UINT_MAX)
+                return UINT_MAX;
+        return rl.rlim_cur > 2 * FD_RESERVE ? (unsigned) rl.rlim_cur - FD_RESERVE : (unsigned) rl.rlim_cur / 2;
+}
+
 static unsigned broker_count_waiters(const Broker *b) {
         unsigned n = 0;
         for (const Waiter *w = b->waiters; w; w = w->next)
@@ -1312,6 +1362,7 @@ int broker_new(sd_event *event, sd_bus *bus, Broker **ret) {
         b->event = sd_event_ref(event);
         b->bus = sd_bus_ref(bus);
         registry_init(&b->reg);
+        b->fd_budget = fd_budget();
         polkit_init(&b->polkit, bus, b);
         r = peers_init(&b->peers, bus, on_peer_gone, b);
         if (r < 0)
@@ -1350,6 +1401,14 @@ void broker_set_policy(Broker *b, Policy *policy) {
         b->policy = policy;
         /* Lowered limits refuse new entries; existing ones stay. */
         b->reg.max_entries = l->has_max_entries ? l->max_entries : DEFAULT_MAX_ENTRIES;
+        if (b->reg.max_entries > b->fd_budget) {
+                /* Every entry is an open fd. Running out of fds would make
+                 * sd-bus drop our connection when the next fd arrives, and
+                 * every entry with it: refuse deposits before that. */
+                log_warning("MaxEntries=%u is more than the open-file limit allows; using %u",
+                            b->reg.max_entries, b->fd_budget);
+                b->reg.max_entries = b->fd_budget;
+        }
         b->reg.max_entries_per_user = l->has_max_entries_per_user ? l->max_entries_per_user
                                                                    : DEFAULT_MAX_ENTRIES_PER_USER;
         b->reg.max_memory = l->has_max_memory_size ? l->max_memory_size : DEFAULT_MAX_MEMORY_SIZE;

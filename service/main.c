@@ -227,6 +227,11 @@ static int run(const char *bus_arg) {
         r = sd_bus_attach_event(bus, event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0)
                 return r;
+        /* Without the bus nobody can reach the entries: exit (failing, so
+         * systemd restarts us with the fd store) rather than hold them. */
+        r = sd_bus_set_exit_on_disconnect(bus, true);
+        if (r < 0)
+                return r;
 
         r = broker_new(event, bus, &broker);
         if (r < 0) {
@@ -343,6 +348,6 @@ int main(int argc, char *argv[]) {
         if (arg_check)
                 return check_policy() < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 
-        r = run(bus_arg);
-        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+        r = run(bus_arg); /* negative errno, or the event loop's exit code */
+        return r == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -21,6 +21,7 @@ set -eu
 #   man-db groff-base                            man and groff, to check the man pages
 #   polkitd                                      policyconfig-1.dtd, to validate the polkit actions
 #   clang libclang-rt-dev                        the fuzzers (libFuzzer and sanitizer runtimes)
+#   s6 gnuplot-nox                               bench/: the s6-fdholder peer, and the plots
 PACKAGES="
 meson
 ninja-build
@@ -46,6 +47,8 @@ groff-base
 polkitd
 clang
 libclang-rt-dev
+s6
+gnuplot-nox
 "
 
 missing=""

@@ -447,12 +447,13 @@ class PrivateBus:
     """
 
     def __init__(self, service_binary=None, source_dir=None, workdir=None, extra_service_args=(),
-                 policy_files=None, hermetic_policy=True, extra_bus_config=''):
+                 policy_files=None, hermetic_policy=True, extra_bus_config='', service_nofile=None):
         if Gio is None:
             raise Skip('python3 gi not available: %s' % _gi_error)
         self.service_binary = os.path.abspath(service_binary or _default_service_binary())
         self.source_dir = os.path.abspath(source_dir or _default_source_dir())
         self.extra_service_args = list(extra_service_args)
+        self.service_nofile = service_nofile  # RLIMIT_NOFILE (soft and hard) for the service
         self._own_tmp = workdir is None
         self.tmp = tempfile.mkdtemp(prefix='fdbroker-test-') if workdir is None else os.path.abspath(workdir)
         os.makedirs(self.tmp, exist_ok=True)
@@ -511,6 +512,8 @@ class PrivateBus:
                     'G_MESSAGES_DEBUG', 'SYSTEMD_LOG_LEVEL'):
             if var in os.environ:
                 lines.append('export %s=%s' % (var, shlex.quote(os.environ[var])))
+        if self.service_nofile is not None:
+            lines.append('ulimit -n %d' % self.service_nofile)
         cmd = [self.service_binary, '--bus=system']
         if (self.hermetic_policy and self._service_has_option('--policy-dir')
                 and not any(a.startswith('--policy-dir') for a in self.extra_service_args)):

@@ -18,6 +18,11 @@ MaxEntriesPerUser=12
 MaxMemorySize=1M
 '''
 
+MANY = '''[Limits]
+MaxEntries=100000
+MaxEntriesPerUser=100000
+'''
+
 
 def body(t):
     bus, users = harness.setup(t, need_users=True)
@@ -89,6 +94,40 @@ def body(t):
         t.error(bob.create_memory('l/mem2', (1 << 20) + 1), harness.E_INVALID_ARGS,
                 'CreateMemory of more than MaxMemorySize is InvalidArgs')
     t.run('lowered limits', lowered)
+
+    # Every entry is an open fd: a MaxEntries the open-file limit cannot
+    # hold is capped, so the broker refuses deposits (QuotaExceeded) before
+    # it runs out of fds, which would make sd-bus drop its bus connection
+    # and every entry with it.
+    if t.failed:
+        t.print_logs()
+    t.bus = None
+    bus2.stop()
+    bus3 = harness.PrivateBus(policy_files={'50-many.conf': MANY}, service_nofile=1100)
+    t.bus = bus3
+    bus3.start()
+
+    def fd_budget():
+        root = bus3.client()
+        budget = bus3.get_property('MaxEntries')
+        t.eq(budget, 550, 'MaxEntries=100000 with 1100 fds allowed is capped to 550 (half, below 2048)')
+        pid = bus3.service_pid()
+        stored = 0
+        for batch in range(0, budget, 16):
+            n = min(16, budget - batch)
+            r = root.deposit_many({'fd/%04d' % (batch + i): 0 for i in range(n)}, [memfd('x')])
+            if not r.get('ok'):
+                t.ok(False, 'deposit batch at %d' % batch, r)
+                return
+            stored += n
+        t.eq(bus3.entry_count(), 550, 'root deposits 550 entries, all the budget')
+        t.error(root.deposit('fd/one-more', memfd('x')), E_QUOTA, 'the 551st is QuotaExceeded, not a lost bus',
+                ['MaxEntries'])
+        t.eq(bus3.service_pid(activate=False), pid, 'the same broker still serves')
+        info = root.retrieve('fd/0549')
+        t.success(info, 'and every entry is still retrievable')
+        t.ok('more than the open-file limit allows' in bus3.service_log(), 'the cap is logged')
+    t.run('fd budget caps MaxEntries', fd_budget)
 
 
 if __name__ == '__main__':
