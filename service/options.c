@@ -77,14 +77,6 @@ static int parse_access(const char *v, int *ret) {
         return 0;
 }
 
-/* Rejects a key given twice: "last one wins" would hide a caller's bug. */
-static int check_duplicate(unsigned *seen, unsigned bit, const char *key, sd_bus_error *error) {
-        if (*seen & bit)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option '%s' is given twice.", key);
-        *seen |= bit;
-        return 0;
-}
-
 static int read_allow(sd_bus_message *m, DepositOptions *o, sd_bus_error *error) {
         _cleanup_(strv_freep) char **strv = NULL;
         Subject *subjects;
@@ -131,7 +123,20 @@ static int read_allow(sd_bus_message *m, DepositOptions *o, sd_bus_error *error)
         return 0;
 }
 
-int options_parse_deposit(sd_bus_message *m, DepositOptions *o, sd_bus_error *error) {
+/* ---- one walker for every a{sv} ----------------------------------------- */
+
+typedef int (*option_parse_fn)(sd_bus_message *m, const char *key, void *userdata, sd_bus_error *error);
+
+typedef struct OptionKey {
+        const char *name;
+        option_parse_fn parse;  /* reads the variant (option_enter ... exit) */
+} OptionKey;
+
+/* Walks the a{sv} at m. Each key must be in keys (NULL-terminated), at most
+ * once: "last one wins" would hide a caller's bug. what names the call in
+ * the error for an unknown key ("deposit"), which lists the keys. */
+static int parse_dict(sd_bus_message *m, const OptionKey *keys, const char *what, void *userdata,
+                      sd_bus_error *error) {
         unsigned seen = 0;
         int r;
 
@@ -139,78 +144,29 @@ int options_parse_deposit(sd_bus_message *m, DepositOptions *o, sd_bus_error *er
         if (r < 0)
                 return r;
         while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
-                const char *key, *v;
+                const char *key;
+                size_t i;
 
                 r = sd_bus_message_read(m, "s", &key);
                 if (r < 0)
                         return r;
+                for (i = 0; keys[i].name && strcmp(keys[i].name, key) != 0; i++)
+                        ;
+                if (!keys[i].name) {
+                        char list[256] = "";
+                        for (size_t j = 0; keys[j].name; j++) {
+                                strncat(list, j == 0 ? "" : keys[j + 1].name ? ", " : " and ",
+                                        sizeof list - strlen(list) - 1);
+                                strncat(list, keys[j].name, sizeof list - strlen(list) - 1);
+                        }
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Unknown option '%s'; %s takes %s.",
+                                                 key, what, list);
+                }
+                if (seen & (1U << i))
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option '%s' is given twice.", key);
+                seen |= 1U << i;
 
-                if (strcmp(key, "allow") == 0) {
-                        r = check_duplicate(&seen, 1 << 0, key, error);
-                        if (r >= 0)
-                                r = read_allow(m, o, error);
-                } else if (strcmp(key, "access") == 0) {
-                        r = check_duplicate(&seen, 1 << 1, key, error);
-                        if (r >= 0)
-                                r = read_string_option(m, key, &v, error);
-                        if (r >= 0 && strcmp(v, "read-only") != 0)
-                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                         "Option 'access' at deposit takes only 'read-only', not '%s'.",
-                                                         v);
-                        o->read_only = true;
-                } else if (strcmp(key, "seal") == 0) {
-                        r = check_duplicate(&seen, 1 << 2, key, error);
-                        if (r >= 0)
-                                r = read_bool_option(m, key, &o->seal, error);
-                } else if (strcmp(key, "lifetime") == 0) {
-                        r = check_duplicate(&seen, 1 << 3, key, error);
-                        if (r >= 0)
-                                r = read_string_option(m, key, &v, error);
-                        if (r >= 0) {
-                                if (strcmp(v, "persistent") == 0)
-                                        o->persistent = true;
-                                else if (strcmp(v, "connection") != 0)
-                                        return sd_bus_error_setf(
-                                                error, SD_BUS_ERROR_INVALID_ARGS,
-                                                "Option 'lifetime' must be 'connection' or 'persistent', not '%s'.", v);
-                        }
-                } else if (strcmp(key, "timeout-usec") == 0) {
-                        r = check_duplicate(&seen, 1 << 4, key, error);
-                        if (r >= 0)
-                                r = read_u64_option(m, key, &o->timeout_usec, error);
-                        if (r >= 0 && o->timeout_usec == 0)
-                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                         "Option 'timeout-usec' must be at least 1.");
-                        if (r >= 0 && o->timeout_usec > UINT64_MAX / 4)
-                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                         "Option 'timeout-usec' is too large.");
-                } else if (strcmp(key, "once") == 0) {
-                        r = check_duplicate(&seen, 1 << 5, key, error);
-                        if (r >= 0)
-                                r = read_bool_option(m, key, &o->once, error);
-                } else if (strcmp(key, "replace") == 0) {
-                        r = check_duplicate(&seen, 1 << 6, key, error);
-                        if (r >= 0)
-                                r = read_bool_option(m, key, &o->replace, error);
-                } else if (strcmp(key, "description") == 0) {
-                        r = check_duplicate(&seen, 1 << 7, key, error);
-                        if (r >= 0)
-                                r = read_string_option(m, key, &v, error);
-                        if (r >= 0 && strlen(v) > DESCRIPTION_MAX)
-                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                         "Option 'description' is %zu bytes; at most %d are allowed.",
-                                                         strlen(v), DESCRIPTION_MAX);
-                        if (r >= 0) {
-                                free(o->description);
-                                o->description = strdup(v);
-                                if (!o->description)
-                                        return -ENOMEM;
-                        }
-                } else
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                 "Unknown option '%s'; deposit takes allow, access, seal, lifetime, "
-                                                 "timeout-usec, once, replace and description.",
-                                                 key);
+                r = keys[i].parse(m, key, userdata, error);
                 if (r < 0)
                         return r;
                 r = sd_bus_message_exit_container(m);
@@ -222,55 +178,183 @@ int options_parse_deposit(sd_bus_message *m, DepositOptions *o, sd_bus_error *er
         return sd_bus_message_exit_container(m);
 }
 
+static int read_access_option(sd_bus_message *m, const char *key, int *ret, sd_bus_error *error) {
+        const char *v;
+        int r = read_string_option(m, key, &v, error);
+        if (r < 0)
+                return r;
+        if (parse_access(v, ret) < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Option '%s' must be 'read-only', 'write-only' or 'read-write', not '%s'.", key,
+                                         v);
+        return 0;
+}
+
+/* ---- Deposit, DepositMany, CreateMemory ---------------------------------- */
+
+static int deposit_allow(sd_bus_message *m, const char *key, void *o, sd_bus_error *error) {
+        return read_allow(m, o, error);
+}
+
+static int deposit_access(sd_bus_message *m, const char *key, void *userdata, sd_bus_error *error) {
+        DepositOptions *o = userdata;
+        const char *v;
+        int r = read_string_option(m, key, &v, error);
+        if (r < 0)
+                return r;
+        if (strcmp(v, "read-only") != 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Option 'access' at deposit takes only 'read-only', not '%s'.", v);
+        o->read_only = true;
+        return 0;
+}
+
+static int deposit_seal(sd_bus_message *m, const char *key, void *o, sd_bus_error *error) {
+        return read_bool_option(m, key, &((DepositOptions *) o)->seal, error);
+}
+
+static int deposit_lifetime(sd_bus_message *m, const char *key, void *userdata, sd_bus_error *error) {
+        DepositOptions *o = userdata;
+        const char *v;
+        int r = read_string_option(m, key, &v, error);
+        if (r < 0)
+                return r;
+        if (strcmp(v, "persistent") == 0)
+                o->persistent = true;
+        else if (strcmp(v, "connection") != 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Option 'lifetime' must be 'connection' or 'persistent', not '%s'.", v);
+        return 0;
+}
+
+static int deposit_timeout(sd_bus_message *m, const char *key, void *userdata, sd_bus_error *error) {
+        DepositOptions *o = userdata;
+        int r = read_u64_option(m, key, &o->timeout_usec, error);
+        if (r < 0)
+                return r;
+        if (o->timeout_usec == 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option 'timeout-usec' must be at least 1.");
+        if (o->timeout_usec > UINT64_MAX / 4)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option 'timeout-usec' is too large.");
+        return 0;
+}
+
+static int deposit_once(sd_bus_message *m, const char *key, void *o, sd_bus_error *error) {
+        return read_bool_option(m, key, &((DepositOptions *) o)->once, error);
+}
+
+static int deposit_replace(sd_bus_message *m, const char *key, void *o, sd_bus_error *error) {
+        return read_bool_option(m, key, &((DepositOptions *) o)->replace, error);
+}
+
+static int deposit_description(sd_bus_message *m, const char *key, void *userdata, sd_bus_error *error) {
+        DepositOptions *o = userdata;
+        const char *v;
+        int r = read_string_option(m, key, &v, error);
+        if (r < 0)
+                return r;
+        if (strlen(v) > DESCRIPTION_MAX)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Option 'description' is %zu bytes; at most %d are allowed.", strlen(v),
+                                         DESCRIPTION_MAX);
+        free(o->description);
+        o->description = strdup(v);
+        return o->description ? 0 : -ENOMEM;
+}
+
+int options_parse_deposit(sd_bus_message *m, DepositOptions *o, sd_bus_error *error) {
+        static const OptionKey keys[] = {
+                { "allow", deposit_allow },
+                { "access", deposit_access },
+                { "seal", deposit_seal },
+                { "lifetime", deposit_lifetime },
+                { "timeout-usec", deposit_timeout },
+                { "once", deposit_once },
+                { "replace", deposit_replace },
+                { "description", deposit_description },
+                {},
+        };
+        return parse_dict(m, keys, "deposit", o, error);
+}
+
+/* ---- Retrieve, RetrieveMany --------------------------------------------- */
+
+static int retrieve_access(sd_bus_message *m, const char *key, void *o, sd_bus_error *error) {
+        return read_access_option(m, key, &((RetrieveOptions *) o)->accmode, error);
+}
+
+static int retrieve_reopen(sd_bus_message *m, const char *key, void *o, sd_bus_error *error) {
+        return read_bool_option(m, key, &((RetrieveOptions *) o)->reopen, error);
+}
+
+static int retrieve_wait(sd_bus_message *m, const char *key, void *userdata, sd_bus_error *error) {
+        RetrieveOptions *o = userdata;
+        int r = read_u64_option(m, key, &o->wait_usec, error);
+        if (r < 0)
+                return r;
+        if (o->wait_usec > WAIT_USEC_MAX)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Option 'wait-usec' is %" PRIu64 "; at most 300000000 (300 s) is allowed.",
+                                         o->wait_usec);
+        return 0;
+}
+
 int options_parse_retrieve(sd_bus_message *m, RetrieveOptions *o, sd_bus_error *error) {
-        unsigned seen = 0;
-        int r;
-
+        static const OptionKey keys[] = {
+                { "access", retrieve_access },
+                { "reopen", retrieve_reopen },
+                { "wait-usec", retrieve_wait },
+                {},
+        };
         *o = (RetrieveOptions) { .accmode = -1 };
-        r = sd_bus_message_enter_container(m, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
-                const char *key, *v;
+        return parse_dict(m, keys, "retrieve", o, error);
+}
 
-                r = sd_bus_message_read(m, "s", &key);
-                if (r < 0)
-                        return r;
-                if (strcmp(key, "access") == 0) {
-                        r = check_duplicate(&seen, 1 << 0, key, error);
-                        if (r >= 0)
-                                r = read_string_option(m, key, &v, error);
-                        if (r >= 0 && parse_access(v, &o->accmode) < 0)
-                                return sd_bus_error_setf(
-                                        error, SD_BUS_ERROR_INVALID_ARGS,
-                                        "Option 'access' must be 'read-only', 'write-only' or 'read-write', not '%s'.",
-                                        v);
-                } else if (strcmp(key, "reopen") == 0) {
-                        r = check_duplicate(&seen, 1 << 1, key, error);
-                        if (r >= 0)
-                                r = read_bool_option(m, key, &o->reopen, error);
-                } else if (strcmp(key, "wait-usec") == 0) {
-                        r = check_duplicate(&seen, 1 << 2, key, error);
-                        if (r >= 0)
-                                r = read_u64_option(m, key, &o->wait_usec, error);
-                        if (r >= 0 && o->wait_usec > WAIT_USEC_MAX)
-                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                         "Option 'wait-usec' is %" PRIu64
-                                                         "; at most 300000000 (300 s) is allowed.",
-                                                         o->wait_usec);
-                } else
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                 "Unknown option '%s'; retrieve takes access, reopen and wait-usec.",
-                                                 key);
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_exit_container(m);
-                if (r < 0)
-                        return r;
-        }
+/* ---- List, OpenPath ------------------------------------------------------ */
+
+static int list_prefix(sd_bus_message *m, const char *key, void *ret, sd_bus_error *error) {
+        return read_string_option(m, key, ret, error);
+}
+
+int options_parse_list_filter(sd_bus_message *m, const char **ret_prefix, sd_bus_error *error) {
+        static const OptionKey keys[] = {
+                { "prefix", list_prefix },
+                {},
+        };
+        const char *prefix = "";
+        int r = parse_dict(m, keys, "List's filter", &prefix, error);
         if (r < 0)
                 return r;
-        return sd_bus_message_exit_container(m);
+        *ret_prefix = prefix;
+        return 0;
+}
+
+typedef struct OpenPathOptions {
+        int accmode;
+        bool nonblock;
+} OpenPathOptions;
+
+static int open_path_access(sd_bus_message *m, const char *key, void *o, sd_bus_error *error) {
+        return read_access_option(m, key, &((OpenPathOptions *) o)->accmode, error);
+}
+
+static int open_path_nonblock(sd_bus_message *m, const char *key, void *o, sd_bus_error *error) {
+        return read_bool_option(m, key, &((OpenPathOptions *) o)->nonblock, error);
+}
+
+int options_parse_open_path(sd_bus_message *m, int *ret_accmode, bool *ret_nonblock, sd_bus_error *error) {
+        static const OptionKey keys[] = {
+                { "access", open_path_access },
+                { "nonblock", open_path_nonblock },
+                {},
+        };
+        OpenPathOptions o = { .accmode = O_RDONLY };
+        int r = parse_dict(m, keys, "OpenPath", &o, error);
+        if (r < 0)
+                return r;
+        *ret_accmode = o.accmode;
+        *ret_nonblock = o.nonblock;
+        return 0;
 }
 
 int options_check_name(const char *name, sd_bus_error *error) {
@@ -284,79 +368,3 @@ int options_check_name(const char *name, sd_bus_error *error) {
 }
 
 
-int options_parse_list_filter(sd_bus_message *m, const char **ret_prefix, sd_bus_error *error) {
-        const char *prefix = "";
-        int r;
-
-        r = sd_bus_message_enter_container(m, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
-                const char *key;
-                r = sd_bus_message_read(m, "s", &key);
-                if (r < 0)
-                        return r;
-                if (strcmp(key, "prefix") != 0)
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                 "Unknown filter key '%s'; List takes prefix.", key);
-                r = read_string_option(m, key, &prefix, error);
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_exit_container(m);
-                if (r < 0)
-                        return r;
-        }
-        if (r < 0)
-                return r;
-        r = sd_bus_message_exit_container(m);
-        if (r < 0)
-                return r;
-
-        *ret_prefix = prefix;
-        return 0;
-}
-
-int options_parse_open_path(sd_bus_message *m, int *ret_accmode, bool *ret_nonblock, sd_bus_error *error) {
-        bool nonblock = false;
-        unsigned seen = 0;
-        int accmode = O_RDONLY, r;
-
-        r = sd_bus_message_enter_container(m, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
-                const char *key, *v;
-                r = sd_bus_message_read(m, "s", &key);
-                if (r < 0)
-                        return r;
-                if (strcmp(key, "access") == 0) {
-                        r = check_duplicate(&seen, 1 << 0, key, error);
-                        if (r >= 0)
-                                r = read_string_option(m, key, &v, error);
-                        if (r >= 0 && parse_access(v, &accmode) < 0)
-                                return sd_bus_error_setf(
-                                        error, SD_BUS_ERROR_INVALID_ARGS,
-                                        "Option 'access' must be 'read-only', 'write-only' or 'read-write', not '%s'.",
-                                        v);
-                } else if (strcmp(key, "nonblock") == 0) {
-                        r = check_duplicate(&seen, 1 << 1, key, error);
-                        if (r >= 0)
-                                r = read_bool_option(m, key, &nonblock, error);
-                } else
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                 "Unknown option '%s'; OpenPath takes access and nonblock.", key);
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_exit_container(m);
-                if (r < 0)
-                        return r;
-        }
-        if (r < 0)
-                return r;
-        r = sd_bus_message_exit_container(m);
-        if (r < 0)
-                return r;
-        *ret_accmode = accmode;
-        *ret_nonblock = nonblock;
-        return 0;
-}
