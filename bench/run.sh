@@ -14,6 +14,7 @@ for a in "$@"; do
         case $a in --build-dir=*) build=${a#--build-dir=} ;; esac
         prev=$a
 done
+sh "$here/../tools/install-deps.sh" >/dev/null   # s6, gnuplot and the build tools
 [ -f "$build/build.ninja" ] || meson setup "$build" "$here/.." >/dev/null
 ninja -C "$build" service/fdbroker client/fdbrokerctl bench/bench-client bench/fd-echo >/dev/null
 exec /usr/bin/python3 "$here/run.py" bench --build-dir "$build" "$@"
