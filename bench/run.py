@@ -42,24 +42,8 @@ BUS_CONFIG = '''<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Config
   <listen>unix:path={tmp}/bus</listen>
   <auth>EXTERNAL</auth>
   <servicedir>{tmp}/services</servicedir>
-  <!-- Debian's system.conf default policy, as in tests/integration/harness.py -->
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
-    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"
-          send_member="UpdateActivationEnvironment"/>
-  </policy>
+  <!-- Debian's system.conf default policy -->
+  <include>{system_policy}</include>
   <!-- the D-Bus floor: bench/fd-echo, run by us as root -->
   <policy user="root">
     <allow own="{echo}"/>
@@ -119,7 +103,8 @@ class Bus:
         conf = os.path.join(self.tmp, 'bus.conf')
         with open(conf, 'w') as f:
             f.write(BUS_CONFIG.format(tmp=self.tmp, echo=ECHO,
-                                      bus_policy=os.path.join(SOURCE, 'data', 'org.fdbroker.Broker1.conf')))
+                                      bus_policy=os.path.join(SOURCE, 'data', 'org.fdbroker.Broker1.conf'),
+                                      system_policy=os.path.join(SOURCE, 'tests', 'debian-system-policy.conf')))
         with open(os.path.join(services, BROKER + '.service'), 'w') as f:
             f.write('[D-BUS Service]\nName=%s\nUser=root\nExec=%s --bus=system --policy-dir=%s\n'
                     % (BROKER, ' '.join(self.wrapper + [os.path.join(self.build, 'service', 'fdbroker')]), policy))

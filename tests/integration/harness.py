@@ -322,6 +322,9 @@ def ensure_test_users():
 # ---------------------------------------------------------------------------
 # The bus
 
+SYSTEM_POLICY = os.path.join(os.path.dirname(HERE), 'debian-system-policy.conf')
+
+
 def _busconfig(tmp, policy_include, extra=''):
     return '''<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -332,40 +335,13 @@ def _busconfig(tmp, policy_include, extra=''):
   <servicedir>{tmp}/services</servicedir>
 
   <!-- Debian's system.conf default policy -->
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus"
-           send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus"
-           send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus"
-           send_interface="org.freedesktop.DBus.Properties"/>
-    <deny send_destination="org.freedesktop.DBus"
-          send_interface="org.freedesktop.DBus"
-          send_member="UpdateActivationEnvironment"/>
-    <deny send_destination="org.freedesktop.DBus"
-          send_interface="org.freedesktop.DBus.Debug.Stats"/>
-    <deny send_destination="org.freedesktop.DBus"
-          send_interface="org.freedesktop.systemd1.Activator"/>
-  </policy>
-  <policy user="root">
-    <allow send_destination="org.freedesktop.DBus"
-           send_interface="org.freedesktop.DBus.Monitoring"/>
-  </policy>
+  <include>{system_policy}</include>
 
   <include>{policy}</include>
 {nonroot}{extra}
 </busconfig>
-'''.format(tmp=tmp, policy=policy_include, extra=extra, nonroot=_nonroot_policy())
+'''.format(tmp=tmp, policy=policy_include, extra=extra, nonroot=_nonroot_policy(),
+           system_policy=SYSTEM_POLICY)
 
 
 def _nonroot_policy():
