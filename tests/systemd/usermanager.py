@@ -19,7 +19,7 @@ PID 1") exactly:
    comes up by socket activation at $XDG_RUNTIME_DIR/bus (package
    dbus-user-session).
 
-systemctl runs inside the namespace: `nsenter -t PID -m systemctl --user`.
+systemctl runs inside the namespace: `nsenter -t PID -m -r -w systemctl --user`.
 The test talks to the bus directly (the socket lives outside /run/systemd).
 
 close() (also on an exception, SIGTERM or SIGINT) stops the manager, kills
@@ -167,6 +167,11 @@ class UserManager:
         if os.path.isdir('/run/systemd/system'):
             raise Skip('/run/systemd/system exists: systemd already runs this machine; this recipe is for '
                        'machines without it')
+        r = subprocess.run(['unshare', '-m', '--propagation', 'private', 'true'],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60)
+        if r.returncode != 0:
+            raise Skip('cannot enter a private mount namespace (unshare -m --propagation private): %s'
+                       % r.stdout.strip())
 
     def start(self, timeout=60):
         """Start the manager; wait (bounded) until it runs and the user bus
@@ -256,7 +261,10 @@ class UserManager:
         """`systemctl --user ARGS` inside the manager's mount namespace."""
         env = {'PATH': '/usr/sbin:/usr/bin:/sbin:/bin', 'LANG': 'C.UTF-8', 'XDG_RUNTIME_DIR': self.runtime_dir,
                'SYSTEMD_PAGER': '', 'SYSTEMD_COLORS': '0'}
-        r = subprocess.run(['nsenter', '-t', str(self.pid), '-m', 'systemctl', '--user', '--no-pager'] + list(args),
+        # -r -w: take the manager's root and cwd too; setns() into a mount
+        # namespace resets them to the namespace's root, which escapes a chroot.
+        r = subprocess.run(['nsenter', '-t', str(self.pid), '-m', '-r', '-w', 'systemctl', '--user', '--no-pager']
+                           + list(args),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, timeout=timeout)
         if check and r.returncode != 0:
             raise RuntimeError('systemctl --user %s: exit %d: %s' % (' '.join(args), r.returncode, r.stderr.strip()))

@@ -243,6 +243,15 @@ static void test_dirs_masking_and_order(void) {
         g_assert_cmpint(policy_load(none, &p, &problems), ==, 0);
         g_assert_cmpuint(p->n_rules, ==, 0);
         policy_free(p);
+
+        /* Leave nothing behind in $TMPDIR. */
+        const char *const made[] = { "etc/50-base.conf", "etc/60-bad.conf", "etc/90-broken.conf.disabled",
+                                     "usr/10-first.conf", "usr/50-base.conf", "usr/README", "etc", "usr" };
+        for (size_t i = 0; i < G_N_ELEMENTS(made); i++) {
+                g_autofree char *path = g_build_filename(root, made[i], NULL);
+                g_assert_cmpint(g_remove(path), ==, 0);
+        }
+        g_assert_cmpint(g_rmdir(root), ==, 0);
 }
 
 static void test_sizes(void) {
