@@ -31,8 +31,8 @@ HashLink *hashtable_find(const HashTable *t, uint64_t hash, hash_eq_fn eq, const
         return NULL;
 }
 
-static int grow(HashTable *t) {
-        size_t n = t->n_buckets ? t->n_buckets * 2 : 16;
+/* Moves every item into a new array of n buckets (a power of two). */
+static int resize(HashTable *t, size_t n) {
         HashLink **b = calloc(n, sizeof *b);
         if (!b)
                 return -ENOMEM;
@@ -51,7 +51,7 @@ static int grow(HashTable *t) {
 int hashtable_insert(HashTable *t, HashLink *item) {
         int r = 0;
         if (t->n_items >= t->n_buckets) {
-                r = grow(t);
+                r = resize(t, t->n_buckets ? t->n_buckets * 2 : 16);
                 if (r < 0 && t->n_buckets == 0)
                         return r;
         }
@@ -70,6 +70,11 @@ void hashtable_remove(HashTable *t, HashLink *item) {
                         *p = item->next;
                         item->next = NULL;
                         t->n_items--;
+                        /* Give memory back once a quarter full: 100 000
+                         * entries that came and went would otherwise keep
+                         * 1 MiB of buckets. A failed shrink changes nothing. */
+                        if (t->n_buckets > 16 && t->n_items < t->n_buckets / 4)
+                                (void) resize(t, t->n_buckets / 2);
                         return;
                 }
 }

@@ -38,7 +38,8 @@ void hashtable_remove(HashTable *t, HashLink *item);
 void hashtable_done(HashTable *t);
 
 /* Iteration: for (HashLink *l = hashtable_first(t, &i); l; l = hashtable_next(t, l, &i)).
- * The current item may be removed only if next was fetched before. */
+ * Nothing may be removed while iterating (removal may shrink the table):
+ * collect first, then remove. */
 HashLink *hashtable_first(const HashTable *t, size_t *state);
 HashLink *hashtable_next(const HashTable *t, const HashLink *l, size_t *state);
 

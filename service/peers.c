@@ -186,12 +186,12 @@ int peers_init(Peers *ps, sd_bus *bus, peer_gone_fn gone, void *userdata) {
 
 void peers_done(Peers *ps) {
         size_t st;
-        HashLink *l, *next;
+        HashLink *l;
 
-        for (l = hashtable_first(&ps->by_name, &st); l; l = next) {
-                next = hashtable_next(&ps->by_name, l, &st);
+        /* peer_drop() removes from the table, which may shrink it: start
+         * over each time rather than walk a table that changes. */
+        while ((l = hashtable_first(&ps->by_name, &st)))
                 peer_drop(ps, container_of(l, Peer, link));
-        }
         hashtable_done(&ps->by_name);
         ps->match = sd_bus_slot_unref(ps->match);
         ps->bus = sd_bus_unref(ps->bus);

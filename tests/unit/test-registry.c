@@ -81,10 +81,38 @@ static void test_quota(void) {
         registry_done(&reg);
 }
 
+static void test_shrinks(void) {
+        Registry reg;
+        char name[32];
+        size_t peak;
+
+        registry_init(&reg);
+        for (int i = 0; i < 4096; i++) {
+                snprintf(name, sizeof name, "s/%d", i);
+                g_assert_cmpint(registry_add(&reg, entry(name, 1)), ==, 0);
+        }
+        peak = reg.by_name.n_buckets;
+        g_assert_cmpuint(peak, >=, 4096);
+        for (int i = 0; i < 4090; i++) {
+                snprintf(name, sizeof name, "s/%d", i);
+                Entry *e = registry_get(&reg, name);
+                g_assert_nonnull(e);
+                registry_unlink(&reg, e);
+                entry_free(e);
+        }
+        g_assert_cmpuint(reg.by_name.n_buckets, <=, 32);
+        for (int i = 4090; i < 4096; i++) {
+                snprintf(name, sizeof name, "s/%d", i);
+                g_assert_nonnull(registry_get(&reg, name)); /* still found after shrinking */
+        }
+        registry_done(&reg);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/registry/add-get-unlink", test_add_get_unlink);
         g_test_add_func("/registry/many-entries", test_many);
         g_test_add_func("/registry/quota", test_quota);
+        g_test_add_func("/registry/table-shrinks", test_shrinks);
         return g_test_run();
 }
