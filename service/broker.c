@@ -165,6 +165,14 @@ static int not_found(sd_bus_error *error, const char *name) {
 
 /* ---- entries ----------------------------------------------------------- */
 
+/* Rewrites the state file of persistent entries; a failure is logged, since
+ * the entries themselves are fine until the next restart. */
+static void save_state(Broker *b) {
+        int r = persist_save(&b->persist, &b->reg);
+        if (r < 0)
+                log_error("could not save the state file: %s", strerror(-r));
+}
+
 static void broker_remove_entry(Broker *b, Entry *e, const char *why) {
         Peer *p = e->peer;
 
@@ -181,9 +189,7 @@ static void broker_remove_entry(Broker *b, Entry *e, const char *why) {
         if (e->persistent) {
                 /* Metadata first: a crash in between leaves an fd without
                  * metadata, which the next start drops. */
-                int r = persist_save(&b->persist, &b->reg);
-                if (r < 0)
-                        log_error("could not save the state file: %s", strerror(-r));
+                save_state(b);
                 (void) persist_remove_fd(&b->persist, &b->reg, e);
         }
         entry_free(e);
@@ -193,6 +199,12 @@ static int on_expire_entry(sd_event_source *s, uint64_t usec, void *userdata) {
         Entry *e = userdata;
         broker_remove_entry(e->broker, e, "expired");
         return 0;
+}
+
+/* Removes e when usec have passed (monotonic: wall-clock steps do not
+ * shorten or stretch it). */
+static int arm_expiry(Broker *b, Entry *e, uint64_t usec) {
+        return sd_event_add_time_relative(b->event, &e->expire_source, CLOCK_MONOTONIC, usec, 0, on_expire_entry, e);
 }
 
 /* One {sv} of the info dictionary. Built with append_basic rather than a
@@ -355,7 +367,9 @@ static int make_entry(const char *name, int fd, FdKind kind, int fl, uid_t owner
         return 0;
 }
 
-/* Stores e (consumed), replacing old (same name, same owner) if not NULL. */
+/* Stores e (consumed), replacing old (same name, same owner) if not NULL.
+ * A persistent entry's fd goes to the fd store; the caller saves the state
+ * file once after storing everything of its call (save_state). */
 static int store_entry(Broker *b, Peer *p, Entry *e, Entry *old, const DepositOptions *o) {
         int r;
 
@@ -363,8 +377,7 @@ static int store_entry(Broker *b, Peer *p, Entry *e, Entry *old, const DepositOp
         e->created_usec = now_usec(CLOCK_REALTIME);
         if (o->timeout_usec > 0) {
                 e->expires_usec = e->created_usec + o->timeout_usec;
-                r = sd_event_add_time_relative(b->event, &e->expire_source, CLOCK_MONOTONIC, o->timeout_usec, 0,
-                                               on_expire_entry, e);
+                r = arm_expiry(b, e, o->timeout_usec);
                 if (r < 0) {
                         entry_free(e);
                         return r;
@@ -384,11 +397,10 @@ static int store_entry(Broker *b, Peer *p, Entry *e, Entry *old, const DepositOp
                         p->entries->peer_prev = e;
                 p->entries = e;
         } else {
-                /* The fd first: a crash in between leaves an fd without
-                 * metadata, which the next start drops. */
+                /* The fd first, the state file after (save_state): a crash
+                 * in between leaves an fd without metadata, which the next
+                 * start drops. */
                 r = persist_store_fd(&b->persist, &b->reg, e);
-                if (r >= 0)
-                        r = persist_save(&b->persist, &b->reg);
                 if (r < 0)
                         log_error("'%s' will not survive a restart: %s", e->name, strerror(-r));
         }
@@ -706,6 +718,8 @@ static int method_deposit(sd_bus_message *m, void *userdata, sd_bus_error *error
         r = store_entry(b, p, e, old, &o);
         if (r < 0)
                 return r;
+        if (o.persistent)
+                save_state(b);
         r = sd_bus_reply_method_return(m, NULL);
         serve_waiters(b, name);
         return r;
@@ -838,6 +852,8 @@ static int method_deposit_many(sd_bus_message *m, void *userdata, sd_bus_error *
                 if (r < 0)
                         log_error("could not store '%s' after all checks passed: %s", d[i].name, strerror(-r));
         }
+        if (o.persistent)
+                save_state(b); /* once for all of them */
         r = sd_bus_reply_method_return(m, NULL);
         for (size_t i = 0; i < n; i++)
                 serve_waiters(b, d[i].name);
@@ -1164,6 +1180,8 @@ static int method_create_memory(sd_bus_message *m, void *userdata, sd_bus_error 
         r = store_entry(b, p, e, old, &o);
         if (r < 0)
                 return r;
+        if (o.persistent)
+                save_state(b);
         r = sd_bus_reply_method_return(m, "h", mfd);
         serve_waiters(b, name);
         return r;
@@ -1389,10 +1407,6 @@ Broker *broker_free(Broker *b) {
         return NULL;
 }
 
-unsigned broker_entry_count(const Broker *b) {
-        return b->reg.n_entries;
-}
-
 void broker_set_policy(Broker *b, Policy *policy) {
         const PolicyLimits none = {};
         const PolicyLimits *l = policy ? &policy->limits : &none;
@@ -1421,9 +1435,7 @@ static void on_restored(Entry *e, void *userdata) {
 
         e->broker = b;
         if (e->expires_usec > 0) {
-                uint64_t left = e->expires_usec > now ? e->expires_usec - now : 1;
-                r = sd_event_add_time_relative(b->event, &e->expire_source, CLOCK_MONOTONIC, left, 0,
-                                               on_expire_entry, e);
+                r = arm_expiry(b, e, e->expires_usec > now ? e->expires_usec - now : 1);
                 if (r < 0)
                         log_error("no expiry timer for '%s': %s", e->name, strerror(-r));
         }
@@ -1445,10 +1457,7 @@ int broker_restore(Broker *b, const char *runtime_dir) {
         n = persist_restore(&b->persist, &b->reg, on_restored, b);
         if (n < 0)
                 return n;
-        /* Rewrite the file so it lists exactly what was restored. */
-        r = persist_save(&b->persist, &b->reg);
-        if (r < 0)
-                log_warning("could not save the state file: %s", strerror(-r));
+        save_state(b); /* so it lists exactly what was restored */
         if (!persist_enabled(&b->persist))
                 log_info("persistent entries last as long as this process (%s)",
                          runtime_dir ? "no service manager fd store" : "no runtime directory");

@@ -25,8 +25,6 @@ static inline void broker_freep(Broker **b) {
         broker_free(*b);
 }
 
-unsigned broker_entry_count(const Broker *b);
-
 typedef struct Policy Policy;
 
 /* Puts policy (consumed; NULL for no rules) in force, with its [Limits]
