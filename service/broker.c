@@ -586,16 +586,12 @@ static void serve_waiters(Broker *b, const char *name) {
                 _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
                 RetrieveOptions o = { .accmode = w->accmode, .reopen = w->reopen };
                 bool once = e->once;
-                int r = reply_retrieve(b, w->peer, w->message, e, &o, cap, &error);
-                if (r < 0 || sd_bus_error_is_set(&error)) {
-                        if (!sd_bus_error_is_set(&error))
-                                sd_bus_error_set_errno(&error, r);
-                        (void) sd_bus_reply_method_error(w->message, &error);
-                }
+                bool failed = reply_if_failed(w->message, reply_retrieve(b, w->peer, w->message, e, &o, cap, &error),
+                                              &error);
                 /* next may be freed only by waiter_free(w); re-read after. */
                 next = w->next;
                 waiter_free(w);
-                if (once && r >= 0 && !sd_bus_error_is_set(&error))
+                if (once && !failed)
                         return;
         }
 }

@@ -37,15 +37,20 @@ static void peer_drop(Peers *ps, Peer *p) {
         peer_free(p);
 }
 
-static void reply_queued(QueuedCall *q, int r, const sd_bus_error *error) {
-        if (r < 0 || sd_bus_error_is_set(error)) {
-                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
-                if (sd_bus_error_is_set(error))
-                        sd_bus_error_copy(&e, error);
-                else
-                        sd_bus_error_set_errno(&e, r);
-                (void) sd_bus_reply_method_error(q->message, &e);
-        }
+bool reply_if_failed(sd_bus_message *m, int r, sd_bus_error *error) {
+        if (r >= 0 && !sd_bus_error_is_set(error))
+                return false;
+        if (!sd_bus_error_is_set(error))
+                sd_bus_error_set_errno(error, r);
+        (void) sd_bus_reply_method_error(m, error);
+        return true;
+}
+
+void resume_call(peer_resume_fn handler, sd_bus_message *m, void *userdata) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+
+        (void) sd_bus_message_rewind(m, true);
+        reply_if_failed(m, handler(m, userdata, &error), &error);
 }
 
 static int parse_credentials(Peer *p, sd_bus_message *reply) {
@@ -149,10 +154,7 @@ static int on_credentials(sd_bus_message *reply, void *userdata, sd_bus_error *r
         memcpy(q, p->queue, n * sizeof q[0]);
         p->n_queued = 0;
         for (size_t i = 0; i < n; i++) {
-                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-                (void) sd_bus_message_rewind(q[i].message, true);
-                r = q[i].handler(q[i].message, ps->userdata, &error);
-                reply_queued(&q[i], r, &error);
+                resume_call(q[i].handler, q[i].message, ps->userdata);
                 sd_bus_message_unref(q[i].message);
         }
         return 0;

@@ -52,6 +52,15 @@ typedef struct Peer {
         unsigned n_waiters;
 } Peer;
 
+/* Answers m the way sd-bus answers a method handler that returned r and
+ * set error: an error reply when r is negative or error is set, nothing
+ * otherwise. Returns true when it sent an error. For calls answered
+ * outside sd-bus's own dispatch (resumed, parked). */
+bool reply_if_failed(sd_bus_message *m, int r, sd_bus_error *error);
+
+/* Runs handler on m again from the start, answering failures as above. */
+void resume_call(peer_resume_fn handler, sd_bus_message *m, void *userdata);
+
 /* Called when a peer leaves the bus, before it is freed: the owner drops
  * the entries and waiters hanging off it. */
 typedef void (*peer_gone_fn)(Peer *p, void *userdata);

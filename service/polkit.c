@@ -94,7 +94,6 @@ static int on_check_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
         PolkitQuery *q = userdata;
         Polkit *pk = q->polkit;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *request = sd_bus_message_ref(q->request);
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         const sd_bus_error *e;
         int authorized, challenge, r;
 
@@ -117,13 +116,7 @@ static int on_check_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
                   q->state == QUERY_AUTHORIZED ? "yes" : "no");
 
         /* Run the call again; it finds the answer now. */
-        (void) sd_bus_message_rewind(request, true);
-        r = q->handler(request, pk->userdata, &error);
-        if (r < 0 || sd_bus_error_is_set(&error)) {
-                if (!sd_bus_error_is_set(&error))
-                        sd_bus_error_set_errno(&error, r);
-                (void) sd_bus_reply_method_error(request, &error);
-        }
+        resume_call(q->handler, request, pk->userdata);
         if (!message_has_pending(pk, request))
                 forget_message(pk, request);
         return 0;
