@@ -15,6 +15,7 @@
  * duplicates, on any error (a bad handle, a cancelled call, a finish that is
  * never called) nothing is left open. */
 #include "fdb-private.h"
+#include "protocol.h"
 
 #include <string.h>
 #include <unistd.h>
@@ -24,7 +25,7 @@
 /* The system bus's per-message fd limit; a message with more makes
  * dbus-daemon drop the sender's connection (SPEC §2), so the library never
  * sends one. */
-#define FDS_PER_CALL_MAX 16
+#define FDS_PER_CALL_MAX FDB_FDS_PER_CALL_MAX
 
 /* Added to wait-usec for the D-Bus timeout of a waiting Retrieve: GDBus's
  * default (25 s) would end a longer wait before the broker does. */

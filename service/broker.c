@@ -32,18 +32,19 @@
 #include "persist.h"
 #include "policy.h"
 #include "polkit.h"
+#include "protocol.h"
 #include "registry.h"
 
-#define OBJECT_PATH "/org/fdbroker/Broker1"
-#define INTERFACE "org.fdbroker.Broker1"
+#define OBJECT_PATH FDB_OBJECT_PATH
+#define INTERFACE FDB_INTERFACE
 
-#define ERROR_NOT_FOUND "org.fdbroker.Error.NotFound"
-#define ERROR_EXISTS "org.fdbroker.Error.Exists"
-#define ERROR_QUOTA "org.fdbroker.Error.QuotaExceeded"
-#define ERROR_NOT_SUPPORTED "org.fdbroker.Error.NotSupported"
-#define ERROR_BUSY "org.fdbroker.Error.Busy"
+#define ERROR_NOT_FOUND FDB_ERROR_NAME_NOT_FOUND
+#define ERROR_EXISTS FDB_ERROR_NAME_EXISTS
+#define ERROR_QUOTA FDB_ERROR_NAME_QUOTA_EXCEEDED
+#define ERROR_NOT_SUPPORTED FDB_ERROR_NAME_NOT_SUPPORTED
+#define ERROR_BUSY FDB_ERROR_NAME_BUSY
 
-#define FDS_PER_CALL_MAX 16
+#define FDS_PER_CALL_MAX FDB_FDS_PER_CALL_MAX
 #define WAITS_PER_PEER_MAX 16
 
 struct Waiter {

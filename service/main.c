@@ -20,8 +20,9 @@
 #include "config.h"
 #include "log.h"
 #include "policy.h"
+#include "protocol.h"
 
-#define BUS_NAME "org.fdbroker.Broker1"
+#define BUS_NAME FDB_BUS_NAME
 #define POLICY_DIRS_MAX 16
 
 /* In priority order: the first masks same-named files of the later ones. */

@@ -1,5 +1,6 @@
 /* polkit.c: asynchronous CheckAuthorization. See polkit.h. */
 #include "polkit.h"
+#include "protocol.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -8,7 +9,7 @@
 #include "cleanup.h"
 #include "log.h"
 
-#define ERROR_QUOTA "org.fdbroker.Error.QuotaExceeded"
+#define ERROR_QUOTA FDB_ERROR_NAME_QUOTA_EXCEEDED
 #define CHECK_TIMEOUT_USEC (UINT64_C(25) * 1000000)
 #define INTERACTIVE_TIMEOUT_USEC (UINT64_C(300) * 1000000)
 

@@ -1,4 +1,4 @@
-/* cleanup.h: scope-bound ownership for fds and heap objects.
+/* cleanup.h (common/: service, policy, client, tests): scope-bound ownership for fds and heap objects.
  *
  * _cleanup_(f) runs f(&var) when var leaves scope. TAKE_FD and TAKE_PTR hand
  * ownership on by returning the value and resetting the variable, so the
@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include <systemd/sd-bus.h>
-#include <systemd/sd-event.h>
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
 
