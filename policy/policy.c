@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -235,6 +236,7 @@ typedef struct SectionState {
         Section kind;
         unsigned header_line;
         unsigned keys;
+        uint32_t limit_keys;  /* PolicyLimitKey bits seen in this section */
         PolicyRule *rule;     /* the rule being filled, in policy->rules */
         bool rule_bad;
 } SectionState;
@@ -377,12 +379,79 @@ static void parse_rule_key(Parser *ps, SectionState *st, const char *key, char *
         }
 }
 
+static const char *const limit_key_names[_POLICY_LIMIT_MAX] = {
+        [POLICY_LIMIT_MAX_MEMORY_SIZE_PER_USER] = "MaxMemorySizePerUser",
+        [POLICY_LIMIT_MAX_QUEUED_CALLS] = "MaxQueuedCalls",
+        [POLICY_LIMIT_MAX_QUEUED_CALLS_PER_USER] = "MaxQueuedCallsPerUser",
+        [POLICY_LIMIT_MAX_WAITS] = "MaxWaits",
+        [POLICY_LIMIT_MAX_WAITS_PER_USER] = "MaxWaitsPerUser",
+        [POLICY_LIMIT_MAX_AUTHORIZATIONS] = "MaxAuthorizations",
+        [POLICY_LIMIT_MAX_AUTHORIZATIONS_PER_USER] = "MaxAuthorizationsPerUser",
+        [POLICY_LIMIT_MAX_WORKERS] = "MaxWorkers",
+        [POLICY_LIMIT_MAX_WORKERS_PER_USER] = "MaxWorkersPerUser",
+        [POLICY_LIMIT_MAX_DIRECT_CONNECTIONS] = "MaxDirectConnections",
+        [POLICY_LIMIT_MAX_DIRECT_CONNECTIONS_PER_USER] = "MaxDirectConnectionsPerUser",
+        [POLICY_LIMIT_MAX_WATCHES] = "MaxWatches",
+        [POLICY_LIMIT_MAX_WATCHES_PER_USER] = "MaxWatchesPerUser",
+        [POLICY_LIMIT_MAX_UNREAD_FDS] = "MaxUnreadFds",
+        [POLICY_LIMIT_MAX_UNREAD_FDS_PER_USER] = "MaxUnreadFdsPerUser",
+};
+
+const char *policy_limit_key_to_string(PolicyLimitKey k) {
+        return k < _POLICY_LIMIT_MAX ? limit_key_names[k] : NULL;
+}
+
+/* The per-resource keys: a size (MaxMemorySizePerUser) or a count; unread
+ * fds stay below what dbus-daemon lets a connection have in flight. */
+static bool parse_limit_table_key(Parser *ps, SectionState *st, const char *key, const char *value) {
+        PolicyLimits *l = &ps->policy->limits;
+        unsigned k;
+        uint64_t v, max = 1000000;
+        bool size;
+        int r;
+
+        for (k = 0; k < _POLICY_LIMIT_MAX; k++)
+                if (strcmp(key, limit_key_names[k]) == 0)
+                        break;
+        if (k == _POLICY_LIMIT_MAX)
+                return false;
+        if (st->limit_keys & (UINT32_C(1) << k)) {
+                problem(ps, ps->line, "%s= is given twice in [Limits].", key);
+                return true;
+        }
+        st->limit_keys |= UINT32_C(1) << k;
+
+        size = k == POLICY_LIMIT_MAX_MEMORY_SIZE_PER_USER;
+        if (k == POLICY_LIMIT_MAX_UNREAD_FDS || k == POLICY_LIMIT_MAX_UNREAD_FDS_PER_USER)
+                max = POLICY_MAX_UNREAD_FDS_CEILING;
+        r = policy_parse_size(value, &v);
+        if (!size && r >= 0 && strcspn(value, "KMGT") != strlen(value))
+                r = -EINVAL; /* counts take no suffix */
+        if (r < 0 || v == 0 || (!size && v > max)) {
+                if (size)
+                        problem(ps, ps->line, "%s=%s is not valid; use a size above 0 such as 4096, 64K, 512M or 1G.",
+                                key, value);
+                else
+                        problem(ps, ps->line, "%s=%s is not valid; use a number from 1 to %" PRIu64 "%s.", key, value,
+                                max,
+                                max < 1000000 ? " (dbus-daemon stops reading from a connection with 64 fds in "
+                                                "flight)"
+                                              : "");
+                return true;
+        }
+        l->has |= UINT32_C(1) << k;
+        l->values[k] = v;
+        return true;
+}
+
 static void parse_limits_key(Parser *ps, SectionState *st, const char *key, const char *value) {
         PolicyLimits *l = &ps->policy->limits;
         uint64_t v;
         unsigned bit;
         int r;
 
+        if (parse_limit_table_key(ps, st, key, value))
+                return;
         if (strcmp(key, "MaxEntries") == 0)
                 bit = KEY_MAX_ENTRIES;
         else if (strcmp(key, "MaxEntriesPerUser") == 0)
@@ -391,7 +460,9 @@ static void parse_limits_key(Parser *ps, SectionState *st, const char *key, cons
                 bit = KEY_MAX_MEMORY_SIZE;
         else {
                 problem(ps, ps->line,
-                        "unknown key '%s' in [Limits]; it takes MaxEntries, MaxEntriesPerUser and MaxMemorySize.", key);
+                        "unknown key '%s' in [Limits]; it takes MaxEntries, MaxEntriesPerUser, MaxMemorySize and "
+                        "the keys listed in fdbroker.policy(5).",
+                        key);
                 return;
         }
         if (st->keys & bit) {

@@ -54,12 +54,50 @@ typedef struct PolicyRule {
         int access;             /* cap, or POLICY_ACCESS_ANY */
 } PolicyRule;
 
+/* [Limits] keys beyond the first three: each shared resource has a total
+ * and a per-user key (see man/fdbroker.policy.5). */
+typedef enum PolicyLimitKey {
+        POLICY_LIMIT_MAX_MEMORY_SIZE_PER_USER,
+        POLICY_LIMIT_MAX_QUEUED_CALLS,
+        POLICY_LIMIT_MAX_QUEUED_CALLS_PER_USER,
+        POLICY_LIMIT_MAX_WAITS,
+        POLICY_LIMIT_MAX_WAITS_PER_USER,
+        POLICY_LIMIT_MAX_AUTHORIZATIONS,
+        POLICY_LIMIT_MAX_AUTHORIZATIONS_PER_USER,
+        POLICY_LIMIT_MAX_WORKERS,
+        POLICY_LIMIT_MAX_WORKERS_PER_USER,
+        POLICY_LIMIT_MAX_DIRECT_CONNECTIONS,
+        POLICY_LIMIT_MAX_DIRECT_CONNECTIONS_PER_USER,
+        POLICY_LIMIT_MAX_WATCHES,
+        POLICY_LIMIT_MAX_WATCHES_PER_USER,
+        POLICY_LIMIT_MAX_UNREAD_FDS,
+        POLICY_LIMIT_MAX_UNREAD_FDS_PER_USER,
+        _POLICY_LIMIT_MAX,
+} PolicyLimitKey;
+
+/* dbus-daemon stops reading from a connection with 64 fds in flight (system
+ * bus): MaxUnreadFds stays below that, with room for one RetrieveMany. */
+#define POLICY_MAX_UNREAD_FDS_CEILING 48
+
 typedef struct PolicyLimits {
         bool has_max_entries, has_max_entries_per_user, has_max_memory_size;
         unsigned max_entries;
         unsigned max_entries_per_user;
         uint64_t max_memory_size;
+        uint32_t has;                      /* bit (1 << PolicyLimitKey) */
+        uint64_t values[_POLICY_LIMIT_MAX];
 } PolicyLimits;
+
+/* "MaxWaitsPerUser"…, NULL when out of range. */
+const char *policy_limit_key_to_string(PolicyLimitKey k);
+
+/* The value of k when a file set it: true with *ret set. */
+static inline bool policy_limit_get(const PolicyLimits *l, PolicyLimitKey k, uint64_t *ret) {
+        if (!(l->has & (UINT32_C(1) << k)))
+                return false;
+        *ret = l->values[k];
+        return true;
+}
 
 typedef struct Policy {
         PolicyRule *rules;

@@ -2,6 +2,7 @@
 #include "registry.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,8 +82,30 @@ unsigned registry_count_user(const Registry *reg, uid_t uid) {
         return u ? u->n : 0;
 }
 
+/* The limit and the numbers behind it: "MaxEntriesPerUser (uid 1000 holds
+ * 256 entries, …)". One buffer: the service answers one call at a time. */
+static const char *explain(const AcctRefusal *why) {
+        static char buf[320];
+        char detail[256];
+
+        accounting_format_refusal(why, detail, sizeof detail);
+        snprintf(buf, sizeof buf, "%s (%s)", why->limit, detail);
+        return buf;
+}
+
 int registry_check_quota(const Registry *reg, uid_t uid, unsigned n_new, unsigned n_freed,
                          uint64_t memory, uint64_t memory_freed, const char **ret_which) {
+        if (reg->acct) {
+                AcctRefusal why;
+                int r;
+
+                r = accounting_check(reg->acct, uid, ACCT_ENTRIES, n_new, n_freed, &why);
+                if (r >= 0)
+                        r = accounting_check(reg->acct, uid, ACCT_MEMORY, memory, memory_freed, &why);
+                if (r < 0)
+                        *ret_which = explain(&why);
+                return r;
+        }
         uint64_t total = (uint64_t) reg->n_entries + n_new - n_freed;
         uint64_t user = (uint64_t) registry_count_user(reg, uid) + n_new - n_freed;
         uint64_t mem = reg->memory - memory_freed;
@@ -133,6 +156,22 @@ int registry_add(Registry *reg, Entry *e) {
                 return r;
         }
 
+        if (reg->acct) {
+                /* Charged even past the limits: restored entries are held
+                 * already, and new ones were checked. */
+                r = accounting_charge_force(reg->acct, e->owner_uid, ACCT_ENTRIES, 1);
+                if (r >= 0)
+                        r = accounting_charge_force(reg->acct, e->owner_uid, ACCT_MEMORY, e->memory);
+                if (r < 0) {
+                        accounting_discharge(reg->acct, e->owner_uid, ACCT_ENTRIES, 1);
+                        hashtable_remove(&reg->by_name, &e->link);
+                        if (u->n == 0) {
+                                hashtable_remove(&reg->users, &u->link);
+                                free(u);
+                        }
+                        return r;
+                }
+        }
         if (e->id == 0)
                 e->id = reg->next_id++;
         u->n++;
@@ -147,6 +186,10 @@ void registry_unlink(Registry *reg, Entry *e) {
         hashtable_remove(&reg->by_name, &e->link);
         reg->n_entries--;
         reg->memory -= e->memory;
+        if (reg->acct) {
+                accounting_discharge(reg->acct, e->owner_uid, ACCT_ENTRIES, 1);
+                accounting_discharge(reg->acct, e->owner_uid, ACCT_MEMORY, e->memory);
+        }
         if (u && --u->n == 0) {
                 hashtable_remove(&reg->users, &u->link);
                 free(u);

@@ -12,6 +12,7 @@
 
 #include <systemd/sd-event.h>
 
+#include "accounting.h"
 #include "acl.h"
 #include "fdinfo.h"
 #include "hashtable.h"
@@ -59,6 +60,10 @@ typedef struct Registry {
         unsigned max_entries;
         unsigned max_entries_per_user;
         uint64_t max_memory;
+
+        /* When set (the broker's), entries and created memory are charged
+         * to their owner's uid there too, and quotas are its fair shares. */
+        Accounting *acct;
 } Registry;
 
 /* A new entry named name (copied), owning nothing yet (fd = -1). */
@@ -89,7 +94,9 @@ unsigned registry_count_user(const Registry *reg, uid_t uid);
 /* Would adding n_new entries for uid, and memory bytes, pass a limit?
  * n_freed entries of the same uid and memory_freed bytes go away in the
  * same step (replace). Returns 0 or -EDQUOT, with *ret_which naming the
- * limit ("MaxEntries", "MaxEntriesPerUser" or "MaxMemorySize"). */
+ * limit ("MaxEntries", "MaxEntriesPerUser" or "MaxMemorySize"; with an
+ * Accounting, the limit followed by what the uid holds and may hold, valid
+ * until the next call). */
 int registry_check_quota(const Registry *reg, uid_t uid, unsigned n_new, unsigned n_freed,
                          uint64_t memory, uint64_t memory_freed, const char **ret_which);
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "accounting.h"
+#include "policy.h"
 
 static void test_charge_discharge(void) {
         Accounting a;
@@ -167,6 +168,59 @@ static void test_names(void) {
         g_assert_cmpstr(accounting_resource_to_string(ACCT_ENTRIES), ==, "entries");
 }
 
+/* The [Limits] keys that set these limits (policy/policy.c). */
+static char *limits_problem(const char *text) {
+        Policy *p = NULL;
+        char **problems = NULL, *first;
+        int r = policy_parse_text("limits.conf", text, strlen(text), &p, &problems);
+        if (r == 0) {
+                policy_free(p);
+                return NULL;
+        }
+        g_assert_nonnull(problems);
+        first = g_strdup(problems[0]);
+        policy_problems_free(problems);
+        return first;
+}
+
+static void test_policy_limits(void) {
+        const char *ok = "[Limits]\nMaxMemorySizePerUser=64M\nMaxWaits=100\nMaxWaitsPerUser=10\n"
+                         "MaxQueuedCallsPerUser=32\nMaxAuthorizations=50\nMaxUnreadFds=48\n"
+                         "MaxUnreadFdsPerUser=8\nMaxWatchesPerUser=3\n";
+        Policy *p = NULL;
+        char **problems = NULL;
+        uint64_t v = 0;
+
+        g_assert_cmpint(policy_parse_text("limits.conf", ok, strlen(ok), &p, &problems), ==, 0);
+        g_assert_true(policy_limit_get(&p->limits, POLICY_LIMIT_MAX_MEMORY_SIZE_PER_USER, &v));
+        g_assert_cmpuint(v, ==, 64ULL << 20);
+        g_assert_true(policy_limit_get(&p->limits, POLICY_LIMIT_MAX_WAITS_PER_USER, &v));
+        g_assert_cmpuint(v, ==, 10);
+        g_assert_true(policy_limit_get(&p->limits, POLICY_LIMIT_MAX_UNREAD_FDS_PER_USER, &v));
+        g_assert_cmpuint(v, ==, 8);
+        g_assert_false(policy_limit_get(&p->limits, POLICY_LIMIT_MAX_WORKERS, &v));
+        for (int k = 0; k < _POLICY_LIMIT_MAX; k++)
+                g_assert_nonnull(policy_limit_key_to_string(k));
+        policy_free(p);
+
+        struct {
+                const char *text, *expect;
+        } bad[] = {
+                { "[Limits]\nMaxWaits=0\n", "limits.conf:2: MaxWaits=0 is not valid" },
+                { "[Limits]\nMaxWaitsPerUser=1K\n", "limits.conf:2: MaxWaitsPerUser=1K is not valid" },
+                { "[Limits]\nMaxUnreadFds=64\n", "limits.conf:2: MaxUnreadFds=64 is not valid; use a number from 1 to 48" },
+                { "[Limits]\nMaxMemorySizePerUser=lots\n", "limits.conf:2: MaxMemorySizePerUser=lots is not valid" },
+                { "[Limits]\nMaxWatches=1\nMaxWatches=2\n", "limits.conf:3: MaxWatches= is given twice" },
+                { "[Limits]\nMaxWaitz=1\n", "limits.conf:2: unknown key 'MaxWaitz'" },
+        };
+        for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+                g_autofree char *msg = limits_problem(bad[i].text);
+                g_assert_nonnull(msg);
+                if (!g_str_has_prefix(msg, bad[i].expect))
+                        g_error("problem '%s' does not start with '%s'", msg, bad[i].expect);
+        }
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/accounting/charge-discharge", test_charge_discharge);
@@ -175,5 +229,6 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/accounting/fair-share-replace", test_fair_share_replace);
         g_test_add_func("/accounting/total-limit", test_total_limit);
         g_test_add_func("/accounting/names", test_names);
+        g_test_add_func("/accounting/policy-limits", test_policy_limits);
         return g_test_run();
 }
