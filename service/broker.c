@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "accounting.h"
 #include "acl.h"
 #include "cleanup.h"
 #include "config.h"
@@ -64,6 +65,7 @@ struct Broker {
         sd_bus *bus;
         sd_bus_slot *object;
         Registry reg;
+        Accounting acct;              /* what each uid holds (accounting.h) */
         Peers peers;
         Polkit polkit;
         Policy *policy;               /* admin rules; NULL: none */
@@ -475,6 +477,7 @@ static int reply_retrieve(Broker *b, Peer *p, sd_bus_message *m, Entry *e, const
         r = sd_bus_send(NULL, reply, NULL);
         if (r < 0)
                 return r;
+        peers_note_fds_sent(&b->peers, p, 1);
         log_debug("%s (uid %u) retrieved '%s'", p->unique_name, (unsigned) p->uid, e->name);
         if (e->once)
                 broker_remove_entry(b, e, "retrieved once");
@@ -502,6 +505,7 @@ static void waiter_free(Waiter *w) {
         if (w->peer_next)
                 w->peer_next->peer_prev = w->peer_prev;
         w->peer->n_waiters--;
+        accounting_discharge(&b->acct, w->peer->uid, ACCT_WAITERS, 1);
 
         sd_event_source_disable_unref(w->timer);
         sd_bus_message_unref(w->message);
@@ -522,6 +526,8 @@ static int on_wait_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
 
 static int park_retrieve(Broker *b, Peer *p, sd_bus_message *m, const char *name, const RetrieveOptions *o,
                          sd_bus_error *error) {
+        AcctRefusal why;
+        char text[256];
         Waiter *w;
         int r;
 
@@ -529,6 +535,11 @@ static int park_retrieve(Broker *b, Peer *p, sd_bus_message *m, const char *name
                 return sd_bus_error_setf(error, ERROR_QUOTA,
                                          "This connection already waits for %d entries; cannot wait for '%s' too.",
                                          WAITS_PER_PEER_MAX, name);
+        r = accounting_check(&b->acct, p->uid, ACCT_WAITERS, 1, 0, &why);
+        if (r < 0) {
+                accounting_format_refusal(&why, text, sizeof text);
+                return sd_bus_error_setf(error, ERROR_QUOTA, "Cannot wait for '%s': %s.", name, text);
+        }
         w = calloc(1, sizeof *w);
         if (!w)
                 return -ENOMEM;
@@ -538,7 +549,10 @@ static int park_retrieve(Broker *b, Peer *p, sd_bus_message *m, const char *name
                 return -ENOMEM;
         }
         r = sd_event_add_time_relative(b->event, &w->timer, CLOCK_MONOTONIC, o->wait_usec, 0, on_wait_timeout, w);
+        if (r >= 0)
+                r = accounting_charge_force(&b->acct, p->uid, ACCT_WAITERS, 1);
         if (r < 0) {
+                sd_event_source_disable_unref(w->timer);
                 free(w->name);
                 free(w);
                 return r;
@@ -610,8 +624,7 @@ static int get_caller(Broker *b, sd_bus_message *m, peer_resume_fn handler, Peer
                                          "fdbroker is exiting after being idle; call again to start it anew.");
         r = peers_get_caller(&b->peers, m, handler, ret);
         if (r == -EBUSY)
-                return sd_bus_error_setf(error, ERROR_QUOTA,
-                                         "Too many calls from this connection while its credentials are looked up.");
+                return sd_bus_error_setf(error, ERROR_QUOTA, "%s", b->peers.why);
         return r;
 }
 
@@ -994,6 +1007,7 @@ static int method_retrieve_many(sd_bus_message *m, void *userdata, sd_bus_error 
         r = sd_bus_send(NULL, reply, NULL);
         if (r < 0)
                 return r;
+        peers_note_fds_sent(&b->peers, p, (unsigned) n);
         for (size_t i = 0; i < n; i++)
                 if (entries[i]->once)
                         broker_remove_entry(b, entries[i], "retrieved once");
@@ -1151,9 +1165,8 @@ static int method_create_memory(sd_bus_message *m, void *userdata, sd_bus_error 
                 return sd_bus_error_setf(error, ERROR_EXISTS, "An entry named '%s' exists.", name);
         r = registry_check_quota(&b->reg, p->uid, 1, old ? 1 : 0, size, old ? old->memory : 0, &which);
         if (r < 0)
-                return sd_bus_error_setf(error, ERROR_QUOTA,
-                                         "Cannot create '%s' of %" PRIu64 " bytes: the %s limit is reached.", name,
-                                         size, which);
+                return sd_bus_error_setf(error, ERROR_QUOTA, "Cannot create '%s' of %" PRIu64 " bytes: over %s.",
+                                         name, size, which);
 
         snprintf(memfd_name, sizeof memfd_name, "fdbroker:%s", name);
         mfd = memfd_create(memfd_name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
@@ -1161,6 +1174,10 @@ static int method_create_memory(sd_bus_message *m, void *userdata, sd_bus_error 
                 return sd_bus_error_set_errnof(error, errno, "Could not create memory for '%s': %m.", name);
         if (ftruncate(mfd, (off_t) size) < 0)
                 return sd_bus_error_set_errnof(error, errno, "Could not size memory for '%s': %m.", name);
+        /* SPEC §1: the size accounted is the size held. Sealed before the
+         * fd leaves the broker, so nobody can ftruncate it past its charge. */
+        if (fcntl(mfd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK) < 0)
+                return sd_bus_error_set_errnof(error, errno, "Could not seal the size of '%s': %m.", name);
 
         r = make_entry(name, mfd, FD_KIND_MEMFD, O_RDWR, p->uid, &o, &e);
         if (r < 0)
@@ -1180,6 +1197,8 @@ static int method_create_memory(sd_bus_message *m, void *userdata, sd_bus_error 
         if (o.persistent)
                 save_state(b);
         r = sd_bus_reply_method_return(m, "h", mfd);
+        if (r >= 0)
+                peers_note_fds_sent(&b->peers, p, 1);
         serve_waiters(b, name);
         return r;
 }
@@ -1294,7 +1313,10 @@ static int method_open_path(sd_bus_message *m, void *userdata, sd_bus_error *err
 
         log_info("%s (uid %u) opened '%s' %s", p->unique_name, (unsigned) p->uid, path,
                  fdinfo_accmode_to_string(accmode));
-        return sd_bus_reply_method_return(m, "h", fd);
+        r = sd_bus_reply_method_return(m, "h", fd);
+        if (r >= 0)
+                peers_note_fds_sent(&b->peers, p, 1);
+        return r;
 }
 
 /* ---- properties -------------------------------------------------------- */
@@ -1376,12 +1398,16 @@ int broker_new(sd_event *event, sd_bus *bus, Broker **ret) {
                 return -ENOMEM;
         b->event = sd_event_ref(event);
         b->bus = sd_bus_ref(bus);
+        accounting_init(&b->acct);
         registry_init(&b->reg);
+        b->reg.acct = &b->acct;
         b->fd_budget = fd_budget();
         polkit_init(&b->polkit, bus, b);
+        b->polkit.acct = &b->acct;
         r = peers_init(&b->peers, bus, on_peer_gone, b);
         if (r < 0)
                 return r;
+        b->peers.acct = &b->acct;
         r = sd_bus_add_object_vtable(bus, &b->object, OBJECT_PATH, INTERFACE, broker_vtable, b);
         if (r < 0)
                 return r;
@@ -1395,6 +1421,7 @@ Broker *broker_free(Broker *b) {
         peers_done(&b->peers); /* drops waiters, polkit questions, connection entries */
         polkit_done(&b->polkit);
         registry_done(&b->reg);
+        accounting_done(&b->acct);
         policy_free(b->policy);
         persist_done(&b->persist);
         sd_bus_slot_unref(b->object);
@@ -1402,6 +1429,38 @@ Broker *broker_free(Broker *b) {
         sd_event_unref(b->event);
         free(b);
         return NULL;
+}
+
+/* The accounting's limits: the registry's three, and the [Limits] keys of
+ * every other resource over the defaults of accounting.c. */
+static void set_accounting_limits(Broker *b, const PolicyLimits *l) {
+        static const struct {
+                AcctResource res;
+                int total, per_user; /* PolicyLimitKey, -1: none */
+        } keys[] = {
+                { ACCT_QUEUED_CALLS, POLICY_LIMIT_MAX_QUEUED_CALLS, POLICY_LIMIT_MAX_QUEUED_CALLS_PER_USER },
+                { ACCT_WAITERS, POLICY_LIMIT_MAX_WAITS, POLICY_LIMIT_MAX_WAITS_PER_USER },
+                { ACCT_POLKIT, POLICY_LIMIT_MAX_AUTHORIZATIONS, POLICY_LIMIT_MAX_AUTHORIZATIONS_PER_USER },
+                { ACCT_WORKERS, POLICY_LIMIT_MAX_WORKERS, POLICY_LIMIT_MAX_WORKERS_PER_USER },
+                { ACCT_DIRECT_CONNECTIONS, POLICY_LIMIT_MAX_DIRECT_CONNECTIONS,
+                  POLICY_LIMIT_MAX_DIRECT_CONNECTIONS_PER_USER },
+                { ACCT_WATCHES, POLICY_LIMIT_MAX_WATCHES, POLICY_LIMIT_MAX_WATCHES_PER_USER },
+                { ACCT_UNREAD_FDS, POLICY_LIMIT_MAX_UNREAD_FDS, POLICY_LIMIT_MAX_UNREAD_FDS_PER_USER },
+        };
+        Accounting defaults;
+        uint64_t per_user = ACCT_UNLIMITED;
+
+        accounting_init(&defaults);
+        accounting_set_limit(&b->acct, ACCT_ENTRIES, b->reg.max_entries, b->reg.max_entries_per_user);
+        (void) policy_limit_get(l, POLICY_LIMIT_MAX_MEMORY_SIZE_PER_USER, &per_user);
+        accounting_set_limit(&b->acct, ACCT_MEMORY, b->reg.max_memory, per_user);
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+                AcctLimit v = defaults.limits[keys[i].res];
+                (void) policy_limit_get(l, keys[i].total, &v.total);
+                (void) policy_limit_get(l, keys[i].per_user, &v.per_user);
+                accounting_set_limit(&b->acct, keys[i].res, v.total, v.per_user);
+        }
+        accounting_done(&defaults);
 }
 
 void broker_set_policy(Broker *b, Policy *policy) {
@@ -1423,6 +1482,7 @@ void broker_set_policy(Broker *b, Policy *policy) {
         b->reg.max_entries_per_user = l->has_max_entries_per_user ? l->max_entries_per_user
                                                                    : DEFAULT_MAX_ENTRIES_PER_USER;
         b->reg.max_memory = l->has_max_memory_size ? l->max_memory_size : DEFAULT_MAX_MEMORY_SIZE;
+        set_accounting_limits(b, l);
 }
 
 static void on_restored(Entry *e, void *userdata) {

@@ -2,11 +2,14 @@
 #include "peers.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cleanup.h"
 #include "log.h"
+#include "protocol.h"
 
 static bool peer_eq(const HashLink *l, const void *key) {
         return strcmp(container_of(l, Peer, link)->unique_name, key) == 0;
@@ -17,12 +20,22 @@ static Peer *peer_find(Peers *ps, const char *name) {
         return l ? container_of(l, Peer, link) : NULL;
 }
 
+static void discharge_queued(Peer *p, size_t n) {
+        if (p->peers->acct)
+                accounting_discharge(p->peers->acct, p->queue_uid, ACCT_QUEUED_CALLS, n);
+}
+
 static void peer_free(Peer *p) {
         if (!p)
                 return;
         sd_bus_slot_unref(p->lookup);
+        sd_bus_slot_unref(p->ping);
         for (size_t i = 0; i < p->n_queued; i++)
                 sd_bus_message_unref(p->queue[i].message);
+        discharge_queued(p, p->n_queued);
+        if (p->peers->acct && p->ready)
+                accounting_discharge(p->peers->acct, p->uid, ACCT_UNREAD_FDS, p->unread_fds);
+        safe_close(p->pidfd);
         free(p->unique_name);
         free(p->gids);
         free(p->label);
@@ -93,6 +106,24 @@ static int parse_credentials(Peer *p, sd_bus_message *reply) {
                         r = sd_bus_message_exit_container(reply);
                         if (r < 0)
                                 return r;
+                } else if (strcmp(key, "ProcessFD") == 0) {
+                        int fd;
+                        /* dbus 1.16 and dbus-broker: the fd is the reply's,
+                         * we keep our own duplicate. */
+                        r = sd_bus_message_read(reply, "v", "h", &fd);
+                        if (r < 0)
+                                return r;
+                        safe_close(p->pidfd);
+                        p->pidfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+                        if (p->pidfd < 0)
+                                return -errno;
+                } else if (strcmp(key, "ProcessID") == 0) {
+                        uint32_t pid;
+                        r = sd_bus_message_read(reply, "v", "u", &pid);
+                        if (r < 0)
+                                return r;
+                        if (p->pid == 0)
+                                p->pid = (pid_t) pid;
                 } else if (strcmp(key, "LinuxSecurityLabel") == 0) {
                         const void *v;
                         size_t sz;
@@ -124,6 +155,41 @@ static int parse_credentials(Peer *p, sd_bus_message *reply) {
         return have_uid ? 0 : -ENODATA;
 }
 
+/* The pid a pidfd refers to, from /proc/self/fdinfo: for log lines only
+ * (a pid can be reused; the pidfd cannot). 0 when unknown. */
+static pid_t pidfd_to_pid(int pidfd) {
+        char path[64], line[128];
+        long pid = 0;
+        FILE *f;
+
+        snprintf(path, sizeof path, "/proc/self/fdinfo/%d", pidfd);
+        f = fopen(path, "re");
+        if (!f)
+                return 0;
+        while (fgets(line, sizeof line, f))
+                if (sscanf(line, "Pid: %ld", &pid) == 1)
+                        break;
+        fclose(f);
+        return pid > 0 ? (pid_t) pid : 0;
+}
+
+/* Takes the queue out and runs each call again. A call that still cannot
+ * run queues itself anew (behind none of the old ones: order is kept). */
+static void peer_flush(Peers *ps, Peer *p) {
+        size_t n = p->n_queued;
+        QueuedCall q[PEER_QUEUE_MAX];
+
+        if (n == 0)
+                return;
+        memcpy(q, p->queue, n * sizeof q[0]);
+        p->n_queued = 0;
+        discharge_queued(p, n);
+        for (size_t i = 0; i < n; i++) {
+                resume_call(q[i].handler, q[i].message, ps->userdata);
+                sd_bus_message_unref(q[i].message);
+        }
+}
+
 static int on_credentials(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         Peer *p = userdata;
         Peers *ps = p->peers;
@@ -145,19 +211,166 @@ static int on_credentials(sd_bus_message *reply, void *userdata, sd_bus_error *r
                 return 0;
         }
         p->ready = true;
-
-        /* Run what waited. A handler may queue nothing now: the peer is
-         * ready. The queue is swapped out first, since a handler can drop
-         * the peer (never today, but cheap to be safe against). */
-        size_t n = p->n_queued;
-        QueuedCall q[PEER_QUEUE_MAX];
-        memcpy(q, p->queue, n * sizeof q[0]);
-        p->n_queued = 0;
-        for (size_t i = 0; i < n; i++) {
-                resume_call(q[i].handler, q[i].message, ps->userdata);
-                sd_bus_message_unref(q[i].message);
+        if (p->pidfd >= 0) {
+                pid_t pid = pidfd_to_pid(p->pidfd);
+                if (pid > 0)
+                        p->pid = pid;
         }
+        log_debug("%s is uid %u, pid %d (%s)", p->unique_name, (unsigned) p->uid, (int) p->pid,
+                  p->pidfd >= 0 ? "from its pidfd" : "as the bus said; no pidfd");
+
+        /* Run what waited. The queue is swapped out first, since a handler
+         * can drop the peer (never today, but cheap to be safe against). */
+        peer_flush(ps, p);
         return 0;
+}
+
+/* ---- slow readers ------------------------------------------------------ */
+
+static int peer_send_ping(Peers *ps, Peer *p);
+
+/* Some fds were read, or the bus will not let us ask: run the calls that
+ * waited for room, this peer's and those of others whose uid or the
+ * global budget was short. Rare: only after a ping came back. */
+static void peers_flush_waiting(Peers *ps) {
+        size_t st, n = 0;
+        Peer **v;
+
+        if (ps->acct && ps->acct->used[ACCT_QUEUED_CALLS] == 0)
+                return; /* nobody waits: the common case, kept O(1) */
+        v = calloc(ps->by_name.n_items + 1, sizeof *v);
+        if (!v)
+                return;
+        for (HashLink *l = hashtable_first(&ps->by_name, &st); l; l = hashtable_next(&ps->by_name, l, &st)) {
+                Peer *p = container_of(l, Peer, link);
+                if (p->ready && p->n_queued > 0)
+                        v[n++] = p;
+        }
+        /* A resumed call cannot drop a peer (peers go only on the bus's
+         * word), so the collected pointers stay valid. */
+        for (size_t i = 0; i < n; i++)
+                peer_flush(ps, v[i]);
+        free(v);
+}
+
+static void peer_discharge_unread(Peers *ps, Peer *p, unsigned n) {
+        if (n > p->unread_fds)
+                n = p->unread_fds;
+        p->unread_fds -= n;
+        if (ps->acct)
+                accounting_discharge(ps->acct, p->uid, ACCT_UNREAD_FDS, n);
+}
+
+static int on_ping_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Peer *p = userdata;
+        Peers *ps = p->peers;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        const char *sender = sd_bus_message_get_sender(reply);
+
+        p->ping = sd_bus_slot_unref(p->ping);
+
+        if (sender && strcmp(sender, p->unique_name) == 0) {
+                /* Any answer from the peer itself, even an error, means it
+                 * read everything we sent before the ping. */
+                peer_discharge_unread(ps, p, p->unread_at_ping);
+                p->unread_at_ping = 0;
+        } else if (e && sender && strcmp(sender, "org.freedesktop.DBus") == 0 &&
+                   sd_bus_error_has_name(e, SD_BUS_ERROR_ACCESS_DENIED)) {
+                /* The bus policy forbids our ping: we cannot tell slow
+                 * readers from others, so we stop counting rather than
+                 * refuse everyone. */
+                if (!ps->ping_denied)
+                        log_warning("the bus does not let fdbroker ping its callers (%s); install the bus policy "
+                                    "file, or a caller that never reads its replies can stall the broker",
+                                    e->message ? e->message : e->name);
+                ps->ping_denied = true;
+                peer_discharge_unread(ps, p, p->unread_fds);
+                p->unread_at_ping = 0;
+        } else {
+                /* No answer in time: whatever it holds stays charged. */
+                log_debug("%s did not answer a ping (%s): %u fds sent to it are still unread", p->unique_name,
+                          e && e->name ? e->name : "no answer", p->unread_fds);
+                p->unread_at_ping = 0;
+        }
+
+        if (p->unread_fds >= PEER_PING_MARK || (p->n_queued > 0 && p->unread_fds > 0))
+                (void) peer_send_ping(ps, p);
+        peers_flush_waiting(ps);
+        return 0;
+}
+
+static int peer_send_ping(Peers *ps, Peer *p) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *ping = NULL;
+        int r;
+
+        if (p->ping || ps->ping_denied)
+                return 0;
+        r = sd_bus_message_new_method_call(ps->bus, &ping, p->unique_name, "/", "org.freedesktop.DBus.Peer", "Ping");
+        if (r < 0)
+                return r;
+        r = sd_bus_call_async(ps->bus, &p->ping, ping, on_ping_reply, p, PEER_PING_TIMEOUT_USEC);
+        if (r < 0)
+                return r;
+        p->unread_at_ping = p->unread_fds;
+        return 0;
+}
+
+void peers_note_fds_sent(Peers *ps, Peer *p, unsigned n) {
+        if (n == 0 || ps->ping_denied)
+                return;
+        /* Sent already: charged even past the budget (one RetrieveMany may
+         * pass it by up to 15). */
+        if (ps->acct && accounting_charge_force(ps->acct, p->uid, ACCT_UNREAD_FDS, n) < 0)
+                return;
+        p->unread_fds += n;
+        if (p->unread_fds >= PEER_PING_MARK)
+                (void) peer_send_ping(ps, p);
+}
+
+/* Calls whose reply carries fds. */
+static bool call_sends_fds(sd_bus_message *m) {
+        const char *member = sd_bus_message_get_member(m);
+        const char *iface = sd_bus_message_get_interface(m);
+
+        if (!member || !iface || strcmp(iface, FDB_INTERFACE) != 0)
+                return false;
+        return strcmp(member, "Retrieve") == 0 || strcmp(member, "RetrieveMany") == 0 ||
+               strcmp(member, "CreateMemory") == 0 || strcmp(member, "OpenPath") == 0;
+}
+
+/* Whether p may be sent another fd now; if not, ps->why says why. */
+static bool peer_has_fd_room(Peers *ps, Peer *p) {
+        AcctRefusal why;
+        char text[256];
+
+        if (ps->ping_denied)
+                return true;
+        if (p->unread_fds >= PEER_UNREAD_FDS_MAX) {
+                snprintf(ps->why, sizeof ps->why,
+                         "%u file descriptors sent to this connection are still unread (at most %u); read your "
+                         "replies",
+                         p->unread_fds, PEER_UNREAD_FDS_MAX);
+                return false;
+        }
+        if (ps->acct && accounting_check(ps->acct, p->uid, ACCT_UNREAD_FDS, 1, 0, &why) < 0) {
+                accounting_format_refusal(&why, text, sizeof text);
+                snprintf(ps->why, sizeof ps->why,
+                         "%u file descriptors sent to this connection are still unread, and %s", p->unread_fds, text);
+                return false;
+        }
+        return true;
+}
+
+/* Asks every peer that holds unread fds whether it read them: called when a
+ * call has to wait for room, which may be another peer's to give back. */
+static void peers_ping_holders(Peers *ps) {
+        size_t st;
+
+        for (HashLink *l = hashtable_first(&ps->by_name, &st); l; l = hashtable_next(&ps->by_name, l, &st)) {
+                Peer *p = container_of(l, Peer, link);
+                if (p->ready && p->unread_fds > 0 && !p->ping)
+                        (void) peer_send_ping(ps, p);
+        }
 }
 
 static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
@@ -209,8 +422,17 @@ int peers_get_caller(Peers *ps, sd_bus_message *m, peer_resume_fn handler, Peer 
 
         p = peer_find(ps, sender);
         if (p && p->ready) {
-                *ret = p;
-                return 1;
+                /* Calls that hand back fds wait while the peer has too many
+                 * unread; a call never overtakes one queued before it. */
+                if (p->n_queued == 0 && (!call_sends_fds(m) || peer_has_fd_room(ps, p))) {
+                        *ret = p;
+                        return 1;
+                }
+                if (p->n_queued == 0)
+                        peers_ping_holders(ps);
+                else
+                        snprintf(ps->why, sizeof ps->why,
+                                 "%u file descriptors sent to this connection are still unread", p->unread_fds);
         }
 
         if (!p) {
@@ -218,6 +440,8 @@ int peers_get_caller(Peers *ps, sd_bus_message *m, peer_resume_fn handler, Peer 
                 if (!p)
                         return -ENOMEM;
                 p->peers = ps;
+                p->pidfd = -1;
+                p->queue_uid = PEER_UID_UNKNOWN;
                 p->unique_name = strdup(sender);
                 if (!p->unique_name) {
                         free(p);
@@ -238,8 +462,35 @@ int peers_get_caller(Peers *ps, sd_bus_message *m, peer_resume_fn handler, Peer 
                 }
         }
 
-        if (p->n_queued >= PEER_QUEUE_MAX)
+        if (p->n_queued >= PEER_QUEUE_MAX) {
+                if (!p->ready)
+                        snprintf(ps->why, sizeof ps->why,
+                                 "Too many calls from this connection (%u) while its credentials are looked up.",
+                                 PEER_QUEUE_MAX);
+                else {
+                        size_t l = strlen(ps->why);
+                        snprintf(ps->why + l, sizeof ps->why - l, "; %u calls of this connection wait already.",
+                                 PEER_QUEUE_MAX);
+                }
                 return -EBUSY;
+        }
+        if (ps->acct) {
+                AcctRefusal why;
+                char text[256];
+                uid_t uid = p->ready ? p->uid : PEER_UID_UNKNOWN;
+
+                /* All queued calls of a peer are charged to one uid: the
+                 * queue is empty whenever the peer becomes ready. */
+                r = accounting_charge(ps->acct, uid, ACCT_QUEUED_CALLS, 1, &why);
+                if (r < 0) {
+                        accounting_format_refusal(&why, text, sizeof text);
+                        snprintf(ps->why, sizeof ps->why, "Cannot queue this call: %s%s.", text,
+                                 uid == PEER_UID_UNKNOWN ? " (calls from connections the bus has not identified yet)"
+                                                         : "");
+                        return -EBUSY;
+                }
+                p->queue_uid = uid;
+        }
         p->queue[p->n_queued++] = (QueuedCall) { .message = sd_bus_message_ref(m), .handler = handler };
         return 0;
 }
@@ -251,7 +502,7 @@ Identity peer_identity(const Peer *p) {
 bool peers_all_ready(const Peers *ps) {
         size_t st;
         for (HashLink *l = hashtable_first(&ps->by_name, &st); l; l = hashtable_next(&ps->by_name, l, &st))
-                if (!container_of(l, Peer, link)->ready)
+                if (!container_of(l, Peer, link)->ready || container_of(l, Peer, link)->n_queued > 0)
                         return false;
         return true;
 }

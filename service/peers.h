@@ -6,8 +6,22 @@
  * connected, and queues that peer's calls until the answer is in. The peer,
  * with its cache, goes when the bus says the name has gone; unique names are
  * never reused, so a cached answer is never someone else's. Nothing here
- * reads /proc. A Peer also anchors what dies with the connection: its
- * connection-lifetime entries and its pending waits (see broker.c). */
+ * reads /proc (but the pid of a pidfd, for log lines only). A Peer also
+ * anchors what dies with the connection: its connection-lifetime entries and
+ * its pending waits (see broker.c).
+ *
+ * Slow readers: on dbus-daemon, fds in replies a peer has not read yet count
+ * against the broker's own connection (64 in flight on the system bus), and
+ * past that the daemon stops reading from the broker, for everyone. So each
+ * Peer counts the fds sent to it that it may not have read (charged to its
+ * uid as ACCT_UNREAD_FDS). Past PEER_PING_MARK the broker sends it an
+ * org.freedesktop.DBus.Peer.Ping, which sd-bus, GDBus and libdbus answer by
+ * themselves: the answer proves everything sent before it was read, so
+ * those fds are discharged. A call that would send fds past the peer's
+ * budget (PEER_UNREAD_FDS_MAX, and its uid's fair share of MaxUnreadFds)
+ * waits in the peer's queue until a ping is answered; when the queue is full
+ * it is refused with QuotaExceeded. A client that never reads never answers
+ * and holds at most its budget. */
 #pragma once
 
 #include <stdbool.h>
@@ -15,11 +29,20 @@
 
 #include <systemd/sd-bus.h>
 
+#include "accounting.h"
 #include "acl.h"
 #include "hashtable.h"
 #include "registry.h"
 
 #define PEER_QUEUE_MAX 64
+/* Unread fds that make the broker ping a peer, and the most it may have. */
+#define PEER_PING_MARK 8
+#define PEER_UNREAD_FDS_MAX 16
+/* How long a ping may go unanswered before it is sent again. */
+#define PEER_PING_TIMEOUT_USEC (UINT64_C(5) * 1000000)
+/* Calls queued before the bus said who sent them are charged to this uid,
+ * which no process has. */
+#define PEER_UID_UNKNOWN ((uid_t) -1)
 
 typedef struct Waiter Waiter;
 typedef struct Peers Peers;
@@ -42,10 +65,17 @@ typedef struct Peer {
         gid_t *gids;
         size_t n_gids;
         char *label;
+        int pidfd;                /* ProcessFD where the bus gives one (owned, O_CLOEXEC), or -1 */
+        pid_t pid;                /* for log lines only, never for decisions; 0: unknown */
 
         sd_bus_slot *lookup;      /* GetConnectionCredentials in flight */
         QueuedCall queue[PEER_QUEUE_MAX];
         size_t n_queued;
+        uid_t queue_uid;          /* whom the queued calls are charged to */
+
+        unsigned unread_fds;      /* fds sent that it may not have read */
+        unsigned unread_at_ping;  /* of those, sent before the ping in flight */
+        sd_bus_slot *ping;        /* Peer.Ping in flight */
 
         Entry *entries;           /* connection-lifetime entries it deposited */
         Waiter *waiters;          /* its parked wait-usec retrievals */
@@ -71,6 +101,9 @@ struct Peers {
         sd_bus_slot *match;
         peer_gone_fn gone;
         void *userdata;            /* passed to gone and to resumed handlers */
+        Accounting *acct;          /* queued calls and unread fds are charged here; NULL: not */
+        bool ping_denied;          /* the bus refused our Ping: slow readers cannot be told */
+        char why[512];             /* why peers_get_caller() last said -EBUSY */
 };
 
 /* Sets up the cache on bus and subscribes to disconnections. */
@@ -78,10 +111,16 @@ int peers_init(Peers *ps, sd_bus *bus, peer_gone_fn gone, void *userdata);
 void peers_done(Peers *ps);
 
 /* Finds the calling peer of m. Returns 1 with *ret set when its identity is
- * known. Returns 0 when the call was queued (m referenced) and handler will
- * be run with m once the identity is known: the handler must then return 1
- * itself. Negative errno on failure (-EBUSY: too many queued calls). */
+ * known (and, for a call that hands back fds, the peer has room for them).
+ * Returns 0 when the call was queued (m referenced) and handler will be run
+ * with m once the identity is known or the peer has read its earlier
+ * replies: the handler must then return 1 itself. Negative errno on failure
+ * (-EBUSY: too many queued calls, with ps->why saying which limit). */
 int peers_get_caller(Peers *ps, sd_bus_message *m, peer_resume_fn handler, Peer **ret);
+
+/* Records that a reply carrying n fds was sent to p: they count as unread
+ * until p answers a ping sent after them. */
+void peers_note_fds_sent(Peers *ps, Peer *p, unsigned n);
 
 Identity peer_identity(const Peer *p);
 

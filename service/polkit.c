@@ -32,7 +32,14 @@ struct PolkitQuery {
         sd_bus_slot *slot;         /* CheckAuthorization in flight */
         QueryState state;
         char *why;                 /* for QUERY_UNREACHABLE */
+        bool charged;              /* to the peer's uid, while pending */
 };
+
+static void query_discharge(PolkitQuery *q) {
+        if (q->charged && q->polkit->acct)
+                accounting_discharge(q->polkit->acct, q->peer->uid, ACCT_POLKIT, 1);
+        q->charged = false;
+}
 
 void polkit_init(Polkit *pk, sd_bus *bus, void *userdata) {
         *pk = (Polkit) { .bus = sd_bus_ref(bus), .userdata = userdata };
@@ -47,6 +54,7 @@ static void query_free(PolkitQuery *q) {
                 pk->queries = q->next;
         if (q->next)
                 q->next->prev = q->prev;
+        query_discharge(q);
         sd_bus_slot_unref(q->slot);
         sd_bus_message_unref(q->request);
         free(q->action_id);
@@ -99,6 +107,7 @@ static int on_check_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
         int authorized, challenge, r;
 
         q->slot = sd_bus_slot_unref(q->slot);
+        query_discharge(q);
         e = sd_bus_message_get_error(reply);
         if (e) {
                 q->state = QUERY_UNREACHABLE;
@@ -167,6 +176,18 @@ int polkit_check(Polkit *pk, sd_bus_message *m, Peer *peer, const char *action_i
                                          "This connection already waits for %d polkit answers; try again later.",
                                          POLKIT_PENDING_PER_PEER_MAX);
 
+        if (pk->acct) {
+                AcctRefusal why;
+                char text[256];
+
+                r = accounting_check(pk->acct, peer->uid, ACCT_POLKIT, 1, 0, &why);
+                if (r < 0) {
+                        accounting_format_refusal(&why, text, sizeof text);
+                        return sd_bus_error_setf(error, ERROR_QUOTA, "Cannot ask polkit about %s for '%s': %s.",
+                                                 action_id, value, text);
+                }
+        }
+
         q = calloc(1, sizeof *q);
         if (!q)
                 return -ENOMEM;
@@ -183,6 +204,14 @@ int polkit_check(Polkit *pk, sd_bus_message *m, Peer *peer, const char *action_i
         if (!q->action_id || !q->value) {
                 query_free(q);
                 return -ENOMEM;
+        }
+        if (pk->acct) {
+                r = accounting_charge_force(pk->acct, peer->uid, ACCT_POLKIT, 1);
+                if (r < 0) {
+                        query_free(q);
+                        return r;
+                }
+                q->charged = true;
         }
 
         r = sd_bus_message_new_method_call(pk->bus, &call, "org.freedesktop.PolicyKit1",

@@ -15,6 +15,7 @@
 
 #include <systemd/sd-bus.h>
 
+#include "accounting.h"
 #include "peers.h"
 
 #define POLKIT_PENDING_PER_PEER_MAX 8
@@ -25,6 +26,7 @@ typedef struct Polkit {
         sd_bus *bus;
         PolkitQuery *queries;
         void *userdata;          /* handed to resumed handlers */
+        Accounting *acct;        /* questions out are charged here (ACCT_POLKIT); NULL: not */
 } Polkit;
 
 void polkit_init(Polkit *pk, sd_bus *bus, void *userdata);

@@ -13,7 +13,7 @@ from harness import E_QUOTA, memfd, poll_until  # noqa: E402
 
 LIMITS = '''# written by test_quota.py
 [Limits]
-MaxEntries=20
+MaxEntries=24
 MaxEntriesPerUser=12
 MaxMemorySize=1M
 '''
@@ -78,19 +78,27 @@ def body(t):
     def lowered():
         alice, bob = bus2.client(users['alice']), bus2.client(users['bob'])
         got = {k: bus2.get_property(k) for k in ('MaxEntries', 'MaxEntriesPerUser', 'MaxMemorySize')}
-        t.eq(got, {'MaxEntries': 20, 'MaxEntriesPerUser': 12, 'MaxMemorySize': 1 << 20},
+        t.eq(got, {'MaxEntries': 24, 'MaxEntriesPerUser': 12, 'MaxMemorySize': 1 << 20},
              'properties show the limits of a [Limits] policy file')
         r = alice.deposit_many({'l/a%02d' % i: 0 for i in range(12)}, [memfd('a')])
         t.success(r, 'alice deposits 12 entries (her limit)')
-        t.error(alice.deposit('l/a12', memfd('a')), E_QUOTA, 'alice\'s 13th is QuotaExceeded (per user)')
-        r = bob.deposit_many({'l/b%02d' % i: 0 for i in range(8)}, [memfd('b')])
-        t.success(r, 'bob deposits 8 entries: 20 in all')
-        t.eq(bus2.entry_count(), 20, 'EntryCount is 20')
-        t.error(bob.deposit('l/b08', memfd('b')), E_QUOTA, 'the 21st entry is QuotaExceeded (global MaxEntries)')
+        t.error(alice.deposit('l/a12', memfd('a')), E_QUOTA, 'alice\'s 13th is QuotaExceeded (per user)',
+                ['MaxEntriesPerUser'])
+        # Fair share (dbus-broker's rule): bob, the second user, may take
+        # grow to (remaining + share) / 3 of the 12 left: 4 entries.
+        r = bob.deposit_many({'l/b%02d' % i: 0 for i in range(4)}, [memfd('b')])
+        t.success(r, 'bob deposits 4 entries, his fair share of the 12 left')
+        t.error(bob.deposit('l/b04', memfd('b')), E_QUOTA, 'bob\'s 5th is QuotaExceeded (fair share)',
+                ['fair share', 'MaxEntries'])
+        root = bus2.client()
+        r = root.deposit_many({'l/r%02d' % i: 0 for i in range(8)}, [memfd('r')])
+        t.success(r, 'root (held to the totals only) deposits the 8 left: 24 in all')
+        t.eq(bus2.entry_count(), 24, 'EntryCount is 24')
+        t.error(root.deposit('l/r08', memfd('r')), E_QUOTA, 'the 25th entry is QuotaExceeded (global MaxEntries)')
         t.error(bob.create_memory('l/b08', 4096), E_QUOTA, 'CreateMemory past MaxEntries is QuotaExceeded')
-        t.eq(bus2.entry_count(), 20, 'refused deposits stored nothing')
+        t.eq(bus2.entry_count(), 24, 'refused deposits stored nothing')
         t.success(alice.remove('l/a00'), 'alice removes one entry')
-        t.success(bob.create_memory('l/mem', 1 << 20), 'bob creates 1 MiB of memory (MaxMemorySize 1M)')
+        t.success(root.create_memory('l/mem', 1 << 20), 'root creates 1 MiB of memory (MaxMemorySize 1M)')
         t.error(bob.create_memory('l/mem2', (1 << 20) + 1), harness.E_INVALID_ARGS,
                 'CreateMemory of more than MaxMemorySize is InvalidArgs')
     t.run('lowered limits', lowered)
