@@ -22,6 +22,7 @@ set -eu
 #   polkitd                                      policyconfig-1.dtd, to validate the polkit actions
 #   clang libclang-rt-dev                        the fuzzers (libFuzzer and sanitizer runtimes)
 #   s6 gnuplot-nox                               bench/: the s6-fdholder peer, and the plots
+#   dbus-broker                                  tests on the other bus (FDBROKER_TEST_BUS=dbus-broker)
 PACKAGES="
 meson
 ninja-build
@@ -49,6 +50,7 @@ clang
 libclang-rt-dev
 s6
 gnuplot-nox
+dbus-broker
 "
 
 missing=""

@@ -513,6 +513,8 @@ class PrivateBus:
         return opt in self._help_text
 
     def start(self):
+        if self.bus_kind == 'dbus-broker':
+            return self._start_dbus_broker()
         self._write_files()
         env = dict(os.environ)
         env.pop('DBUS_SESSION_BUS_ADDRESS', None)
@@ -569,7 +571,10 @@ class PrivateBus:
         if not self.service_running():
             if not activate:
                 return None
-            self._bus_call('StartServiceByName', (BUS_NAME, 0), '(su)', '(u)')
+            if self.bus_kind == 'dbus-broker':
+                self._start_service_by_hand()
+            else:
+                self._bus_call('StartServiceByName', (BUS_NAME, 0), '(su)', '(u)')
         return self._bus_call('GetConnectionUnixProcessID', (BUS_NAME,), '(s)', '(u)')[0]
 
     def service_fd_count(self):
@@ -677,6 +682,83 @@ class PrivateBus:
         except OSError:
             return ''
 
+    # -- dbus-broker (FDBROKER_TEST_BUS=dbus-broker) -------------------------
+
+    @property
+    def bus_kind(self):
+        """'dbus-daemon' (default) or 'dbus-broker': FDBROKER_TEST_BUS, or
+        bus_kind set before start()."""
+        return getattr(self, '_bus_kind', None) or os.environ.get('FDBROKER_TEST_BUS') or 'dbus-daemon'
+
+    @bus_kind.setter
+    def bus_kind(self, value):
+        self._bus_kind = value
+
+    def _start_dbus_broker(self):
+        """A private dbus-broker in a mount namespace of its own
+        (dbus_broker_ns.py). It cannot activate services without systemd:
+        the service is started by hand (service_pid())."""
+        if os.geteuid() != 0:
+            raise Skip('a private dbus-broker needs root (a mount namespace for its journal socket)')
+        for tool in ('dbus-broker-launch', 'systemd-socket-activate', 'unshare'):
+            if shutil.which(tool) is None:
+                raise Skip('%s not installed (tools/install-deps.sh installs dbus-broker)' % tool)
+        self._write_files()
+        sock = os.path.join(self.tmp, 'bus')
+        self.address = 'unix:path=' + sock
+        env = dict(os.environ)
+        env.pop('DBUS_SESSION_BUS_ADDRESS', None)
+        self._daemon_log = open(self.daemon_log_path, 'ab')
+        self.daemon = subprocess.Popen(
+            ['unshare', '-m', '--propagation', 'private', PYTHON, os.path.join(HERE, 'dbus_broker_ns.py'),
+             sock, self.daemon_log_path, self.config_path],
+            stdout=subprocess.PIPE, stderr=self._daemon_log, stdin=subprocess.DEVNULL, env=env,
+            start_new_session=True)
+        deadline = time.monotonic() + 30
+        while not os.path.exists(sock):
+            if self.daemon.poll() is not None or time.monotonic() > deadline:
+                log = self.daemon_log()
+                self.stop(cleanup=False)
+                raise Skip('a private dbus-broker did not start here; log:\n' + log)
+            time.sleep(0.02)
+        os.chmod(sock, 0o666)  # created 0644: other users connect too
+        return self
+
+    def _start_service_by_hand(self):
+        env = dict(os.environ)
+        env['DBUS_SYSTEM_BUS_ADDRESS'] = self.address
+        env.pop('DBUS_SESSION_BUS_ADDRESS', None)
+        self._service_proc = subprocess.Popen([os.path.join(self.tmp, 'run-fdbroker')], env=env,
+                                              stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while not self.service_running():
+            if self._service_proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError('fdbroker did not take its name on dbus-broker; log:\n' + self.service_log())
+            time.sleep(0.02)
+
+    def _stop_dbus_broker(self):
+        proc = getattr(self, '_service_proc', None)
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self.daemon.poll() is None:
+            # The launcher, the broker and the journal drainer: one session.
+            try:
+                os.killpg(self.daemon.pid, signal.SIGTERM)
+                self.daemon.wait(5)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
+        try:
+            os.killpg(self.daemon.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if self.daemon.poll() is None:
+            self.daemon.wait()
+
     def stop(self, cleanup=True):
         """Stop clients, the service and the bus; with cleanup, also remove
         the temporary directory (logs included)."""
@@ -694,6 +776,8 @@ class PrivateBus:
             except Exception:  # noqa: BLE001
                 pass
             self._conn = None
+        if self.daemon is not None and self.bus_kind == 'dbus-broker':
+            self._stop_dbus_broker()
         if self.daemon is not None:
             if self.daemon.poll() is None:
                 self.daemon.terminate()
