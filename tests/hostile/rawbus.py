@@ -1,0 +1,179 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""A D-Bus client on a bare socket, for attacks no library would make.
+
+Messages are marshalled by Gio.DBusMessage (to_blob / new_from_blob); the
+socket, the SASL handshake and what is read when are ours. As a program
+(run as the attacking user) it takes commands on stdin, one JSON per line,
+and answers one JSON line each:
+
+    {"op": "flood", "name": N, "count": C}   send C Retrieve(N) calls, read nothing
+    {"op": "drain"}                          read what is there now: counts
+    {"op": "call", ...}                      one call, answer read (see op_call)
+    EOF                                      exit (closing the connection)
+"""
+
+import array
+import json
+import os
+import select
+import socket
+import sys
+import time
+
+import gi
+gi.require_version('Gio', '2.0')
+from gi.repository import Gio, GLib  # noqa: E402
+
+BUS_NAME = 'org.fdbroker.Broker1'
+OBJ_PATH = '/org/fdbroker/Broker1'
+IFACE = 'org.fdbroker.Broker1'
+CAPS = Gio.DBusCapabilityFlags.UNIX_FD_PASSING
+
+
+class RawBus:
+    def __init__(self, address):
+        assert address.startswith('unix:path=')
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(address[len('unix:path='):].split(',')[0])
+        self.serial = 0
+        self.buf = b''
+        self.fds = []           # fds received and not yet closed
+        self.n_fds = 0          # fds received in all
+        self._auth()
+        reply = self.call('org.freedesktop.DBus', '/org/freedesktop/DBus', 'org.freedesktop.DBus', 'Hello')
+        self.unique_name = reply.get_body().unpack()[0]
+
+    def _auth(self):
+        self.sock.sendall(b'\0AUTH EXTERNAL ' + str(os.geteuid()).encode().hex().encode() + b'\r\n')
+        if not self._line().startswith(b'OK'):
+            raise RuntimeError('EXTERNAL authentication refused')
+        self.sock.sendall(b'NEGOTIATE_UNIX_FD\r\n')
+        if not self._line().startswith(b'AGREE_UNIX_FD'):
+            raise RuntimeError('the bus does not pass fds')
+        self.sock.sendall(b'BEGIN\r\n')
+
+    def _line(self):
+        while b'\r\n' not in self.buf:
+            d = self.sock.recv(4096)
+            if not d:
+                raise RuntimeError('bus closed the connection during authentication')
+            self.buf += d
+        line, self.buf = self.buf.split(b'\r\n', 1)
+        return line
+
+    def message(self, dest, path, iface, member, sig=None, args=None):
+        m = Gio.DBusMessage.new_method_call(dest, path, iface, member)
+        if sig:
+            m.set_body(GLib.Variant(sig, args))
+        self.serial += 1
+        m.set_serial(self.serial)
+        return m.to_blob(CAPS)
+
+    def send(self, blob, fds=(), timeout=None):
+        self.sock.settimeout(timeout)
+        try:
+            if fds:
+                self.sock.sendmsg([blob], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', fds))])
+            else:
+                self.sock.sendall(blob)
+        finally:
+            self.sock.settimeout(None)
+
+    def _recv_some(self, timeout):
+        r, _, _ = select.select([self.sock], [], [], timeout)
+        if not r:
+            return False
+        data, anc, _, _ = self.sock.recvmsg(1 << 16, socket.CMSG_SPACE(253 * 4))
+        for level, kind, payload in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                got = array.array('i')
+                got.frombytes(payload[:len(payload) - len(payload) % 4])
+                self.fds.extend(got)
+                self.n_fds += len(got)
+        if not data:
+            raise EOFError('the bus closed the connection')
+        self.buf += data
+        return True
+
+    def next_message(self, timeout):
+        """The next whole message, or None when none came within timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if len(self.buf) >= 16:
+                need = Gio.DBusMessage.bytes_needed(self.buf[:16])
+                if len(self.buf) >= need:
+                    blob, self.buf = self.buf[:need], self.buf[need:]
+                    return Gio.DBusMessage.new_from_blob(blob, CAPS)
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._recv_some(left):
+                return None
+
+    def call(self, dest, path, iface, member, sig=None, args=None, fds=(), timeout=30):
+        blob = self.message(dest, path, iface, member, sig, args)
+        serial = self.serial
+        self.send(blob, fds)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = self.next_message(deadline - time.monotonic())
+            if m is None:
+                break
+            if m.get_reply_serial() == serial:
+                return m
+        raise TimeoutError('no reply to %s' % member)
+
+    def close_fds(self):
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
+
+
+def op_flood(bus, req):
+    blobs = [bus.message(BUS_NAME, OBJ_PATH, IFACE, 'Retrieve', '(sa{sv})', (req['name'], {}))
+             for _ in range(req['count'])]
+    sent = 0
+    t0 = time.monotonic()
+    try:
+        for b in blobs:
+            bus.send(b, timeout=10)
+            sent += 1
+    except (socket.timeout, OSError) as e:
+        return {'sent': sent, 'stopped': str(e), 'usec': int((time.monotonic() - t0) * 1e6)}
+    return {'sent': sent, 'usec': int((time.monotonic() - t0) * 1e6)}
+
+
+def op_drain(bus, req):
+    """Reads for `seconds` (default 1): what had been waiting for us."""
+    counts = {'returns': 0, 'errors': {}, 'calls_to_us': {}, 'fds': 0}
+    before = bus.n_fds
+    deadline = time.monotonic() + req.get('seconds', 1.0)
+    while True:
+        m = bus.next_message(max(0.0, deadline - time.monotonic()))
+        if m is None:
+            break
+        t = m.get_message_type()
+        if t == Gio.DBusMessageType.METHOD_RETURN:
+            counts['returns'] += 1
+        elif t == Gio.DBusMessageType.ERROR:
+            counts['errors'][m.get_error_name()] = counts['errors'].get(m.get_error_name(), 0) + 1
+        elif t == Gio.DBusMessageType.METHOD_CALL:
+            k = '%s.%s' % (m.get_interface(), m.get_member())
+            counts['calls_to_us'][k] = counts['calls_to_us'].get(k, 0) + 1
+    counts['fds'] = bus.n_fds - before
+    bus.close_fds()
+    return counts
+
+
+def main():
+    bus = RawBus(sys.argv[1])
+    print(json.dumps({'ready': True, 'unique_name': bus.unique_name, 'uid': os.geteuid()}), flush=True)
+    for line in sys.stdin:
+        req = json.loads(line)
+        try:
+            out = {'flood': op_flood, 'drain': op_drain}[req['op']](bus, req)
+        except Exception as e:  # noqa: BLE001
+            out = {'exception': '%s: %s' % (type(e).__name__, e)}
+        print(json.dumps(out), flush=True)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,151 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Attack 2 of issue 9: starve everyone by not reading.
+
+Bob, on a bare socket, sends 1000 Retrieve calls for an entry he may have
+and never reads a reply. On dbus-daemon the fds waiting for him count
+against the broker's own connection (64 in flight on the system bus); past
+that the daemon stops reading from the broker and every other caller times
+out. Carol, meanwhile, retrieves her own entry: she must be answered while
+Bob is still connected and still not reading. Her latencies are printed,
+not asserted. Runs on dbus-daemon and, where installed, on dbus-broker."""
+
+import json
+import os
+import select
+import statistics
+import subprocess
+import sys
+import time
+
+sys.dont_write_bytecode = True
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'integration'))
+import harness  # noqa: E402
+from harness import memfd  # noqa: E402
+
+FLOOD = 1000
+VICTIM_CALLS = 20
+VICTIM_TIMEOUT_MS = 10000
+
+
+class Attacker:
+    """rawbus.py as user, driven by JSON lines."""
+
+    def __init__(self, bus, user):
+        env = {'PATH': '/usr/sbin:/usr/bin:/sbin:/bin', 'HOME': '/', 'LANG': 'C.UTF-8'}
+        self.proc = subprocess.Popen([harness.PYTHON, os.path.join(HERE, 'rawbus.py'), bus.address],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd='/',
+                                     user=user['uid'], group=user['gid'], extra_groups=user['groups'])
+        hello = self._read(60)
+        if not hello.get('ready'):
+            raise RuntimeError('attacker could not connect: %r' % hello)
+        self.unique_name = hello['unique_name']
+
+    def _read(self, timeout):
+        r, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not r:
+            raise RuntimeError('attacker: no answer within %ss' % timeout)
+        return json.loads(self.proc.stdout.readline() or b'{"exited": true}')
+
+    def req(self, timeout=120, **kw):
+        self.proc.stdin.write((json.dumps(kw) + '\n').encode())
+        self.proc.stdin.flush()
+        return self._read(timeout)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+
+
+def victim_round(client, name, n):
+    """n Retrieve calls in a row; stops at the first failure. Returns
+    (answered, latencies in ms, first failure)."""
+    lat = []
+    for _ in range(n):
+        t0 = time.monotonic()
+        r = client.retrieve(name, timeout_ms=VICTIM_TIMEOUT_MS)
+        ms = (time.monotonic() - t0) * 1000
+        if not r.get('ok'):
+            return len(lat), lat, '%s after %.0f ms' % (r.get('error'), ms)
+        lat.append(ms)
+    return len(lat), lat, None
+
+
+def fmt(lat):
+    if not lat:
+        return 'no answer'
+    return 'median %.1f ms, max %.1f ms over %d calls' % (statistics.median(lat), max(lat), len(lat))
+
+
+def attack(t, kind, users):
+    bus = harness.PrivateBus(harness.service_binary(), harness.source_dir())
+    bus.bus_kind = kind
+    t.bus = bus
+    try:
+        bus.start()
+    except harness.Skip as e:
+        t.skip('slow reader on %s' % kind, str(e))
+        t.bus = None
+        return
+    root = bus.client()
+    carol = bus.client(users['carol'])
+    pid0 = bus.service_pid()
+    t.success(root.deposit('sr/public', memfd('everyone may have it'), allow=['everyone']),
+              '[%s] root deposits sr/public for everyone' % kind)
+    t.success(carol.deposit('sr/carol', memfd('carol\'s')), '[%s] carol deposits sr/carol' % kind)
+    n, lat, _ = victim_round(carol, 'sr/carol', 5)
+    t.diag('[%s] carol before the attack: %s' % (kind, fmt(lat)))
+
+    bob = Attacker(bus, users['bob'])
+    try:
+        flood = bob.req(op='flood', name='sr/public', count=FLOOD)
+        t.diag('[%s] bob (raw socket, reads nothing) sent %s of %d Retrieve calls in %.0f ms%s'
+               % (kind, flood.get('sent'), FLOOD, flood.get('usec', 0) / 1000,
+                  ' (stopped: %s)' % flood['stopped'] if 'stopped' in flood else ''))
+        time.sleep(0.5)  # let the broker work through them
+
+        n, lat, failure = victim_round(carol, 'sr/carol', VICTIM_CALLS)
+        t.diag('[%s] carol during the attack: %s' % (kind, fmt(lat)))
+        t.ok(n == VICTIM_CALLS, '[%s] carol is answered while bob floods without reading (%d of %d%s)'
+             % (kind, n, VICTIM_CALLS, ', then ' + failure if failure else ''))
+        t.ok(bob.alive(), '[%s] bob was still connected and still not reading meanwhile' % kind)
+
+        got = bob.req(op='drain', seconds=2.0)
+        t.diag('[%s] what waited for bob: %s' % (kind, json.dumps(got, sort_keys=True)))
+        t.ok(got.get('fds', 1 << 30) <= 16,
+             '[%s] bob was sent at most 16 fds he had not shown he read (%s)' % (kind, got.get('fds')))
+        t.ok(got.get('errors', {}).get(harness.E_QUOTA, 0) > 0,
+             '[%s] the rest of his calls were refused QuotaExceeded' % kind, got)
+        t.ok(got.get('calls_to_us', {}).get('org.freedesktop.DBus.Peer.Ping', 0) >= 1,
+             '[%s] the broker asked bob (Peer.Ping) whether he read his fds' % kind, got)
+    finally:
+        bob.close()
+
+    n, lat, failure = victim_round(carol, 'sr/carol', 5)
+    t.ok(n == 5, '[%s] carol is still answered after bob left (%s)' % (kind, failure or fmt(lat)))
+    t.eq(bus.service_pid(activate=False), pid0, '[%s] the broker kept running' % kind)
+    bus.stop(cleanup=False)
+    if t.failed:
+        t.print_logs()
+    bus.cleanup()
+    t.bus = None
+
+
+def body(t):
+    users = harness.ensure_test_users()
+    for kind in ('dbus-daemon', 'dbus-broker'):
+        attack(t, kind, users)
+
+
+if __name__ == '__main__':
+    harness.main(body)
