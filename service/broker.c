@@ -263,8 +263,8 @@ static int append_info(sd_bus_message *reply, const Entry *e) {
 
 /* Checks what a deposit of fd (borrowed) would store, without storing it:
  * the access mode and kind, whether it can be sealed or narrowed. */
-static int check_deposit_fd(int fd, const char *name, const DepositOptions *o, FdKind *ret_kind, int *ret_flags,
-                            sd_bus_error *error) {
+static int check_deposit_fd(const Peers *peers, int fd, const char *name, const DepositOptions *o, FdKind *ret_kind,
+                            int *ret_flags, sd_bus_error *error) {
         FdKind kind;
         int fl, r;
 
@@ -280,6 +280,11 @@ static int check_deposit_fd(int fd, const char *name, const DepositOptions *o, F
         r = fdinfo_classify(fd, &kind);
         if (r < 0)
                 return r;
+        if (kind == FD_KIND_SOCKET && peers_fd_is_bus_connection(peers, fd))
+                return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
+                                         "The fd for '%s' is a connection to the bus itself; kept by the broker, it "
+                                         "would keep that connection and its connection entries alive forever.",
+                                         name);
 
         if (o->seal) {
                 int seals;
@@ -642,6 +647,21 @@ static int store_failed(sd_bus_error *error, const char *name, int r) {
         return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "Could not store %s: %s.", what, strerror(-r));
 }
 
+/* A handle index past the fds the message carries: sd-bus says -EBADMSG,
+ * which it would answer as InconsistentMessage. The argument is what is
+ * wrong; say which. name: the entry, when known. */
+static int bad_handle(sd_bus_error *error, const char *arg, const char *name) {
+        if (name)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Argument '%s' for '%s' is not the index of a file descriptor this message "
+                                         "carries.",
+                                         arg, name);
+        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                 "Argument '%s' holds a handle that is not the index of a file descriptor this "
+                                 "message carries.",
+                                 arg);
+}
+
 /* Deposit-like calls share their authorization: a deposit rule (or a
  * create-memory one) may refuse, ask polkit, or cap the stored access to
  * read-only. No rule: allowed. */
@@ -672,7 +692,12 @@ static int method_deposit(sd_bus_message *m, void *userdata, sd_bus_error *error
                 return r < 0 ? r : 1;
 
         /* Parse and validate. The fd is the message's; we duplicate it. */
-        r = sd_bus_message_read(m, "sh", &name, &fd);
+        r = sd_bus_message_read(m, "s", &name);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(m, "h", &fd);
+        if (r == -EBADMSG)
+                return bad_handle(error, "fd", name);
         if (r < 0)
                 return r;
         r = options_parse_deposit(m, &o, error);
@@ -681,7 +706,7 @@ static int method_deposit(sd_bus_message *m, void *userdata, sd_bus_error *error
         r = options_check_name(name, error);
         if (r < 0)
                 return r;
-        r = check_deposit_fd(fd, name, &o, &kind, &fl, error);
+        r = check_deposit_fd(&b->peers, fd, name, &o, &kind, &fl, error);
         if (r < 0)
                 return r;
 
@@ -692,7 +717,7 @@ static int method_deposit(sd_bus_message *m, void *userdata, sd_bus_error *error
         if (r <= 0)
                 return r < 0 ? r : 1;
         if (o.read_only != read_only) {
-                r = check_deposit_fd(fd, name, &o, &kind, &fl, error);
+                r = check_deposit_fd(&b->peers, fd, name, &o, &kind, &fl, error);
                 if (r < 0)
                         return r;
         }
@@ -768,6 +793,8 @@ static int method_deposit_many(sd_bus_message *m, void *userdata, sd_bus_error *
                 int fd;
 
                 r = sd_bus_message_read(m, "{sh}", &name, &fd);
+                if (r == -EBADMSG)
+                        return bad_handle(error, "fds", NULL);
                 if (r < 0)
                         return r;
                 if (r == 0)
@@ -794,7 +821,7 @@ static int method_deposit_many(sd_bus_message *m, void *userdata, sd_bus_error *
                         if (strcmp(d[i].name, d[j].name) == 0)
                                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                          "Entry '%s' is named twice.", d[i].name);
-                r = check_deposit_fd(d[i].fd, d[i].name, &o, &d[i].kind, &d[i].flags, error);
+                r = check_deposit_fd(&b->peers, d[i].fd, d[i].name, &o, &d[i].kind, &d[i].flags, error);
                 if (r < 0)
                         return r;
         }
@@ -814,7 +841,7 @@ static int method_deposit_many(sd_bus_message *m, void *userdata, sd_bus_error *
         for (size_t i = 0; i < n; i++) {
                 DepositOptions oi = o;
                 oi.read_only = d[i].read_only;
-                r = check_deposit_fd(d[i].fd, d[i].name, &oi, &d[i].kind, &d[i].flags, error);
+                r = check_deposit_fd(&b->peers, d[i].fd, d[i].name, &oi, &d[i].kind, &d[i].flags, error);
                 if (r < 0)
                         return r;
         }

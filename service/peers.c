@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include "cleanup.h"
 #include "log.h"
@@ -325,6 +327,25 @@ void peers_note_fds_sent(Peers *ps, Peer *p, unsigned n) {
         p->unread_fds += n;
         if (p->unread_fds >= PEER_PING_MARK)
                 (void) peer_send_ping(ps, p);
+}
+
+bool peers_fd_is_bus_connection(const Peers *ps, int fd) {
+        struct sockaddr_un ours = {}, theirs = {};
+        socklen_t lo = sizeof ours, lt = sizeof theirs;
+        int bus_fd, type = 0;
+        socklen_t tl = sizeof type;
+
+        bus_fd = sd_bus_get_fd(ps->bus);
+        if (bus_fd < 0 || getpeername(bus_fd, (struct sockaddr *) &ours, &lo) < 0 || ours.sun_family != AF_UNIX)
+                return false;
+        /* An unnamed peer (a socketpair) has nothing to compare. */
+        if (lo <= offsetof(struct sockaddr_un, sun_path))
+                return false;
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 || type != SOCK_STREAM)
+                return false;
+        if (getpeername(fd, (struct sockaddr *) &theirs, &lt) < 0 || theirs.sun_family != AF_UNIX)
+                return false;
+        return lt == lo && memcmp(ours.sun_path, theirs.sun_path, lo - offsetof(struct sockaddr_un, sun_path)) == 0;
 }
 
 /* Calls whose reply carries fds. */

@@ -118,6 +118,13 @@ void peers_done(Peers *ps);
  * (-EBUSY: too many queued calls, with ps->why saying which limit). */
 int peers_get_caller(Peers *ps, sd_bus_message *m, peer_resume_fn handler, Peer **ret);
 
+/* Whether fd (borrowed) is a socket connected to the same bus as the
+ * broker: the peer address of an AF_UNIX stream socket equals that of the
+ * broker's own bus connection (the bus's listening socket). Keeping such an
+ * fd would keep someone's bus connection open inside the broker, and with
+ * it every connection entry and name of that connection. */
+bool peers_fd_is_bus_connection(const Peers *ps, int fd);
+
 /* Records that a reply carrying n fds was sent to p: they count as unread
  * until p answers a ping sent after them. */
 void peers_note_fds_sent(Peers *ps, Peer *p, unsigned n);

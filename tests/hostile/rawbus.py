@@ -8,7 +8,7 @@ and answers one JSON line each:
 
     {"op": "flood", "name": N, "count": C}   send C Retrieve(N) calls, read nothing
     {"op": "drain"}                          read what is there now: counts
-    {"op": "call", ...}                      one call, answer read (see op_call)
+    {"op": "call", ...}                      one call, its answer read (see op_call)
     EOF                                      exit (closing the connection)
 """
 
@@ -17,6 +17,7 @@ import json
 import os
 import select
 import socket
+import subprocess
 import sys
 import time
 
@@ -28,6 +29,7 @@ BUS_NAME = 'org.fdbroker.Broker1'
 OBJ_PATH = '/org/fdbroker/Broker1'
 IFACE = 'org.fdbroker.Broker1'
 CAPS = Gio.DBusCapabilityFlags.UNIX_FD_PASSING
+PYTHON = '/usr/bin/python3' if os.path.exists('/usr/bin/python3') else sys.executable
 
 
 class RawBus:
@@ -163,13 +165,99 @@ def op_drain(bus, req):
     return counts
 
 
+def op_call(bus, req):
+    """One call to the broker: req['member'], req['sig'], req['args'] (JSON,
+    handles as numbers; req['opts'] appended as an a{sv}), the fds listed in req['fds'] ('memfd' makes one,
+    'bus' is this very connection's socket) sent with it. The answer: ok or
+    the error."""
+    fds, made = [], []
+    for what in req.get('fds', []):
+        if what == 'bus':
+            fds.append(bus.sock.fileno())
+        else:
+            fd = os.memfd_create('rawbus', os.MFD_CLOEXEC)
+            os.write(fd, b'rawbus')
+            fds.append(fd)
+            made.append(fd)
+    m = Gio.DBusMessage.new_method_call(BUS_NAME, OBJ_PATH, IFACE, req['member'])
+    args = list(req['args'])
+    if 'opts' in req:  # a trailing a{sv}: {key: [signature, value]}
+        args.append({k: GLib.Variant(v[0], v[1]) for k, v in req['opts'].items()})
+    m.set_body(GLib.Variant(req['sig'], tuple(args)))
+    if fds:
+        fdlist = Gio.UnixFDList.new()
+        for fd in fds:
+            fdlist.append(fd)  # a duplicate, closed with the list
+        m.set_unix_fd_list(fdlist)
+    bus.serial += 1
+    m.set_serial(bus.serial)
+    serial = bus.serial
+    try:
+        bus.send(m.to_blob(CAPS), fds)
+    finally:
+        for fd in made:
+            os.close(fd)
+    deadline = time.monotonic() + req.get('timeout', 30)
+    while time.monotonic() < deadline:
+        r = bus.next_message(deadline - time.monotonic())
+        if r is None:
+            break
+        if r.get_reply_serial() == serial:
+            bus.close_fds()
+            if r.get_message_type() == Gio.DBusMessageType.ERROR:
+                body = r.get_body()
+                return {'ok': False, 'error': r.get_error_name(),
+                        'message': body.unpack()[0] if body is not None else ''}
+            return {'ok': True}
+    return {'ok': False, 'error': 'timeout'}
+
+
+class RawClient:
+    """This file run as a program by user (a dict of harness.ensure_test_users()),
+    driven by JSON lines: for tests."""
+
+    def __init__(self, bus, user):
+        env = {'PATH': '/usr/sbin:/usr/bin:/sbin:/bin', 'HOME': '/', 'LANG': 'C.UTF-8'}
+        self.proc = subprocess.Popen([PYTHON, os.path.abspath(__file__), bus.address],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd='/',
+                                     user=user['uid'], group=user['gid'], extra_groups=user['groups'])
+        hello = self._read(60)
+        if not hello.get('ready'):
+            raise RuntimeError('raw client could not connect: %r' % hello)
+        self.unique_name = hello['unique_name']
+
+    def _read(self, timeout):
+        r, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not r:
+            raise RuntimeError('raw client: no answer within %ss' % timeout)
+        return json.loads(self.proc.stdout.readline() or b'{"exited": true}')
+
+    def req(self, timeout=120, **kw):
+        self.proc.stdin.write((json.dumps(kw) + '\n').encode())
+        self.proc.stdin.flush()
+        return self._read(timeout)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+
+
 def main():
     bus = RawBus(sys.argv[1])
     print(json.dumps({'ready': True, 'unique_name': bus.unique_name, 'uid': os.geteuid()}), flush=True)
     for line in sys.stdin:
         req = json.loads(line)
         try:
-            out = {'flood': op_flood, 'drain': op_drain}[req['op']](bus, req)
+            out = {'flood': op_flood, 'drain': op_drain, 'call': op_call}[req['op']](bus, req)
         except Exception as e:  # noqa: BLE001
             out = {'exception': '%s: %s' % (type(e).__name__, e)}
         print(json.dumps(out), flush=True)

@@ -12,9 +12,7 @@ not asserted. Runs on dbus-daemon and, where installed, on dbus-broker."""
 
 import json
 import os
-import select
 import statistics
-import subprocess
 import sys
 import time
 
@@ -23,48 +21,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'integration'))
 import harness  # noqa: E402
 from harness import memfd  # noqa: E402
+from rawbus import RawClient  # noqa: E402
 
 FLOOD = 1000
 VICTIM_CALLS = 20
 VICTIM_TIMEOUT_MS = 10000
-
-
-class Attacker:
-    """rawbus.py as user, driven by JSON lines."""
-
-    def __init__(self, bus, user):
-        env = {'PATH': '/usr/sbin:/usr/bin:/sbin:/bin', 'HOME': '/', 'LANG': 'C.UTF-8'}
-        self.proc = subprocess.Popen([harness.PYTHON, os.path.join(HERE, 'rawbus.py'), bus.address],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd='/',
-                                     user=user['uid'], group=user['gid'], extra_groups=user['groups'])
-        hello = self._read(60)
-        if not hello.get('ready'):
-            raise RuntimeError('attacker could not connect: %r' % hello)
-        self.unique_name = hello['unique_name']
-
-    def _read(self, timeout):
-        r, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        if not r:
-            raise RuntimeError('attacker: no answer within %ss' % timeout)
-        return json.loads(self.proc.stdout.readline() or b'{"exited": true}')
-
-    def req(self, timeout=120, **kw):
-        self.proc.stdin.write((json.dumps(kw) + '\n').encode())
-        self.proc.stdin.flush()
-        return self._read(timeout)
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc.stdout.close()
 
 
 def victim_round(client, name, n):
@@ -106,7 +67,7 @@ def attack(t, kind, users):
     n, lat, _ = victim_round(carol, 'sr/carol', 5)
     t.diag('[%s] carol before the attack: %s' % (kind, fmt(lat)))
 
-    bob = Attacker(bus, users['bob'])
+    bob = RawClient(bus, users['bob'])
     try:
         flood = bob.req(op='flood', name='sr/public', count=FLOOD)
         t.diag('[%s] bob (raw socket, reads nothing) sent %s of %d Retrieve calls in %.0f ms%s'
