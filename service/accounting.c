@@ -35,7 +35,7 @@ static const struct {
         /* dbus-daemon stops reading from a connection that has 64 fds in
          * flight (system bus): all unread fds together stay well below. */
         [ACCT_UNREAD_FDS] = { "file descriptors sent and not yet read", "MaxUnreadFds", "MaxUnreadFdsPerUser",
-                              { 40, 24 } },
+                              { 48, 32 } },
 };
 
 const char *accounting_resource_to_string(AcctResource res) {

@@ -32,6 +32,8 @@ static void peer_free(Peer *p) {
                 return;
         sd_bus_slot_unref(p->lookup);
         sd_bus_slot_unref(p->ping);
+        sd_bus_slot_unref(p->stats);
+        sd_event_source_disable_unref(p->retry);
         for (size_t i = 0; i < p->n_queued; i++)
                 sd_bus_message_unref(p->queue[i].message);
         discharge_queued(p, p->n_queued);
@@ -230,10 +232,12 @@ static int on_credentials(sd_bus_message *reply, void *userdata, sd_bus_error *r
 /* ---- slow readers ------------------------------------------------------ */
 
 static int peer_send_ping(Peers *ps, Peer *p);
+static int peer_ask_stats(Peers *ps, Peer *p);
+static void peer_retry_later(Peers *ps, Peer *p);
 
-/* Some fds were read, or the bus will not let us ask: run the calls that
- * waited for room, this peer's and those of others whose uid or the
- * global budget was short. Rare: only after a ping came back. */
+/* Some fds were read or delivered, or we stopped counting: run the calls
+ * that waited for room, this peer's and those of others whose uid or the
+ * global budget was short. */
 static void peers_flush_waiting(Peers *ps) {
         size_t st, n = 0;
         Peer **v;
@@ -255,49 +259,58 @@ static void peers_flush_waiting(Peers *ps) {
         free(v);
 }
 
-static void peer_discharge_unread(Peers *ps, Peer *p, unsigned n) {
-        if (n > p->unread_fds)
-                n = p->unread_fds;
-        p->unread_fds -= n;
+/* Sets p's unread count to n (never raising it), giving back the rest. */
+static void peer_set_unread(Peers *ps, Peer *p, unsigned n) {
+        if (n >= p->unread_fds)
+                return;
         if (ps->acct)
-                accounting_discharge(ps->acct, p->uid, ACCT_UNREAD_FDS, n);
+                accounting_discharge(ps->acct, p->uid, ACCT_UNREAD_FDS, p->unread_fds - n);
+        p->unread_fds = n;
+        if (p->unread_at_ping > n)
+                p->unread_at_ping = n;
+        if (p->unread_at_stats > n)
+                p->unread_at_stats = n;
+}
+
+/* The bus cannot tell us who reads (or need not: dbus-broker charges
+ * queued messages to their receiver): stop counting, refuse nobody. */
+static void peers_stop_counting(Peers *ps, const char *why) {
+        size_t st;
+
+        if (ps->unlimited)
+                return;
+        ps->unlimited = true;
+        log_info("not limiting fds sent to callers that do not read them: %s", why);
+        for (HashLink *l = hashtable_first(&ps->by_name, &st); l; l = hashtable_next(&ps->by_name, l, &st))
+                peer_set_unread(ps, container_of(l, Peer, link), 0);
+        peers_flush_waiting(ps);
 }
 
 static int on_ping_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         Peer *p = userdata;
         Peers *ps = p->peers;
-        const sd_bus_error *e = sd_bus_message_get_error(reply);
         const char *sender = sd_bus_message_get_sender(reply);
 
         p->ping = sd_bus_slot_unref(p->ping);
-
         if (sender && strcmp(sender, p->unique_name) == 0) {
                 /* Any answer from the peer itself, even an error, means it
                  * read everything we sent before the ping. */
-                peer_discharge_unread(ps, p, p->unread_at_ping);
+                peer_set_unread(ps, p, p->unread_fds - p->unread_at_ping);
                 p->unread_at_ping = 0;
-        } else if (e && sender && strcmp(sender, "org.freedesktop.DBus") == 0 &&
-                   sd_bus_error_has_name(e, SD_BUS_ERROR_ACCESS_DENIED)) {
-                /* The bus policy forbids our ping: we cannot tell slow
-                 * readers from others, so we stop counting rather than
-                 * refuse everyone. */
-                if (!ps->ping_denied)
-                        log_warning("the bus does not let fdbroker ping its callers (%s); install the bus policy "
-                                    "file, or a caller that never reads its replies can stall the broker",
-                                    e->message ? e->message : e->name);
-                ps->ping_denied = true;
-                peer_discharge_unread(ps, p, p->unread_fds);
-                p->unread_at_ping = 0;
-        } else {
-                /* No answer in time: whatever it holds stays charged. */
-                log_debug("%s did not answer a ping (%s): %u fds sent to it are still unread", p->unique_name,
-                          e && e->name ? e->name : "no answer", p->unread_fds);
-                p->unread_at_ping = 0;
+                if (p->unread_fds >= PEER_PING_MARK)
+                        (void) peer_send_ping(ps, p);
+                peers_flush_waiting(ps);
+                return 0;
         }
-
-        if (p->unread_fds >= PEER_PING_MARK || (p->n_queued > 0 && p->unread_fds > 0))
-                (void) peer_send_ping(ps, p);
-        peers_flush_waiting(ps);
+        /* No answer in time, or the bus would not pass the ping (its
+         * policy): the delivery statistics may still tell. A blocking
+         * client (sd_bus_call() in a loop) reads everything but answers
+         * nothing until it dispatches. */
+        log_debug("%s did not answer a ping: %u fds sent to it are not known to be read", p->unique_name,
+                  p->unread_fds);
+        p->unread_at_ping = 0;
+        if (p->unread_fds > 0)
+                (void) peer_ask_stats(ps, p);
         return 0;
 }
 
@@ -305,7 +318,7 @@ static int peer_send_ping(Peers *ps, Peer *p) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *ping = NULL;
         int r;
 
-        if (p->ping || ps->ping_denied)
+        if (p->ping || ps->unlimited)
                 return 0;
         r = sd_bus_message_new_method_call(ps->bus, &ping, p->unique_name, "/", "org.freedesktop.DBus.Peer", "Ping");
         if (r < 0)
@@ -317,15 +330,111 @@ static int peer_send_ping(Peers *ps, Peer *p) {
         return 0;
 }
 
+/* dbus-daemon's GetConnectionStats: OutgoingFDs is what still waits in the
+ * daemon for that peer, which is what counts against the broker's own
+ * connection. What left the daemon sits in the peer's socket buffer (or was
+ * read) and no longer stalls anyone. */
+static int on_stats_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Peer *p = userdata;
+        Peers *ps = p->peers;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        unsigned after = p->unread_fds - p->unread_at_stats, before;
+        uint32_t outgoing = UINT32_MAX;
+        int r;
+
+        p->stats = sd_bus_slot_unref(p->stats);
+        if (e) {
+                if (sd_bus_error_has_names(e, SD_BUS_ERROR_UNKNOWN_METHOD, SD_BUS_ERROR_UNKNOWN_INTERFACE,
+                                           SD_BUS_ERROR_FAILED, SD_BUS_ERROR_NOT_SUPPORTED,
+                                           SD_BUS_ERROR_ACCESS_DENIED)) {
+                        if (sd_bus_error_has_name(e, SD_BUS_ERROR_ACCESS_DENIED))
+                                log_warning("the bus policy does not let fdbroker read GetConnectionStats (%s); "
+                                            "install its bus policy file, or a caller that never reads its replies "
+                                            "can stall dbus-daemon's delivery of the broker's messages",
+                                            e->message ? e->message : e->name);
+                        peers_stop_counting(ps, e->message ? e->message : e->name);
+                }
+                return 0;
+        }
+
+        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+        while (r > 0 && (r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+                const char *key;
+                r = sd_bus_message_read(reply, "s", &key);
+                if (r >= 0 && strcmp(key, "OutgoingFDs") == 0)
+                        r = sd_bus_message_read(reply, "v", "u", &outgoing);
+                else if (r >= 0)
+                        r = sd_bus_message_skip(reply, "v");
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+                if (r >= 0)
+                        r = 1;
+        }
+        if (outgoing == UINT32_MAX) {
+                peers_stop_counting(ps, "the bus's GetConnectionStats has no OutgoingFDs");
+                return 0;
+        }
+        log_debug("%s: %u fds of the %u sent before still wait in the bus", p->unique_name, (unsigned) outgoing,
+                  p->unread_at_stats);
+        before = p->unread_fds;
+        peer_set_unread(ps, p, (outgoing < p->unread_at_stats ? outgoing : p->unread_at_stats) + after);
+        p->unread_at_stats = 0;
+        if (p->unread_fds < before) {
+                p->retry_usec = 0;
+                peers_flush_waiting(ps);
+        } else if (p->n_queued > 0)
+                peer_retry_later(ps, p); /* stuck: ask again later, not in a loop */
+        return 0;
+}
+
+static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        Peer *p = userdata;
+
+        p->retry = sd_event_source_disable_unref(p->retry);
+        (void) peer_ask_stats(p->peers, p);
+        return 0;
+}
+
+/* The fds of a peer with calls waiting are still stuck in the bus: look
+ * again after 10 ms, doubling up to 1 s, rather than at its every call. */
+static void peer_retry_later(Peers *ps, Peer *p) {
+        sd_event *e = sd_bus_get_event(ps->bus);
+
+        if (p->retry || !e)
+                return;
+        p->retry_usec = p->retry_usec == 0 ? 10000 : p->retry_usec >= 500000 ? 1000000 : p->retry_usec * 2;
+        (void) sd_event_add_time_relative(e, &p->retry, CLOCK_MONOTONIC, p->retry_usec, 0, on_retry, p);
+}
+
+static int peer_ask_stats(Peers *ps, Peer *p) {
+        int r;
+
+        if (p->stats || p->retry || ps->unlimited)
+                return 0;
+        r = sd_bus_call_method_async(ps->bus, &p->stats, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                     "org.freedesktop.DBus.Debug.Stats", "GetConnectionStats", on_stats_reply, p,
+                                     "s", p->unique_name);
+        if (r < 0)
+                return r;
+        p->unread_at_stats = p->unread_fds;
+        return 0;
+}
+
 void peers_note_fds_sent(Peers *ps, Peer *p, unsigned n) {
-        if (n == 0 || ps->ping_denied)
+        if (n == 0 || ps->unlimited)
                 return;
         /* Sent already: charged even past the budget (one RetrieveMany may
          * pass it by up to 15). */
         if (ps->acct && accounting_charge_force(ps->acct, p->uid, ACCT_UNREAD_FDS, n) < 0)
                 return;
         p->unread_fds += n;
-        if (p->unread_fds >= PEER_PING_MARK)
+        if (p->unread_fds < PEER_PING_MARK)
+                return;
+        /* A ping still out: a blocking client, maybe; the daemon's
+         * statistics answer for it before the budget is reached. */
+        if (p->ping)
+                (void) peer_ask_stats(ps, p);
+        else
                 (void) peer_send_ping(ps, p);
 }
 
@@ -364,7 +473,7 @@ static bool peer_has_fd_room(Peers *ps, Peer *p) {
         AcctRefusal why;
         char text[256];
 
-        if (ps->ping_denied)
+        if (ps->unlimited)
                 return true;
         if (p->unread_fds >= PEER_UNREAD_FDS_MAX) {
                 snprintf(ps->why, sizeof ps->why,
@@ -382,15 +491,18 @@ static bool peer_has_fd_room(Peers *ps, Peer *p) {
         return true;
 }
 
-/* Asks every peer that holds unread fds whether it read them: called when a
- * call has to wait for room, which may be another peer's to give back. */
-static void peers_ping_holders(Peers *ps) {
+/* Asks about every peer that holds unread fds (a ping to it, and the bus's
+ * statistics): called when a call has to wait for room, which may be
+ * another peer's to give back. */
+static void peers_ask_holders(Peers *ps) {
         size_t st;
 
         for (HashLink *l = hashtable_first(&ps->by_name, &st); l; l = hashtable_next(&ps->by_name, l, &st)) {
                 Peer *p = container_of(l, Peer, link);
-                if (p->ready && p->unread_fds > 0 && !p->ping)
+                if (p->ready && p->unread_fds > 0) {
                         (void) peer_send_ping(ps, p);
+                        (void) peer_ask_stats(ps, p);
+                }
         }
 }
 
@@ -450,10 +562,12 @@ int peers_get_caller(Peers *ps, sd_bus_message *m, peer_resume_fn handler, Peer 
                         return 1;
                 }
                 if (p->n_queued == 0)
-                        peers_ping_holders(ps);
-                else
+                        peers_ask_holders(ps);
+                else {
+                        (void) peer_ask_stats(ps, p);
                         snprintf(ps->why, sizeof ps->why,
                                  "%u file descriptors sent to this connection are still unread", p->unread_fds);
+                }
         }
 
         if (!p) {

@@ -19,15 +19,23 @@
  * themselves: the answer proves everything sent before it was read, so
  * those fds are discharged. A call that would send fds past the peer's
  * budget (PEER_UNREAD_FDS_MAX, and its uid's fair share of MaxUnreadFds)
- * waits in the peer's queue until a ping is answered; when the queue is full
- * it is refused with QuotaExceeded. A client that never reads never answers
- * and holds at most its budget. */
+ * waits in the peer's queue until they are discharged; when the queue is
+ * full it is refused with QuotaExceeded. A client blocked in a synchronous
+ * call (sd_bus_call(), libdbus's send_with_reply_and_block) reads but
+ * answers no ping until it dispatches: for it, dbus-daemon's
+ * GetConnectionStats tells how many fds still wait in the daemon
+ * (OutgoingFDs), and those that left it no longer stall anyone. A client
+ * that never reads never answers, its socket buffer fills, the fds stay in
+ * the daemon and it holds at most its budget there. A bus without those
+ * statistics (dbus-broker, which charges queued messages to the receiver
+ * and so is not stalled by slow readers) turns the counting off. */
 #pragma once
 
 #include <stdbool.h>
 #include <sys/types.h>
 
 #include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
 
 #include "accounting.h"
 #include "acl.h"
@@ -37,7 +45,7 @@
 #define PEER_QUEUE_MAX 64
 /* Unread fds that make the broker ping a peer, and the most it may have. */
 #define PEER_PING_MARK 8
-#define PEER_UNREAD_FDS_MAX 16
+#define PEER_UNREAD_FDS_MAX 32
 /* How long a ping may go unanswered before it is sent again. */
 #define PEER_PING_TIMEOUT_USEC (UINT64_C(5) * 1000000)
 /* Calls queued before the bus said who sent them are charged to this uid,
@@ -76,6 +84,10 @@ typedef struct Peer {
         unsigned unread_fds;      /* fds sent that it may not have read */
         unsigned unread_at_ping;  /* of those, sent before the ping in flight */
         sd_bus_slot *ping;        /* Peer.Ping in flight */
+        unsigned unread_at_stats; /* of those, sent before the statistics asked for */
+        sd_bus_slot *stats;       /* GetConnectionStats about it in flight */
+        sd_event_source *retry;   /* to ask again while its fds stay stuck */
+        uint64_t retry_usec;
 
         Entry *entries;           /* connection-lifetime entries it deposited */
         Waiter *waiters;          /* its parked wait-usec retrievals */
@@ -102,7 +114,7 @@ struct Peers {
         peer_gone_fn gone;
         void *userdata;            /* passed to gone and to resumed handlers */
         Accounting *acct;          /* queued calls and unread fds are charged here; NULL: not */
-        bool ping_denied;          /* the bus refused our Ping: slow readers cannot be told */
+        bool unlimited;            /* the bus cannot tell who reads, or need not: no limit */
         char why[512];             /* why peers_get_caller() last said -EBUSY */
 };
 
