@@ -31,7 +31,6 @@ static void peer_free(Peer *p) {
         if (!p)
                 return;
         sd_bus_slot_unref(p->lookup);
-        sd_bus_slot_unref(p->ping);
         sd_bus_slot_unref(p->stats);
         sd_event_source_disable_unref(p->retry);
         for (size_t i = 0; i < p->n_queued; i++)
@@ -231,7 +230,6 @@ static int on_credentials(sd_bus_message *reply, void *userdata, sd_bus_error *r
 
 /* ---- slow readers ------------------------------------------------------ */
 
-static int peer_send_ping(Peers *ps, Peer *p);
 static int peer_ask_stats(Peers *ps, Peer *p);
 static void peer_retry_later(Peers *ps, Peer *p);
 
@@ -266,8 +264,6 @@ static void peer_set_unread(Peers *ps, Peer *p, unsigned n) {
         if (ps->acct)
                 accounting_discharge(ps->acct, p->uid, ACCT_UNREAD_FDS, p->unread_fds - n);
         p->unread_fds = n;
-        if (p->unread_at_ping > n)
-                p->unread_at_ping = n;
         if (p->unread_at_stats > n)
                 p->unread_at_stats = n;
 }
@@ -286,48 +282,13 @@ static void peers_stop_counting(Peers *ps, const char *why) {
         peers_flush_waiting(ps);
 }
 
-static int on_ping_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
-        Peer *p = userdata;
-        Peers *ps = p->peers;
-        const char *sender = sd_bus_message_get_sender(reply);
-
-        p->ping = sd_bus_slot_unref(p->ping);
-        if (sender && strcmp(sender, p->unique_name) == 0) {
-                /* Any answer from the peer itself, even an error, means it
-                 * read everything we sent before the ping. */
-                peer_set_unread(ps, p, p->unread_fds - p->unread_at_ping);
-                p->unread_at_ping = 0;
-                if (p->unread_fds >= PEER_PING_MARK)
-                        (void) peer_send_ping(ps, p);
-                peers_flush_waiting(ps);
-                return 0;
-        }
-        /* No answer in time, or the bus would not pass the ping (its
-         * policy): the delivery statistics may still tell. A blocking
-         * client (sd_bus_call() in a loop) reads everything but answers
-         * nothing until it dispatches. */
-        log_debug("%s did not answer a ping: %u fds sent to it are not known to be read", p->unique_name,
-                  p->unread_fds);
-        p->unread_at_ping = 0;
-        if (p->unread_fds > 0)
-                (void) peer_ask_stats(ps, p);
-        return 0;
-}
-
-static int peer_send_ping(Peers *ps, Peer *p) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *ping = NULL;
-        int r;
-
-        if (p->ping || ps->unlimited)
-                return 0;
-        r = sd_bus_message_new_method_call(ps->bus, &ping, p->unique_name, "/", "org.freedesktop.DBus.Peer", "Ping");
-        if (r < 0)
-                return r;
-        r = sd_bus_call_async(ps->bus, &p->ping, ping, on_ping_reply, p, PEER_PING_TIMEOUT_USEC);
-        if (r < 0)
-                return r;
-        p->unread_at_ping = p->unread_fds;
-        return 0;
+static void stats_unavailable(Peers *ps, const sd_bus_error *e) {
+        if (sd_bus_error_has_name(e, SD_BUS_ERROR_ACCESS_DENIED))
+                log_warning("the bus policy does not let fdbroker read GetConnectionStats (%s); install its bus "
+                            "policy file, or a caller that never reads its replies can stall dbus-daemon's "
+                            "delivery of the broker's messages",
+                            e->message ? e->message : e->name);
+        peers_stop_counting(ps, e->message ? e->message : e->name);
 }
 
 /* dbus-daemon's GetConnectionStats: OutgoingFDs is what still waits in the
@@ -344,16 +305,12 @@ static int on_stats_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
 
         p->stats = sd_bus_slot_unref(p->stats);
         if (e) {
+                /* The peer left meanwhile (NameHasNoOwner), or the bus has
+                 * no statistics after all. */
                 if (sd_bus_error_has_names(e, SD_BUS_ERROR_UNKNOWN_METHOD, SD_BUS_ERROR_UNKNOWN_INTERFACE,
                                            SD_BUS_ERROR_FAILED, SD_BUS_ERROR_NOT_SUPPORTED,
-                                           SD_BUS_ERROR_ACCESS_DENIED)) {
-                        if (sd_bus_error_has_name(e, SD_BUS_ERROR_ACCESS_DENIED))
-                                log_warning("the bus policy does not let fdbroker read GetConnectionStats (%s); "
-                                            "install its bus policy file, or a caller that never reads its replies "
-                                            "can stall dbus-daemon's delivery of the broker's messages",
-                                            e->message ? e->message : e->name);
-                        peers_stop_counting(ps, e->message ? e->message : e->name);
-                }
+                                           SD_BUS_ERROR_ACCESS_DENIED))
+                        stats_unavailable(ps, e);
                 return 0;
         }
 
@@ -428,14 +385,10 @@ void peers_note_fds_sent(Peers *ps, Peer *p, unsigned n) {
         if (ps->acct && accounting_charge_force(ps->acct, p->uid, ACCT_UNREAD_FDS, n) < 0)
                 return;
         p->unread_fds += n;
-        if (p->unread_fds < PEER_PING_MARK)
-                return;
-        /* A ping still out: a blocking client, maybe; the daemon's
-         * statistics answer for it before the budget is reached. */
-        if (p->ping)
+        /* Asked early, the answer is usually in before the budget is
+         * reached: a reading caller never waits. */
+        if (p->unread_fds >= PEER_ASK_MARK)
                 (void) peer_ask_stats(ps, p);
-        else
-                (void) peer_send_ping(ps, p);
 }
 
 bool peers_fd_is_bus_connection(const Peers *ps, int fd) {
@@ -491,18 +444,15 @@ static bool peer_has_fd_room(Peers *ps, Peer *p) {
         return true;
 }
 
-/* Asks about every peer that holds unread fds (a ping to it, and the bus's
- * statistics): called when a call has to wait for room, which may be
- * another peer's to give back. */
+/* Asks the bus about every peer that holds unread fds: called when a call
+ * has to wait for room, which may be another peer's to give back. */
 static void peers_ask_holders(Peers *ps) {
         size_t st;
 
         for (HashLink *l = hashtable_first(&ps->by_name, &st); l; l = hashtable_next(&ps->by_name, l, &st)) {
                 Peer *p = container_of(l, Peer, link);
-                if (p->ready && p->unread_fds > 0) {
-                        (void) peer_send_ping(ps, p);
+                if (p->ready && p->unread_fds > 0)
                         (void) peer_ask_stats(ps, p);
-                }
         }
 }
 
@@ -521,8 +471,31 @@ static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error
         return 0;
 }
 
+/* Whether the bus has the statistics at all, asked once at start about our
+ * own connection: dbus-broker has none, and need not be told. */
+static int on_stats_probe(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Peers *ps = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+
+        ps->probe = sd_bus_slot_unref(ps->probe);
+        if (e)
+                stats_unavailable(ps, e);
+        return 0;
+}
+
 int peers_init(Peers *ps, sd_bus *bus, peer_gone_fn gone, void *userdata) {
+        const char *me = NULL;
+        int r;
+
         *ps = (Peers) { .bus = sd_bus_ref(bus), .gone = gone, .userdata = userdata };
+
+        if (sd_bus_get_unique_name(bus, &me) >= 0 && me) {
+                r = sd_bus_call_method_async(bus, &ps->probe, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                             "org.freedesktop.DBus.Debug.Stats", "GetConnectionStats",
+                                             on_stats_probe, ps, "s", me);
+                if (r < 0)
+                        return r;
+        }
 
         /* One match for every peer, installed before we own our name, so no
          * caller can leave unseen. arg2='' selects disconnections only. */
@@ -541,6 +514,7 @@ void peers_done(Peers *ps) {
         while ((l = hashtable_first(&ps->by_name, &st)))
                 peer_drop(ps, container_of(l, Peer, link));
         hashtable_done(&ps->by_name);
+        ps->probe = sd_bus_slot_unref(ps->probe);
         ps->match = sd_bus_slot_unref(ps->match);
         ps->bus = sd_bus_unref(ps->bus);
 }

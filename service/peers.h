@@ -10,25 +10,28 @@
  * anchors what dies with the connection: its connection-lifetime entries and
  * its pending waits (see broker.c).
  *
- * Slow readers: on dbus-daemon, fds in replies a peer has not read yet count
- * against the broker's own connection (64 in flight on the system bus), and
- * past that the daemon stops reading from the broker, for everyone. So each
- * Peer counts the fds sent to it that it may not have read (charged to its
- * uid as ACCT_UNREAD_FDS). Past PEER_PING_MARK the broker sends it an
- * org.freedesktop.DBus.Peer.Ping, which sd-bus, GDBus and libdbus answer by
- * themselves: the answer proves everything sent before it was read, so
- * those fds are discharged. A call that would send fds past the peer's
- * budget (PEER_UNREAD_FDS_MAX, and its uid's fair share of MaxUnreadFds)
- * waits in the peer's queue until they are discharged; when the queue is
- * full it is refused with QuotaExceeded. A client blocked in a synchronous
- * call (sd_bus_call(), libdbus's send_with_reply_and_block) reads but
- * answers no ping until it dispatches: for it, dbus-daemon's
- * GetConnectionStats tells how many fds still wait in the daemon
- * (OutgoingFDs), and those that left it no longer stall anyone. A client
- * that never reads never answers, its socket buffer fills, the fds stay in
- * the daemon and it holds at most its budget there. A bus without those
- * statistics (dbus-broker, which charges queued messages to the receiver
- * and so is not stalled by slow readers) turns the counting off. */
+ * Slow readers: on dbus-daemon, fds in replies waiting in the daemon for
+ * a peer count against the broker's own connection (64 in flight on the
+ * system bus), and past that the daemon stops reading from the broker, for
+ * everyone. So each Peer counts the fds sent to it that may still wait
+ * there (charged to its uid as ACCT_UNREAD_FDS), and past PEER_ASK_MARK
+ * asks dbus-daemon's org.freedesktop.DBus.Debug.Stats.GetConnectionStats:
+ * its OutgoingFDs is exactly what still waits in the daemon for that peer;
+ * fds that left it sit in the peer's socket buffer (or were read) and stall
+ * no one. A call that would send fds past the peer's budget
+ * (PEER_UNREAD_FDS_MAX, and its uid's fair share of MaxUnreadFds) waits in
+ * the peer's queue until they are discharged; when the queue is full it is
+ * refused with QuotaExceeded. A client that never reads fills its socket
+ * buffer, and then at most its budget waits in the daemon.
+ *
+ * Not Peer.Ping: a client blocked in sd_bus_call() or libdbus's
+ * send_with_reply_and_block() reads but answers no ping until it
+ * dispatches, and a hostile one can answer a ping it never read (the daemon
+ * lets through a reply to the pending call's serial, which is guessable).
+ * A bus without the statistics (dbus-broker, which charges what waits for
+ * a receiver to that receiver and is not stalled by slow readers; or a
+ * dbus-daemon whose policy refuses the call) turns the counting off, and
+ * the broker logs why. */
 #pragma once
 
 #include <stdbool.h>
@@ -40,14 +43,15 @@
 #include "accounting.h"
 #include "acl.h"
 #include "hashtable.h"
+#include "protocol.h"
 #include "registry.h"
 
 #define PEER_QUEUE_MAX 64
-/* Unread fds that make the broker ping a peer, and the most it may have. */
-#define PEER_PING_MARK 8
-#define PEER_UNREAD_FDS_MAX 32
-/* How long a ping may go unanswered before it is sent again. */
-#define PEER_PING_TIMEOUT_USEC (UINT64_C(5) * 1000000)
+/* Unread fds that make the broker ask the bus about a peer (more than one
+ * RetrieveMany's worth: the daemon's answer costs it about what a call
+ * does), and the most a peer may have (two RetrieveMany). */
+#define PEER_ASK_MARK (FDB_FDS_PER_CALL_MAX + 1)
+#define PEER_UNREAD_FDS_MAX (2 * FDB_FDS_PER_CALL_MAX)
 /* Calls queued before the bus said who sent them are charged to this uid,
  * which no process has. */
 #define PEER_UID_UNKNOWN ((uid_t) -1)
@@ -82,8 +86,6 @@ typedef struct Peer {
         uid_t queue_uid;          /* whom the queued calls are charged to */
 
         unsigned unread_fds;      /* fds sent that it may not have read */
-        unsigned unread_at_ping;  /* of those, sent before the ping in flight */
-        sd_bus_slot *ping;        /* Peer.Ping in flight */
         unsigned unread_at_stats; /* of those, sent before the statistics asked for */
         sd_bus_slot *stats;       /* GetConnectionStats about it in flight */
         sd_event_source *retry;   /* to ask again while its fds stay stuck */
@@ -115,6 +117,7 @@ struct Peers {
         void *userdata;            /* passed to gone and to resumed handlers */
         Accounting *acct;          /* queued calls and unread fds are charged here; NULL: not */
         bool unlimited;            /* the bus cannot tell who reads, or need not: no limit */
+        sd_bus_slot *probe;        /* does the bus have GetConnectionStats? */
         char why[512];             /* why peers_get_caller() last said -EBUSY */
 };
 
@@ -138,7 +141,7 @@ int peers_get_caller(Peers *ps, sd_bus_message *m, peer_resume_fn handler, Peer 
 bool peers_fd_is_bus_connection(const Peers *ps, int fd);
 
 /* Records that a reply carrying n fds was sent to p: they count as unread
- * until p answers a ping sent after them. */
+ * until the bus says they left it. */
 void peers_note_fds_sent(Peers *ps, Peer *p, unsigned n);
 
 Identity peer_identity(const Peer *p);
