@@ -530,8 +530,9 @@ int peers_get_caller(Peers *ps, sd_bus_message *m, peer_resume_fn handler, Peer 
         p = peer_find(ps, sender);
         if (p && p->ready) {
                 /* Calls that hand back fds wait while the peer has too many
-                 * unread; a call never overtakes one queued before it. */
-                if (p->n_queued == 0 && (!call_sends_fds(m) || peer_has_fd_room(ps, p))) {
+                 * unread, in order. Others run now (replies need not come in
+                 * order): held, a Deposit would hold the 16 fds it carries. */
+                if (!call_sends_fds(m) || (p->n_queued == 0 && peer_has_fd_room(ps, p))) {
                         *ret = p;
                         return 1;
                 }
