@@ -17,6 +17,9 @@
 #include <unistd.h>
 
 #define POLICY_FILE_MAX (1024 * 1024)
+
+/* The generation given to the last policy made (policy_generation()). */
+static uint64_t last_generation;
 #define POLICY_RULES_MAX 65536
 
 static const char *const action_names[_POLICY_ACTION_MAX] = {
@@ -563,6 +566,7 @@ static int finish(Parser *ps, Policy **ret, char ***ret_problems) {
                 policy_free(ps->policy);
                 return -EINVAL;
         }
+        ps->policy->generation = ++last_generation;
         *ret = ps->policy;
         return 0;
 }

@@ -66,6 +66,7 @@ typedef struct Policy {
         size_t n_rules;
         PolicyLimits limits;
         char **files;           /* the files read, in order (NULL-terminated) */
+        uint64_t generation;    /* unique to this policy in this process, never 0 */
 } Policy;
 
 typedef struct PolicyDecision {
@@ -86,6 +87,12 @@ int policy_load(char *const *dirs, Policy **ret, char ***ret_problems);
 int policy_parse_text(const char *path, const char *text, size_t size, Policy **ret, char ***ret_problems);
 
 Policy *policy_free(Policy *p);
+
+/* p's generation; 0 for NULL (no policy). Snapshots (decide.h) keep it to
+ * know which policy their precomputed rule list belongs to. */
+static inline uint64_t policy_generation(const Policy *p) {
+        return p ? p->generation : 0;
+}
 
 static inline void policy_freep(Policy **p) {
         policy_free(*p);
