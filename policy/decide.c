@@ -144,19 +144,20 @@ static bool acl_allows(const PolicySnapshot *s, const DecideEntry *e) {
         return acl_matches(e->allow, e->n_allow, &id);
 }
 
-static Decision allow(int access, const char *rule) {
-        return (Decision) { .kind = DECISION_ALLOW, .access = access, .rule = rule };
+static Decision allow(PolicyAction action, int access, const char *rule) {
+        return (Decision) { .kind = DECISION_ALLOW, .action = action, .access = access, .rule = rule };
 }
 
-static Decision hidden(void) {
-        return (Decision) { .kind = DECISION_HIDDEN, .access = POLICY_ACCESS_ANY };
+static Decision hidden(PolicyAction action) {
+        return (Decision) { .kind = DECISION_HIDDEN, .action = action, .access = POLICY_ACCESS_ANY };
 }
 
-static Decision ask_polkit(PolicyAction action, PolicyResult result, bool refusal_hidden, const char *rule) {
+static Decision ask_polkit(PolicyAction action, PolicyResult result, int access, bool refusal_hidden,
+                           const char *rule) {
         return (Decision) { .kind = DECISION_ASK_POLKIT,
-                            .access = POLICY_ACCESS_ANY,
+                            .action = action,
+                            .access = access,
                             .rule = rule,
-                            .polkit_action = action,
                             .polkit_result = result,
                             .refusal_hidden = refusal_hidden };
 }
@@ -166,13 +167,14 @@ static Decision ask_polkit(PolicyAction action, PolicyResult result, bool refusa
 static Decision from_rule(const PolicyRule *r, PolicyAction action, bool known) {
         switch (r->result) {
         case POLICY_RESULT_YES:
-                return allow(r->access, r->name);
+                return allow(action, r->access, r->name);
         case POLICY_RESULT_NO:
                 if (!known)
-                        return hidden();
-                return (Decision) { .kind = DECISION_DENY, .access = POLICY_ACCESS_ANY, .rule = r->name };
+                        return hidden(action);
+                return (Decision) { .kind = DECISION_DENY, .action = action, .access = POLICY_ACCESS_ANY,
+                                    .rule = r->name };
         default:
-                return ask_polkit(action, r->result, !known, r->name);
+                return ask_polkit(action, r->result, r->access, !known, r->name);
         }
 }
 
@@ -182,7 +184,7 @@ Decision decide_retrieve(const Policy *p, const PolicySnapshot *s, const DecideE
 
         if (r)
                 return from_rule(r, POLICY_ACTION_RETRIEVE, acl);
-        return acl ? allow(POLICY_ACCESS_ANY, NULL) : hidden();
+        return acl ? allow(POLICY_ACTION_RETRIEVE, POLICY_ACCESS_ANY, NULL) : hidden(POLICY_ACTION_RETRIEVE);
 }
 
 bool decide_visible(const Policy *p, const PolicySnapshot *s, const DecideEntry *e) {
@@ -212,24 +214,24 @@ Decision decide_remove(const Policy *p, const PolicySnapshot *s, const DecideEnt
         if (r)
                 return from_rule(r, POLICY_ACTION_REMOVE, visible);
         if (s->is_root || s->uid == e->owner_uid)
-                return allow(POLICY_ACCESS_ANY, NULL);
+                return allow(POLICY_ACTION_REMOVE, POLICY_ACCESS_ANY, NULL);
         r = find_rule(p, s, POLICY_ACTION_MANAGE, e->name);
         if (r)
                 return from_rule(r, POLICY_ACTION_MANAGE, visible);
         if (!visible)
-                return hidden();
-        return ask_polkit(POLICY_ACTION_MANAGE, POLICY_RESULT_AUTH_ADMIN_KEEP, false, NULL);
+                return hidden(POLICY_ACTION_REMOVE);
+        return ask_polkit(POLICY_ACTION_MANAGE, POLICY_RESULT_AUTH_ADMIN_KEEP, POLICY_ACCESS_ANY, false, NULL);
 }
 
 Decision decide_action(const Policy *p, const PolicySnapshot *s, PolicyAction action, const char *name) {
         const PolicyRule *r;
 
         if (action == POLICY_ACTION_RETRIEVE || action == POLICY_ACTION_REMOVE)
-                return hidden(); /* no entry: nothing to retrieve or remove */
+                return hidden(action); /* no entry: nothing to retrieve or remove */
         r = find_rule(p, s, action, name);
         if (r)
                 return from_rule(r, action, true);
         if (action == POLICY_ACTION_OPEN_PATH || action == POLICY_ACTION_MANAGE)
-                return ask_polkit(action, POLICY_RESULT_AUTH_ADMIN_KEEP, false, NULL);
-        return allow(POLICY_ACCESS_ANY, NULL); /* deposit, create-memory, list */
+                return ask_polkit(action, POLICY_RESULT_AUTH_ADMIN_KEEP, POLICY_ACCESS_ANY, false, NULL);
+        return allow(action, POLICY_ACCESS_ANY, NULL); /* deposit, create-memory, list */
 }

@@ -73,9 +73,12 @@ typedef enum DecisionKind {
 
 typedef struct Decision {
         DecisionKind kind;
-        int access;               /* ALLOW: the rule's cap, or POLICY_ACCESS_ANY */
-        const char *rule;         /* the deciding rule's name (borrowed from the policy), NULL: a default */
-        PolicyAction polkit_action; /* ASK_POLKIT: ask for org.fdbroker.<action> */
+        PolicyAction action;      /* the action whose rule or default decided: for remove, remove or
+                                   * manage; ASK_POLKIT asks for org.fdbroker.<action> */
+        int access;               /* ALLOW, and ASK_POLKIT once polkit says yes: the rule's cap, or
+                                   * POLICY_ACCESS_ANY */
+        const char *rule;         /* the deciding rule's name (borrowed from the policy); NULL: a default
+                                   * (always NULL for HIDDEN) */
         PolicyResult polkit_result; /* ASK_POLKIT: the requested auth_* result */
         bool refusal_hidden;      /* ASK_POLKIT: polkit's no is answered NotFound, not AccessDenied */
 } Decision;

@@ -24,6 +24,7 @@
 #include "acl.h"
 #include "cleanup.h"
 #include "config.h"
+#include "decide.h"
 #include "fdinfo.h"
 #include "log.h"
 #include "names.h"
@@ -80,84 +81,49 @@ static uint64_t now_usec(clockid_t c) {
         return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
 }
 
-/* ---- who may see what -------------------------------------------------- */
-
-/* The entry ACL: owner, root, and the subjects in `allow`. */
-static bool acl_allows(const Peer *p, const Entry *e) {
-        Identity id;
-
-        if (p->uid == 0 || p->uid == e->owner_uid)
-                return true;
-        id = peer_identity(p);
-        return acl_matches(e->allow, e->n_allow, &id);
-}
-
-static PolicyDecision decide(const Broker *b, const Peer *p, PolicyAction action, const char *what) {
-        Identity id = peer_identity(p);
-        PolicyDecision d;
-        policy_decide(b->policy, action, what, &id, &d);
-        return d;
-}
-
-/* Whether p may retrieve e without asking anyone: a rule saying yes, or no
- * rule and the ACL. *ret_cap gets the deciding rule's access cap. */
-static bool may_retrieve_now(const Broker *b, const Peer *p, const Entry *e, int *ret_cap) {
-        PolicyDecision d = decide(b, p, POLICY_ACTION_RETRIEVE, e->name);
-        *ret_cap = d.access;
-        if (d.matched)
-                return d.result == POLICY_RESULT_YES;
-        return acl_allows(p, e);
-}
-
-/* Whether p may learn that e exists: it owns it, or may retrieve it now or
- * after authentication. */
-static bool may_see(const Broker *b, const Peer *p, const Entry *e) {
-        PolicyDecision d;
-
-        if (p->uid == 0 || p->uid == e->owner_uid)
-                return true;
-        d = decide(b, p, POLICY_ACTION_RETRIEVE, e->name);
-        if (d.matched)
-                return d.result != POLICY_RESULT_NO;
-        return acl_allows(p, e);
-}
-
 /* ---- authorization ----------------------------------------------------- */
 
-#define AUTH_NO_RULE 2
-
-static int ask_polkit(Broker *b, sd_bus_message *m, Peer *p, PolicyAction action, const char *what,
-                      const char *requested, peer_resume_fn handler, sd_bus_error *error) {
-        char id[64];
-
-        snprintf(id, sizeof id, "org.fdbroker.%s", policy_action_to_string(action));
-        return polkit_check(&b->polkit, m, p, id, action == POLICY_ACTION_OPEN_PATH ? "path" : "name", what,
-                            requested, handler, error);
+/* What policy/decide.c needs to know of e, borrowed from it. */
+static DecideEntry entry_view(const Entry *e) {
+        return (DecideEntry) { .name = e->name, .owner_uid = e->owner_uid, .allow = e->allow, .n_allow = e->n_allow };
 }
 
-/* Asks the admin rules, and polkit where a rule says auth_*, whether p may
- * perform action on what (an entry name or a path). Returns 1 when a rule
- * allows it (*ret_cap gets its access cap), AUTH_NO_RULE when no rule
- * matched (the caller applies the default), 0 while polkit is asked (the
- * handler returns 1 and runs again with the answer), negative with error
- * set when refused. */
-static int authorize(Broker *b, sd_bus_message *m, Peer *p, PolicyAction action, const char *what,
-                     peer_resume_fn handler, int *ret_cap, sd_bus_error *error) {
-        PolicyDecision d = decide(b, p, action, what);
+/* Carries out decision d for the caller p of m, about what (an entry name,
+ * or a path for open-path). Returns 1 when allowed; 0 while polkit is asked
+ * (the handler returns 1 and runs again with the answer); -ENOENT, error
+ * untouched, when the caller may not learn that the entry exists (answer
+ * NotFound, or wait); other negative errno with error set when refused. */
+static int authorize(Broker *b, sd_bus_message *m, Peer *p, const Decision *d, const char *what,
+                     peer_resume_fn handler, sd_bus_error *error) {
+        const char *action = policy_action_to_string(d->action);
+        char id[64];
+        int r;
 
-        if (ret_cap)
-                *ret_cap = d.access;
-        if (!d.matched)
-                return AUTH_NO_RULE;
-        if (d.result == POLICY_RESULT_YES)
+        switch (d->kind) {
+        case DECISION_ALLOW:
                 return 1;
-        if (d.result == POLICY_RESULT_NO) {
-                log_info("%s (uid %u): rule '%s' refuses %s of '%s'", p->unique_name, (unsigned) p->uid, d.rule,
-                         policy_action_to_string(action), what);
+        case DECISION_HIDDEN:
+                return -ENOENT;
+        case DECISION_DENY:
+                log_info("%s (uid %u): rule '%s' refuses %s of '%s'", p->unique_name, (unsigned) p->uid, d->rule,
+                         action, what);
                 return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED, "Rule '%s' does not allow %s of '%s'.",
-                                         d.rule, policy_action_to_string(action), what);
+                                         d->rule, action, what);
+        case DECISION_ASK_POLKIT:
+                break;
         }
-        return ask_polkit(b, m, p, action, what, policy_result_to_string(d.result), handler, error);
+        snprintf(id, sizeof id, "org.fdbroker.%s", action);
+        r = polkit_check(&b->polkit, m, p, id, d->action == POLICY_ACTION_OPEN_PATH ? "path" : "name", what,
+                         policy_result_to_string(d->polkit_result), handler, error);
+        if (r < 0 && d->refusal_hidden && sd_bus_error_has_name(error, SD_BUS_ERROR_ACCESS_DENIED)) {
+                /* polkit said no to a caller who could not have known the
+                 * entry exists: its no must not tell. (A challenge still
+                 * says InteractiveAuthorizationRequired: the rule lets this
+                 * caller see the entry, and List shows it.) */
+                sd_bus_error_free(error);
+                return -ENOENT;
+        }
+        return r;
 }
 
 static int not_found(sd_bus_error *error, const char *name) {
@@ -259,6 +225,30 @@ static int append_info(sd_bus_message *reply, const Entry *e) {
         return sd_bus_message_close_container(reply);
 }
 
+/* Whether an fd of kind with flags fl may be kept read-only; why names
+ * what asked for it (the option, or a rule's cap). */
+static int check_read_only(const char *name, FdKind kind, int fl, const char *why, sd_bus_error *error) {
+        if ((fl & O_ACCMODE) == O_WRONLY)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                         "The fd for '%s' is write-only; keeping it read-only would grant "
+                                         "read access it never had.",
+                                         name);
+        if ((fl & O_ACCMODE) == O_RDWR && !fdkind_can_reopen(kind))
+                return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
+                                         "%s cannot narrow the fd for '%s': a %s cannot be reopened read-only.", why,
+                                         name, fdkind_to_string(kind));
+        return 0;
+}
+
+/* A deposit rule's Access=read-only, on a deposit that did not ask for
+ * read-only itself: the same checks, once, after authorization. */
+static int check_deposit_cap(const char *name, FdKind kind, int fl, const DepositOptions *o, int cap,
+                             sd_bus_error *error) {
+        if (cap != O_RDONLY || o->read_only)
+                return 0;
+        return check_read_only(name, kind, fl, "Policy's Access=read-only", error);
+}
+
 /* Checks what a deposit of fd (borrowed) would store, without storing it:
  * the access mode and kind, whether it can be sealed or narrowed. */
 static int check_deposit_fd(int fd, const char *name, const DepositOptions *o, FdKind *ret_kind, int *ret_flags,
@@ -298,16 +288,9 @@ static int check_deposit_fd(int fd, const char *name, const DepositOptions *o, F
         }
 
         if (o->read_only) {
-                if ((fl & O_ACCMODE) == O_WRONLY)
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
-                                                 "The fd for '%s' is write-only; keeping it read-only would grant "
-                                                 "read access it never had.",
-                                                 name);
-                if ((fl & O_ACCMODE) == O_RDWR && !fdkind_can_reopen(kind))
-                        return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
-                                                 "Option 'access=read-only' cannot narrow the fd for '%s': a %s "
-                                                 "cannot be reopened read-only.",
-                                                 name, fdkind_to_string(kind));
+                r = check_read_only(name, kind, fl, "Option 'access=read-only'", error);
+                if (r < 0)
+                        return r;
         }
 
         *ret_kind = kind;
@@ -316,10 +299,12 @@ static int check_deposit_fd(int fd, const char *name, const DepositOptions *o, F
 }
 
 /* Builds the entry for fd (borrowed): the broker's own duplicate or
- * read-only reopening. Does not seal and does not store. */
-static int make_entry(const char *name, int fd, FdKind kind, int fl, uid_t owner, const DepositOptions *o,
+ * read-only reopening (the option, or cap: a deposit rule's Access=, or
+ * POLICY_ACCESS_ANY). Does not seal and does not store. */
+static int make_entry(const char *name, int fd, FdKind kind, int fl, uid_t owner, const DepositOptions *o, int cap,
                       Entry **ret) {
         _cleanup_(entry_freep) Entry *e = entry_new(name);
+        bool read_only = o->read_only || cap == O_RDONLY;
         int r;
 
         if (!e)
@@ -330,7 +315,7 @@ static int make_entry(const char *name, int fd, FdKind kind, int fl, uid_t owner
                         return -ENOMEM;
         }
 
-        if (o->read_only && (fl & O_ACCMODE) == O_RDWR) {
+        if (read_only && (fl & O_ACCMODE) == O_RDWR) {
                 r = fdinfo_reopen(fd, kind, O_RDONLY, &e->fd);
                 if (r < 0)
                         return r;
@@ -580,14 +565,15 @@ static void serve_waiters(Broker *b, const char *name) {
                         return; /* a once entry went to an earlier waiter */
                 /* Waiters are served only what needs no question to polkit:
                  * the others keep waiting, and time out. */
-                int cap;
-                if (!may_retrieve_now(b, w->peer, e, &cap))
+                DecideEntry view = entry_view(e);
+                Decision d = decide_retrieve(b->policy, w->peer->snapshot, &view);
+                if (d.kind != DECISION_ALLOW)
                         continue;
 
                 _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
                 RetrieveOptions o = { .accmode = w->accmode, .reopen = w->reopen };
                 bool once = e->once;
-                bool failed = reply_if_failed(w->message, reply_retrieve(b, w->peer, w->message, e, &o, cap, &error),
+                bool failed = reply_if_failed(w->message, reply_retrieve(b, w->peer, w->message, e, &o, d.access, &error),
                                               &error);
                 /* next may be freed only by waiter_free(w); re-read after. */
                 next = w->next;
@@ -612,6 +598,10 @@ static int get_caller(Broker *b, sd_bus_message *m, peer_resume_fn handler, Peer
         if (r == -EBUSY)
                 return sd_bus_error_setf(error, ERROR_QUOTA,
                                          "Too many calls from this connection while its credentials are looked up.");
+        if (r > 0)
+                /* After a reload: a failure leaves a stale snapshot, which
+                 * decides right, only slower. */
+                (void) policy_snapshot_refresh((*ret)->snapshot, b->policy);
         return r;
 }
 
@@ -629,27 +619,12 @@ static int store_failed(sd_bus_error *error, const char *name, int r) {
         return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "Could not store %s: %s.", what, strerror(-r));
 }
 
-/* Deposit-like calls share their authorization: a deposit rule (or a
- * create-memory one) may refuse, ask polkit, or cap the stored access to
- * read-only. No rule: allowed. */
-static int authorize_deposit(Broker *b, sd_bus_message *m, Peer *p, PolicyAction action, const char *name,
-                             peer_resume_fn handler, bool *read_only, sd_bus_error *error) {
-        int cap, r;
-
-        r = authorize(b, m, p, action, name, handler, &cap, error);
-        if (r <= 0)
-                return r;
-        if (cap == O_RDONLY)
-                *read_only = true;
-        return 1;
-}
-
 static int method_deposit(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Broker *b = userdata;
         _cleanup_(deposit_options_done) DepositOptions o = {};
         Entry *old, *e = NULL;
         const char *name, *which;
-        bool read_only;
+        Decision d;
         FdKind kind;
         Peer *p;
         int fd, fl, r;
@@ -674,15 +649,13 @@ static int method_deposit(sd_bus_message *m, void *userdata, sd_bus_error *error
 
         /* Authorize: the rules, then the name must be free or the caller's
          * own to replace, and the quotas must allow it. */
-        read_only = o.read_only;
-        r = authorize_deposit(b, m, p, POLICY_ACTION_DEPOSIT, name, method_deposit, &o.read_only, error);
+        d = decide_action(b->policy, p->snapshot, POLICY_ACTION_DEPOSIT, name);
+        r = authorize(b, m, p, &d, name, method_deposit, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        if (o.read_only != read_only) {
-                r = check_deposit_fd(fd, name, &o, &kind, &fl, error);
-                if (r < 0)
-                        return r;
-        }
+        r = check_deposit_cap(name, kind, fl, &o, d.access, error);
+        if (r < 0)
+                return r;
         old = registry_get(&b->reg, name);
         if (old && !(o.replace && old->owner_uid == p->uid))
                 return sd_bus_error_setf(error, ERROR_EXISTS,
@@ -696,7 +669,7 @@ static int method_deposit(sd_bus_message *m, void *userdata, sd_bus_error *error
                                          which);
 
         /* Act. Sealing changes the depositor's memfd, so it comes last. */
-        r = make_entry(name, fd, kind, fl, p->uid, &o, &e);
+        r = make_entry(name, fd, kind, fl, p->uid, &o, d.access, &e);
         if (r < 0)
                 return store_failed(error, name, r);
         if (o.seal) {
@@ -727,7 +700,7 @@ typedef struct Deposited {
         int fd;         /* borrowed from the message */
         FdKind kind;
         int flags;
-        bool read_only;
+        int cap;        /* the deposit rule's Access=, or POLICY_ACCESS_ANY */
         Entry *old;
         Entry *entry;
 } Deposited;
@@ -789,19 +762,17 @@ static int method_deposit_many(sd_bus_message *m, void *userdata, sd_bus_error *
         /* Every name is authorized before anything is stored; questions to
          * polkit go out together and the call runs again when all are in. */
         for (size_t i = 0; i < n; i++) {
-                d[i].read_only = o.read_only;
-                r = authorize_deposit(b, m, p, POLICY_ACTION_DEPOSIT, d[i].name, method_deposit_many,
-                                      &d[i].read_only, error);
+                Decision dd = decide_action(b->policy, p->snapshot, POLICY_ACTION_DEPOSIT, d[i].name);
+                r = authorize(b, m, p, &dd, d[i].name, method_deposit_many, error);
                 if (r < 0)
                         return r;
                 pending = pending || r == 0;
+                d[i].cap = dd.access;
         }
         if (pending)
                 return 1;
         for (size_t i = 0; i < n; i++) {
-                DepositOptions oi = o;
-                oi.read_only = d[i].read_only;
-                r = check_deposit_fd(d[i].fd, d[i].name, &oi, &d[i].kind, &d[i].flags, error);
+                r = check_deposit_cap(d[i].name, d[i].kind, d[i].flags, &o, d[i].cap, error);
                 if (r < 0)
                         return r;
         }
@@ -821,9 +792,7 @@ static int method_deposit_many(sd_bus_message *m, void *userdata, sd_bus_error *
                                          n, which);
 
         for (size_t i = 0; i < n; i++) {
-                DepositOptions oi = o;
-                oi.read_only = d[i].read_only;
-                r = make_entry(d[i].name, d[i].fd, d[i].kind, d[i].flags, p->uid, &oi, &d[i].entry);
+                r = make_entry(d[i].name, d[i].fd, d[i].kind, d[i].flags, p->uid, &o, d[i].cap, &d[i].entry);
                 if (r < 0)
                         goto fail;
         }
@@ -862,29 +831,24 @@ fail:
         return store_failed(error, NULL, r);
 }
 
-/* Authorizes retrieving name. Returns 1 with *ret_entry and *ret_cap when
- * allowed, 0 while polkit is asked, AUTH_NO_RULE when the entry is not there
- * for this caller (missing, or invisible to it: the caller may wait), or
- * negative with error set. */
+/* Authorizes retrieving name: authorize()'s answers, and with 1 the entry
+ * and the access cap. -ENOENT also when there is no such entry. */
 static int authorize_retrieve(Broker *b, sd_bus_message *m, Peer *p, const char *name, peer_resume_fn handler,
                               Entry **ret_entry, int *ret_cap, sd_bus_error *error) {
         Entry *e = registry_get(&b->reg, name);
+        DecideEntry view;
+        Decision d;
         int r;
 
         if (!e)
-                return AUTH_NO_RULE;
-        r = authorize(b, m, p, POLICY_ACTION_RETRIEVE, name, handler, ret_cap, error);
-        if (r == AUTH_NO_RULE) {
-                if (!acl_allows(p, e))
-                        return AUTH_NO_RULE;
-                r = 1;
-        } else if (r < 0 && sd_bus_error_has_name(error, SD_BUS_ERROR_ACCESS_DENIED) && !acl_allows(p, e)) {
-                /* Refused, and the caller could not have known it exists. */
-                sd_bus_error_free(error);
-                return AUTH_NO_RULE;
-        }
-        if (r > 0)
+                return -ENOENT;
+        view = entry_view(e);
+        d = decide_retrieve(b->policy, p->snapshot, &view);
+        r = authorize(b, m, p, &d, name, handler, error);
+        if (r > 0) {
                 *ret_entry = e;
+                *ret_cap = d.access;
+        }
         return r;
 }
 
@@ -911,15 +875,13 @@ static int method_retrieve(sd_bus_message *m, void *userdata, sd_bus_error *erro
                 return r;
 
         r = authorize_retrieve(b, m, p, name, method_retrieve, &e, &cap, error);
-        if (r < 0)
-                return r;
-        if (r == 0)
-                return 1;
-        if (r == AUTH_NO_RULE) {
+        if (r == -ENOENT) {
                 if (o.wait_usec > 0)
                         return park_retrieve(b, p, m, name, &o, error);
                 return not_found(error, name);
         }
+        if (r <= 0)
+                return r < 0 ? r : 1;
         return reply_retrieve(b, p, m, e, &o, cap, error);
 }
 
@@ -964,12 +926,12 @@ static int method_retrieve_many(sd_bus_message *m, void *userdata, sd_bus_error 
         for (size_t i = 0; i < n; i++) {
                 entries[i] = NULL;
                 r = authorize_retrieve(b, m, p, names[i], method_retrieve_many, &entries[i], &caps[i], error);
-                if (r < 0)
-                        return r;
-                if (r == AUTH_NO_RULE)
+                if (r == -ENOENT)
                         return sd_bus_error_setf(error, ERROR_NOT_FOUND,
                                                  "No entry named '%s' that you may retrieve; nothing was retrieved.",
                                                  names[i]);
+                if (r < 0)
+                        return r;
                 pending = pending || r == 0;
         }
         if (pending)
@@ -1003,7 +965,8 @@ static int method_retrieve_many(sd_bus_message *m, void *userdata, sd_bus_error 
 static int method_remove(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Broker *b = userdata;
         const char *name;
-        bool visible;
+        DecideEntry view;
+        Decision d;
         Entry *e;
         Peer *p;
         int r;
@@ -1022,30 +985,13 @@ static int method_remove(sd_bus_message *m, void *userdata, sd_bus_error *error)
         e = registry_get(&b->reg, name);
         if (!e)
                 return not_found(error, name);
-        visible = may_see(b, p, e);
-
-        /* A remove rule decides first; then the owner and root may; then a
-         * manage rule, or polkit's org.fdbroker.manage. Callers who may not
-         * see the entry never reach polkit: it would tell them it exists. */
-        r = authorize(b, m, p, POLICY_ACTION_REMOVE, name, method_remove, NULL, error);
-        if (r == AUTH_NO_RULE && (p->uid == 0 || p->uid == e->owner_uid))
-                r = 1;
-        else if (r == AUTH_NO_RULE) {
-                r = authorize(b, m, p, POLICY_ACTION_MANAGE, name, method_remove, NULL, error);
-                if (r == AUTH_NO_RULE) {
-                        if (!visible)
-                                return not_found(error, name);
-                        r = ask_polkit(b, m, p, POLICY_ACTION_MANAGE, name, "auth_admin_keep", method_remove, error);
-                }
-        }
-        if (r < 0 && !visible) {
-                sd_bus_error_free(error);
+        view = entry_view(e);
+        d = decide_remove(b->policy, p->snapshot, &view);
+        r = authorize(b, m, p, &d, name, method_remove, error);
+        if (r == -ENOENT)
                 return not_found(error, name);
-        }
-        if (r < 0)
-                return r;
-        if (r == 0)
-                return 1;
+        if (r <= 0)
+                return r < 0 ? r : 1;
 
         char why[128];
         snprintf(why, sizeof why, "removed by %s (uid %u)", p->unique_name, (unsigned) p->uid);
@@ -1057,13 +1003,10 @@ static int compare_entries(const void *a, const void *b) {
         return strcmp((*(Entry *const *) a)->name, (*(Entry *const *) b)->name);
 }
 
-/* List never asks polkit: a list rule other than yes hides the entries it
- * matches. */
+/* List never asks polkit (decide_listed()). */
 static bool may_list(const Broker *b, const Peer *p, const Entry *e) {
-        PolicyDecision d = decide(b, p, POLICY_ACTION_LIST, e->name);
-        if (d.matched && d.result != POLICY_RESULT_YES)
-                return false;
-        return may_see(b, p, e);
+        DecideEntry view = entry_view(e);
+        return decide_listed(b->policy, p->snapshot, &view);
 }
 
 static int method_list(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -1119,6 +1062,7 @@ static int method_create_memory(sd_bus_message *m, void *userdata, sd_bus_error 
         Entry *old, *e = NULL;
         const char *name, *which;
         uint64_t size;
+        Decision d;
         Peer *p;
         int r;
 
@@ -1143,7 +1087,8 @@ static int method_create_memory(sd_bus_message *m, void *userdata, sd_bus_error 
                                          "Size %" PRIu64 " of '%s' is above MaxMemorySize (%" PRIu64 " bytes).", size,
                                          name, b->reg.max_memory);
 
-        r = authorize_deposit(b, m, p, POLICY_ACTION_CREATE_MEMORY, name, method_create_memory, &o.read_only, error);
+        d = decide_action(b->policy, p->snapshot, POLICY_ACTION_CREATE_MEMORY, name);
+        r = authorize(b, m, p, &d, name, method_create_memory, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
         old = registry_get(&b->reg, name);
@@ -1162,7 +1107,7 @@ static int method_create_memory(sd_bus_message *m, void *userdata, sd_bus_error 
         if (ftruncate(mfd, (off_t) size) < 0)
                 return sd_bus_error_set_errnof(error, errno, "Could not size memory for '%s': %m.", name);
 
-        r = make_entry(name, mfd, FD_KIND_MEMFD, O_RDWR, p->uid, &o, &e);
+        r = make_entry(name, mfd, FD_KIND_MEMFD, O_RDWR, p->uid, &o, d.access, &e);
         if (r < 0)
                 return store_failed(error, name, r);
         e->memory = size;
@@ -1248,6 +1193,7 @@ static int method_open_path(sd_bus_message *m, void *userdata, sd_bus_error *err
         const char *path;
         bool nonblock = false;
         int accmode = O_RDONLY, cap, r;
+        Decision d;
         Peer *p;
 
         r = get_caller(b, m, method_open_path, &p, error);
@@ -1267,13 +1213,11 @@ static int method_open_path(sd_bus_message *m, void *userdata, sd_bus_error *err
                                          path);
 
         /* An open-path rule decides; without one, polkit does. */
-        r = authorize(b, m, p, POLICY_ACTION_OPEN_PATH, path, method_open_path, &cap, error);
-        if (r == AUTH_NO_RULE)
-                r = ask_polkit(b, m, p, POLICY_ACTION_OPEN_PATH, path, "auth_admin_keep", method_open_path, error);
-        if (r < 0)
-                return r;
-        if (r == 0)
-                return 1;
+        d = decide_action(b->policy, p->snapshot, POLICY_ACTION_OPEN_PATH, path);
+        r = authorize(b, m, p, &d, path, method_open_path, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        cap = d.access;
         if (cap != POLICY_ACCESS_ANY && cap != O_RDWR && cap != accmode)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
                                          "Policy lets you open '%s' only %s, not %s.", path,
@@ -1382,6 +1326,7 @@ int broker_new(sd_event *event, sd_bus *bus, Broker **ret) {
         r = peers_init(&b->peers, bus, on_peer_gone, b);
         if (r < 0)
                 return r;
+        b->peers.policy = &b->policy; /* peers build their snapshots against it */
         r = sd_bus_add_object_vtable(bus, &b->object, OBJECT_PATH, INTERFACE, broker_vtable, b);
         if (r < 0)
                 return r;

@@ -7,7 +7,7 @@
  *   allow [read-only|write-only|read-write] [rule=NAME]
  *   deny rule=NAME                         AccessDenied
  *   hidden                                 NotFound
- *   polkit org.fdbroker.ACTION RESULT [refusal=not-found] [rule=NAME]
+ *   polkit org.fdbroker.ACTION RESULT [refusal=not-found] [CAP] [rule=NAME]
  *   shown | not-shown                      List and Watch
  *
  * Every row runs twice: with a snapshot built against the rules (the
@@ -125,6 +125,9 @@ static const Case cases[] = {
         { "/decide/retrieve/rule-auth-self-keep", BOB, "retrieve", "auth/1 owner=1001",
           RULE("auth", "retrieve", "auth/*", "everyone", "auth_self_keep"),
           "polkit org.fdbroker.retrieve auth_self_keep rule=auth" },
+        { "/decide/retrieve/rule-auth-cap-applies-after-polkit", BOB, "retrieve", "auth/1 owner=1000 allow=uid:1001",
+          RULE_CAP("auth", "retrieve", "auth/*", "everyone", "auth_self", "read-only"),
+          "polkit org.fdbroker.retrieve auth_self read-only rule=auth" },
         { "/decide/retrieve/first-match-wins", BOB, "retrieve", "cam/1 owner=1000",
           RULE("no-first", "retrieve", "cam/*", "everyone", "no") RULE("yes-later", "retrieve", "cam/*", "uid:1001", "yes"),
           "hidden" },
@@ -180,6 +183,9 @@ static const Case cases[] = {
           RULE("video", "open-path", "/dev/video*", "gid:44", "yes"), "polkit org.fdbroker.open-path auth_admin_keep" },
         { "/decide/open-path/rule-no-denied", ALICE, "open-path", "/etc/shadow",
           RULE("shadow", "open-path", "/etc/shadow", "everyone", "no"), "deny rule=shadow" },
+        { "/decide/open-path/rule-auth-cap-applies-after-polkit", BOB, "open-path", "/dev/video0",
+          RULE_CAP("video", "open-path", "/dev/video*", "everyone", "auth_admin", "read-only"),
+          "polkit org.fdbroker.open-path auth_admin read-only rule=video" },
         { "/decide/open-path/rule-auth-self", BOB, "open-path", "/dev/ttyS0",
           RULE("tty", "open-path", "/dev/tty*", "everyone", "auth_self"),
           "polkit org.fdbroker.open-path auth_self rule=tty" },
@@ -328,16 +334,16 @@ static const char *access_name(int access) {
 static char *decision_format(const Decision *d) {
         GString *s = g_string_new(decision_kind_to_string(d->kind));
 
-        if (d->kind == DECISION_ALLOW && access_name(d->access))
-                g_string_append_printf(s, " %s", access_name(d->access));
-        if (d->kind != DECISION_ALLOW)
-                g_assert_cmpint(d->access, ==, POLICY_ACCESS_ANY);
         if (d->kind == DECISION_ASK_POLKIT) {
-                g_string_printf(s, "polkit org.fdbroker.%s %s", policy_action_to_string(d->polkit_action),
+                g_string_printf(s, "polkit org.fdbroker.%s %s", policy_action_to_string(d->action),
                                 policy_result_to_string(d->polkit_result));
                 if (d->refusal_hidden)
                         g_string_append(s, " refusal=not-found");
         }
+        if ((d->kind == DECISION_ALLOW || d->kind == DECISION_ASK_POLKIT) && access_name(d->access))
+                g_string_append_printf(s, " %s", access_name(d->access));
+        if (d->kind == DECISION_DENY || d->kind == DECISION_HIDDEN)
+                g_assert_cmpint(d->access, ==, POLICY_ACCESS_ANY);
         if (d->kind == DECISION_HIDDEN)
                 g_assert_null(d->rule); /* nothing about the entry, not even the rule, goes out */
         if (d->rule)
