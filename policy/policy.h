@@ -114,5 +114,6 @@ int policy_action_from_string(const char *s);
 const char *policy_result_to_string(PolicyResult r);
 int policy_result_from_string(const char *s);
 
-/* Parses "1G", "512M", "4096", "64K", "2T" (powers of 1024). */
+/* parse_size() of common/size.h, the grammar fdbrokerctl's SIZE shares:
+ * "1G", "512M", "4096", "64K", "2TiB" (powers of 1024). */
 int policy_parse_size(const char *s, uint64_t *ret);
