@@ -117,9 +117,9 @@ static int authorize(Broker *b, sd_bus_message *m, Peer *p, const Decision *d, c
                          policy_result_to_string(d->polkit_result), handler, error);
         if (r < 0 && d->refusal_hidden && sd_bus_error_has_name(error, SD_BUS_ERROR_ACCESS_DENIED)) {
                 /* polkit said no to a caller who could not have known the
-                 * entry exists: its no must not tell. (A challenge still
-                 * says InteractiveAuthorizationRequired: the rule lets this
-                 * caller see the entry, and List shows it.) */
+                 * entry exists: its no must not tell. (A challenge is
+                 * passed on, as it always was: the auth_* rule that asked
+                 * lets this caller see the entry.) */
                 sd_bus_error_free(error);
                 return -ENOENT;
         }
@@ -573,8 +573,8 @@ static void serve_waiters(Broker *b, const char *name) {
                 _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
                 RetrieveOptions o = { .accmode = w->accmode, .reopen = w->reopen };
                 bool once = e->once;
-                bool failed = reply_if_failed(w->message, reply_retrieve(b, w->peer, w->message, e, &o, d.access, &error),
-                                              &error);
+                bool failed = reply_if_failed(
+                        w->message, reply_retrieve(b, w->peer, w->message, e, &o, d.access, &error), &error);
                 /* next may be freed only by waiter_free(w); re-read after. */
                 next = w->next;
                 waiter_free(w);
@@ -598,11 +598,17 @@ static int get_caller(Broker *b, sd_bus_message *m, peer_resume_fn handler, Peer
         if (r == -EBUSY)
                 return sd_bus_error_setf(error, ERROR_QUOTA,
                                          "Too many calls from this connection while its credentials are looked up.");
-        if (r > 0)
-                /* After a reload: a failure leaves a stale snapshot, which
-                 * decides right, only slower. */
-                (void) policy_snapshot_refresh((*ret)->snapshot, b->policy);
-        return r;
+        if (r <= 0)
+                return r;
+        /* Every peer whose identity is known has its policy snapshot; one
+         * without would be decided for by nobody: refuse rather than guess. */
+        if (!(*ret)->snapshot)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                         "The broker has no policy snapshot of this connection's identity.");
+        /* After a reload: a failure leaves a stale snapshot, which decides
+         * right, only slower. */
+        (void) policy_snapshot_refresh((*ret)->snapshot, b->policy);
+        return 1;
 }
 
 /* ---- methods ----------------------------------------------------------- */

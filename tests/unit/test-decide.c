@@ -52,10 +52,12 @@ static const Case cases[] = {
         { "/decide/deposit/rule-other-subject-no-match", BOB, "deposit", "res/a",
           RULE("res", "deposit", "res/**", "uid:1000", "no"), "allow" },
         { "/decide/deposit/first-match-wins-owner-of-prefix", ALICE, "deposit", "res/a",
-          RULE("res-alice", "deposit", "res/**", "uid:1000", "yes") RULE("res-others", "deposit", "res/**", "everyone", "no"),
+          RULE("res-alice", "deposit", "res/**", "uid:1000", "yes")
+            RULE("res-others", "deposit", "res/**", "everyone", "no"),
           "allow rule=res-alice" },
         { "/decide/deposit/first-match-wins-others", BOB, "deposit", "res/a",
-          RULE("res-alice", "deposit", "res/**", "uid:1000", "yes") RULE("res-others", "deposit", "res/**", "everyone", "no"),
+          RULE("res-alice", "deposit", "res/**", "uid:1000", "yes")
+            RULE("res-others", "deposit", "res/**", "everyone", "no"),
           "deny rule=res-others" },
         { "/decide/deposit/rule-cap-read-only", BOB, "deposit", "keepro/a",
           RULE_CAP("ro", "deposit", "keepro/*", "everyone", "yes", "read-only"), "allow read-only rule=ro" },
@@ -129,10 +131,12 @@ static const Case cases[] = {
           RULE_CAP("auth", "retrieve", "auth/*", "everyone", "auth_self", "read-only"),
           "polkit org.fdbroker.retrieve auth_self read-only rule=auth" },
         { "/decide/retrieve/first-match-wins", BOB, "retrieve", "cam/1 owner=1000",
-          RULE("no-first", "retrieve", "cam/*", "everyone", "no") RULE("yes-later", "retrieve", "cam/*", "uid:1001", "yes"),
+          RULE("no-first", "retrieve", "cam/*", "everyone", "no")
+            RULE("yes-later", "retrieve", "cam/*", "uid:1001", "yes"),
           "hidden" },
         { "/decide/retrieve/first-match-skips-other-subjects", BOB, "retrieve", "cam/1 owner=1000",
-          RULE("carol-no", "retrieve", "cam/*", "uid:1002", "no") RULE("bob-yes", "retrieve", "cam/*", "uid:1001", "yes"),
+          RULE("carol-no", "retrieve", "cam/*", "uid:1002", "no")
+            RULE("bob-yes", "retrieve", "cam/*", "uid:1001", "yes"),
           "allow rule=bob-yes" },
         { "/decide/retrieve/rule-of-other-action-ignored", BOB, "retrieve", "cam/1 owner=1000",
           RULE("list", "list deposit remove", "cam/*", "everyone", "yes"), "hidden" },
@@ -191,11 +195,12 @@ static const Case cases[] = {
           "polkit org.fdbroker.open-path auth_self rule=tty" },
 
         /* ---- manage (on its own) and list as actions on a name */
-        { "/decide/manage/no-rule-asks-polkit", BOB, "manage", "e", NULL, "polkit org.fdbroker.manage auth_admin_keep" },
+        { "/decide/manage/no-rule-asks-polkit", BOB, "manage", "e", NULL,
+          "polkit org.fdbroker.manage auth_admin_keep" },
         { "/decide/manage/rule-yes", BOB, "manage", "e", RULE("m", "manage", "**", "uid:1001", "yes"), "allow rule=m" },
         { "/decide/list/call-no-rule-allowed", BOB, "list", "e", NULL, "allow" },
-        { "/decide/retrieve/no-entry-hidden", ROOT, "retrieve-name", "e", RULE("all", "retrieve", "**", "everyone", "yes"),
-          "hidden" },
+        { "/decide/retrieve/no-entry-hidden", ROOT, "retrieve-name", "e",
+          RULE("all", "retrieve", "**", "everyone", "yes"), "hidden" },
 
         /* ---- who sees an entry in List and Watch */
         { "/decide/list/owner-shown", ALICE, "listed", "e owner=1000", NULL, "shown" },
@@ -375,7 +380,6 @@ static char *decide_row(const Case *c, const Policy *p, const PolicySnapshot *s,
 
 static void run_case(const void *data) {
         const Case *c = data;
-        g_autoptr(GError) error = NULL;
         Caller caller;
         Target target;
         Policy *p = rules_parse(c->rules);
@@ -436,7 +440,8 @@ static void test_snapshot_copies_identity(void) {
 }
 
 static void test_snapshot_prefilters_rules(void) {
-        Policy *p = rules_parse(RULE("a", "retrieve", "**", "uid:1001", "yes") RULE("b", "deposit", "**", "everyone", "no")
+        Policy *p = rules_parse(RULE("a", "retrieve", "**", "uid:1001", "yes")
+          RULE("b", "deposit", "**", "everyone", "no")
                                         RULE("c", "list", "**", "gid:44", "no")
                                                 RULE("d", "remove", "**", "label:system_u:system_r:camera_t:s0", "no"));
         Caller alice, bob, carol;
