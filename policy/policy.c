@@ -234,6 +234,16 @@ static int parse_subjects(Parser *ps, PolicyRule *rule, char *value) {
                         problem(ps, ps->line, "subject '%s' names no known user or group.", tok);
                         continue;
                 }
+                if (r == -ENOMEM) {
+                        ps->oom = 1;
+                        break;
+                }
+                if (r < 0 && r != -EINVAL) {
+                        /* The user database failed: the rule would match
+                         * nobody, so the policy is refused. */
+                        problem(ps, ps->line, "cannot look up subject '%s': %s.", tok, strerror(-r));
+                        continue;
+                }
                 if (r < 0) {
                         problem(ps, ps->line,
                                 "'%s' is not a subject; use user:NAME, uid:N, group:NAME, gid:N, label:CONTEXT or "
@@ -459,7 +469,8 @@ static void parse_into(Parser *ps, const char *path, const char *text, size_t si
         while (pos < size && !ps->oom) {
                 const char *nl = memchr(text + pos, '\n', size - pos);
                 size_t len = nl ? (size_t) (nl - (text + pos)) : size - pos;
-                char *buf, *line, *eq;
+                _cleanup_free_ char *buf = NULL;
+                char *line, *eq;
 
                 ps->line++;
                 if (memchr(text + pos, '\0', len)) {
@@ -475,21 +486,17 @@ static void parse_into(Parser *ps, const char *path, const char *text, size_t si
                 }
                 line = strip(buf);
 
-                if (*line == '\0' || *line == '#' || *line == ';') {
-                        free(buf);
+                if (*line == '\0' || *line == '#' || *line == ';')
                         continue;
-                }
                 if (*line == '[') {
                         /* The rule pointer moves when rules are reallocated:
                          * sections are finished before the next one starts. */
                         parse_header(ps, &st, line);
-                        free(buf);
                         continue;
                 }
                 eq = strchr(line, '=');
                 if (!eq) {
                         problem(ps, ps->line, "expected KEY=VALUE or a [section] header.");
-                        free(buf);
                         continue;
                 }
                 *eq = '\0';
@@ -510,7 +517,6 @@ static void parse_into(Parser *ps, const char *path, const char *text, size_t si
                 case SECTION_BAD:
                         break; /* already reported at the header */
                 }
-                free(buf);
         }
         finish_section(ps, &st);
 }
