@@ -101,7 +101,9 @@ static inline void policy_freep(Policy **p) {
 void policy_problems_free(char **problems);
 
 /* The first rule for action whose Match fits subject_name (an entry name or
- * a path) and whose Subject fits id. */
+ * a path) and whose Subject fits id: which rule matches, nothing more. What
+ * a caller may do (owner, root, ACLs, defaults, visibility, polkit) is
+ * decided by decide.h, which the service uses. */
 void policy_decide(const Policy *p, PolicyAction action, const char *subject_name, const Identity *id,
                    PolicyDecision *ret);
 
