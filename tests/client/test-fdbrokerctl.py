@@ -748,6 +748,60 @@ def run_direct(t, tap, ctl, sock, log):
            {'rc': rc, 'stderr': err})
 
 
+# ---- direct connections to the broker itself -------------------------------------
+
+def test_broker_direct(t):
+    """The broker's own direct socket (--direct-socket, SPEC §5), on a bus of
+    its own; skipped while the broker does not have it."""
+    tap, tmp = t.tap, t.tmp
+    r = subprocess.run([harness.service_binary(), '--help'], capture_output=True, text=True, timeout=60)
+    if '--direct-socket' not in r.stdout + r.stderr:
+        raise harness.Skip('the broker has no --direct-socket option (SPEC §5 not implemented in this build)')
+    sock = os.path.join(tmp, 'broker-direct.sock')
+    bus = harness.PrivateBus(harness.service_binary(), harness.source_dir(),
+                             extra_service_args=['--direct-socket=' + sock])
+    bus.start()
+    try:
+        bus.service_pid()  # activates it
+        if not harness.poll_until(lambda: os.path.exists(sock), timeout=30):
+            tap.ok(False, 'the broker creates its direct socket', bus.service_log())
+            return
+        ctl = Ctl(bus.address, tmp)
+        nobus = {'FDBROKER_SOCKET': sock}
+        succeeded(tap, ctl.run('deposit', 'ctl/direct', t.path, '--persistent'), 'deposit on the bus')
+        # No bus at all beside the socket: whatever works went over the socket.
+        direct = Ctl('unix:path=/nonexistent/fdbtest-no-bus', tmp)
+        r = direct.run('retrieve', 'ctl/direct', '--', 'sh', '-c', 'cat <&3 | md5sum', env=nobus)
+        tap.ok(r.returncode == 0 and r.stderr == b'' and
+               r.stdout.decode().startswith(hashlib.md5(t.payload).hexdigest()),
+               'retrieve -- COMMAND over the broker\'s direct socket, with no bus to fall back to', r)
+        succeeded(tap, direct.run('cat', 'ctl/direct', env=nobus), 'cat over the direct socket', t.payload)
+        failed(tap, direct.run('remove', 'ctl/missing', env=nobus), 'remove over the direct socket: the CLI message',
+               "no entry 'ctl/missing' that you may remove")
+        holder = direct.popen('deposit', 'ctl/direct-held', t.path, env=nobus)
+        line = Lines(holder.stderr).read(30)
+        tap.eq(line, 'fdbrokerctl: holding ctl/direct-held; ' + HOLDING, 'a holder over the direct socket says so')
+        r = ctl.run('list', 'ctl/direct-held', '--json')
+        tap.eq([e.get('lifetime') for e in json.loads(r.stdout or b'[]')], ['connection'],
+               'the held entry is seen on the bus, with lifetime connection')
+        if broker_has_watch(bus):
+            succeeded(tap, ctl.run('remove', 'ctl/direct-held'), 'remove of the entry held over the direct socket')
+            rc = wait_exit(holder, 20)
+            err = stop(holder)
+            tap.ok(rc == 0 and 'ctl/direct-held is gone (removed)' in err,
+                   'the holder on the direct socket learns of the removal (EntryRemoved without a bus)',
+                   {'rc': rc, 'stderr': err})
+        else:
+            holder.send_signal(signal.SIGTERM)
+            tap.eq(wait_exit(holder, 20), 0, 'the holder on the direct socket exits 0 on SIGTERM')
+            stop(holder)
+            ok = harness.poll_until(lambda: ctl.run('cat', 'ctl/direct-held').returncode == 1, timeout=10)
+            tap.ok(ok, 'its entry ends with its direct connection')
+        ctl.run('remove', 'ctl/direct')
+    finally:
+        bus.stop()
+
+
 # ---- help, version, completion --------------------------------------------------
 
 def test_help(t):
@@ -800,6 +854,7 @@ GROUPS = [
     ('holding', test_holding),
     ('monitor', test_monitor),
     ('direct', test_direct),
+    ('broker direct', test_broker_direct),
     ('help', test_help),
     ('cleanup', test_cleanup),
 ]
