@@ -826,6 +826,33 @@ static int call_watch(Conn *c, char **patterns, sd_bus_error *error) {
         return r;
 }
 
+/* The exit code of an event loop whose broker left the bus. */
+#define EXIT_BROKER_GONE 3
+
+static int on_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Conn *c = userdata;
+        const char *name, *old_owner, *new_owner;
+
+        if (!sd_bus_message_get_sender(m) || strcmp(sd_bus_message_get_sender(m), "org.freedesktop.DBus") != 0 ||
+            sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0)
+                return 0;
+        if (strcmp(name, FDB_BUS_NAME) != 0 || !c->broker || strcmp(old_owner, c->broker) != 0)
+                return 0;
+        return sd_event_exit(sd_bus_get_event(sd_bus_message_get_bus(m)), EXIT_BROKER_GONE);
+}
+
+/* On the bus, the broker may exit (and a new one be activated later): its
+ * watches and connection entries go with it. A direct connection just
+ * closes. */
+static int watch_broker(Conn *c) {
+        if (c->direct)
+                return 0;
+        return sd_bus_add_match(c->bus, NULL,
+                                "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
+                                "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='" FDB_BUS_NAME "'",
+                                on_owner_changed, c);
+}
+
 static int on_signal_exit(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         return sd_event_exit(sd_event_source_get_event(s), 0);
 }
@@ -894,7 +921,7 @@ static bool hold_prepare(Hold *h) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         char *patterns[] = { (char *) h->name, NULL };
 
-        if (add_watch_matches(h->conn, NULL, on_hold_removed, h) < 0)
+        if (add_watch_matches(h->conn, NULL, on_hold_removed, h) < 0 || watch_broker(h->conn) < 0)
                 return false;
         return call_watch(h->conn, patterns, &error) >= 0;
 }
@@ -916,6 +943,8 @@ static int hold_entry(Hold *h, bool watching) {
         if (r < 0)
                 return fail("cannot wait for events: %s", strerror(-r));
         code = r;
+        if (code == EXIT_BROKER_GONE)
+                return fail("the broker left %s; '%s' is gone with it.", h->conn->what, h->name);
         if (code != 0)
                 return fail("lost the connection to %s; '%s' is gone with it.", h->conn->what, h->name);
         if (h->reason[0])
@@ -1491,6 +1520,8 @@ static int verb_monitor(Conn *c, char **args, char **command) {
         int r;
 
         r = add_watch_matches(c, on_monitor_added, on_monitor_removed, c);
+        if (r >= 0)
+                r = watch_broker(c);
         if (r < 0)
                 return fail("cannot listen for the broker's signals: %s", strerror(-r));
         r = call_watch(c, patterns, &error);
@@ -1511,6 +1542,8 @@ static int verb_monitor(Conn *c, char **args, char **command) {
                 return fail("cannot wait for events: %s", strerror(-r));
         if (r == 2)
                 return fail("cannot write to standard output: %s", strerror(errno));
+        if (r == EXIT_BROKER_GONE)
+                return fail("the broker left %s: its watch ended with it.", c->what);
         if (r != 0)
                 return fail("lost the connection to %s at %s.", c->what, c->address);
         return EXIT_SUCCESS;

@@ -843,6 +843,28 @@ def test_cleanup(t):
     tap.eq(json.loads(r.stdout or b'null'), [], 'no entry left behind')
 
 
+def test_broker_gone(t):
+    """Last: the broker exits under a holder and a monitor."""
+    tap, ctl = t.tap, t.ctl
+    holder = ctl.popen('deposit', 'ctl/orphan', t.path)
+    Lines(holder.stderr).read(30)
+    mon = ctl.popen('monitor') if t.watch else None
+    if mon:
+        Lines(mon.stderr).read(30)
+    t.bus.stop_service()
+    rc = wait_exit(holder, 20)
+    err = stop(holder)
+    tap.ok(rc == 1 and err.endswith("fdbrokerctl: the broker left the bus; 'ctl/orphan' is gone with it.\n"),
+           'a holder whose broker exits ends with status 1, saying the entry is gone', {'rc': rc, 'stderr': err})
+    if mon is None:
+        tap.skip('a monitor whose broker exits ends with status 1', t.no_watch)
+        return
+    rc = wait_exit(mon, 20)
+    err = stop(mon)
+    tap.ok(rc == 1 and 'the broker left the bus' in err, 'a monitor whose broker exits ends with status 1, saying so',
+           {'rc': rc, 'stderr': err})
+
+
 GROUPS = [
     ('basics', test_basics),
     ('errors', test_errors),
@@ -857,6 +879,7 @@ GROUPS = [
     ('broker direct', test_broker_direct),
     ('help', test_help),
     ('cleanup', test_cleanup),
+    ('broker gone', test_broker_gone),
 ]
 
 harness.main(body)
