@@ -138,7 +138,7 @@ static const Option options[_OPT_MAX] = {
         [OPT_ALLOW] = { "allow", "SUBJECT",
                         "let SUBJECT retrieve it too: user:NAME, uid:N, group:NAME, gid:N, label:CONTEXT or "
                         "everyone (repeatable)" },
-        [OPT_READ_ONLY] = { "read-only", NULL, "a read-only fd only" },
+        [OPT_READ_ONLY] = { "read-only", NULL, "a read-only reopening: kept (deposit) or handed back (retrieve)" },
         [OPT_SEAL] = { "seal", NULL, "seal the memfd so that its bytes never change" },
         [OPT_PERSISTENT] = { "persistent", NULL, "keep the entry after fdbrokerctl exits, until removed or expired" },
         [OPT_ONCE] = { "once", NULL, "remove the entry after its first retrieval" },
@@ -1293,13 +1293,13 @@ typedef struct {
         Info info;
 } Entry;
 
-static void print_table(const Entry *entries, size_t n) {
+static int print_table(const Entry *entries, size_t n) {
         static const char *const headers[N_COLS] = { "NAME", "KIND", "SIZE", "OWNER", "ACCESS", "LIFETIME", "EXPIRES" };
         size_t width[N_COLS];
         char *(*cells)[N_COLS] = calloc(n + 1, sizeof *cells);
 
         if (!cells)
-                return;
+                return -ENOMEM;
         for (int col = 0; col < N_COLS; col++)
                 cells[0][col] = strdup(headers[col]);
         for (size_t i = 0; i < n; i++) {
@@ -1349,6 +1349,7 @@ static void print_table(const Entry *entries, size_t n) {
                 for (int col = 0; col < N_COLS; col++)
                         free(cells[i][col]);
         free(cells);
+        return 0;
 }
 
 static int verb_list(Conn *c, char **args, char **command) {
@@ -1404,9 +1405,11 @@ static int verb_list(Conn *c, char **args, char **command) {
                                 print_json_object(stdout, NULL, entries[i].name ?: "", &entries[i].info);
                         }
                         fputs(n ? "\n]\n" : "]\n", stdout);
-                } else
-                        print_table(entries, n);
-                ret = finish_stdout();
+                        ret = finish_stdout();
+                } else if (print_table(entries, n) < 0)
+                        ret = fail("out of memory");
+                else
+                        ret = finish_stdout();
         }
         for (size_t i = 0; i < n; i++) {
                 free(entries[i].name);
@@ -1604,9 +1607,31 @@ static void print_options(unsigned mask) {
         }
 }
 
+/* Prints text wrapped at 79 columns (it has no newlines of its own). */
+static void print_wrapped(const char *text) {
+        size_t col = 0;
+
+        while (*text) {
+                size_t n = strcspn(text, " ");
+                if (col > 0 && col + 1 + n > 79) {
+                        putchar('\n');
+                        col = 0;
+                } else if (col > 0) {
+                        putchar(' ');
+                        col++;
+                }
+                fwrite(text, 1, n, stdout);
+                col += n;
+                text += n;
+                text += strspn(text, " ");
+        }
+        putchar('\n');
+}
+
 static void print_help(const Verb *v) {
         if (v) {
-                printf("Usage: fdbrokerctl [BUS] %s %s\n\n%s\n", v->name, v->parameters, v->summary);
+                printf("Usage: fdbrokerctl [BUS] %s %s\n\n", v->name, v->parameters);
+                print_wrapped(v->summary);
                 if (v->options) {
                         printf("\nOptions:\n");
                         print_options(v->options);
