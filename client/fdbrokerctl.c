@@ -43,6 +43,7 @@
 #include "cleanup.h"
 #include "config.h"
 #include "protocol.h"
+#include "size.h"
 
 #define EXIT_EXEC_NOT_FOUND 127
 #define EXIT_EXEC_FAILED 126
@@ -173,39 +174,6 @@ static int parse_seconds(const char *option, const char *s, uint64_t *ret_usec) 
             v > (double) (UINT64_MAX / 2000000))
                 return fail("%s takes a number of seconds, not '%s'.", option, s), -EINVAL;
         *ret_usec = (uint64_t) (v * 1e6 + 0.5);
-        return 0;
-}
-
-/* A size: digits with an optional K, M, G or T suffix, powers of 1024, as
- * MaxMemorySize= in the policy (policy/policy.c); "KiB" etc. and lower case
- * suffixes are accepted too. TODO at merge: common/size.{c,h}. */
-static int parse_size(const char *s, uint64_t *ret) {
-        static const char suffixes[] = "KMGT";
-        unsigned long long v;
-        uint64_t mult = 1;
-        char *end = NULL;
-        const char *p;
-
-        if (*s < '0' || *s > '9')
-                return -EINVAL;
-        errno = 0;
-        v = strtoull(s, &end, 10);
-        if (errno != 0)
-                return -ERANGE;
-        if (*end) {
-                char c = *end >= 'a' && *end <= 'z' ? (char) (*end - 'a' + 'A') : *end;
-                p = strchr(suffixes, c);
-                if (!p)
-                        return -EINVAL;
-                for (int i = 0; i <= p - suffixes; i++)
-                        mult *= 1024;
-                end++;
-                if (*end && strcmp(end, "iB") != 0)
-                        return -EINVAL;
-        }
-        if (v > UINT64_MAX / mult)
-                return -ERANGE;
-        *ret = (uint64_t) v * mult;
         return 0;
 }
 
