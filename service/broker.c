@@ -34,6 +34,7 @@
 #include "polkit.h"
 #include "protocol.h"
 #include "registry.h"
+#include "watch.h"
 
 #define OBJECT_PATH FDB_OBJECT_PATH
 #define INTERFACE FDB_INTERFACE
@@ -72,6 +73,7 @@ struct Broker {
         unsigned fd_budget;           /* entries the open-file limit leaves room for */
         bool exiting;                 /* idle exit decided: take no new work */
         Waiter *waiters, *waiters_tail;
+        Watches watches;              /* Watch calls: who hears of entries (watch.c) */
 };
 
 static uint64_t now_usec(clockid_t c) {
@@ -174,8 +176,12 @@ static void save_state(Broker *b) {
                 log_error("could not save the state file: %s", strerror(-r));
 }
 
+static bool watcher_may_see(const Peer *p, const Entry *e, void *userdata);
+
 static void broker_remove_entry(Broker *b, Entry *e, const char *why) {
         Peer *p = e->peer;
+
+        watches_entry_removed(&b->watches, e, watch_reason_from_why(why), watcher_may_see, b);
 
         if (p) {
                 if (e->peer_prev)
@@ -408,6 +414,7 @@ static int store_entry(Broker *b, Peer *p, Entry *e, Entry *old, const DepositOp
         log_info("%s deposited '%s' (uid %u, %s, %s%s%s)", p->unique_name, e->name, (unsigned) e->owner_uid,
                  fdkind_to_string(e->kind), fdinfo_accmode_to_string(e->flags),
                  e->persistent ? ", persistent" : "", e->once ? ", once" : "");
+        watches_entry_added(&b->watches, e, watcher_may_see, append_info, b);
         return 0;
 }
 
@@ -1111,6 +1118,40 @@ static int method_list(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         return sd_bus_send(NULL, reply, NULL);
 }
 
+/* Watchers hear of what List would show them. */
+static bool watcher_may_see(const Peer *p, const Entry *e, void *userdata) {
+        return may_list(userdata, p, e);
+}
+
+static int method_watch(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Broker *b = userdata;
+        Peer *p;
+        int r;
+
+        r = get_caller(b, m, method_watch, &p, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = watches_handle_watch(&b->watches, m, p, error);
+        if (r <= 0)
+                return r;
+        log_debug("%s (uid %u) watches entries", p->unique_name, (unsigned) p->uid);
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+/* Unwatch without a watch is not an error: the caller wanted none, and has
+ * none. */
+static int method_unwatch(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Broker *b = userdata;
+        Peer *p;
+        int r;
+
+        r = get_caller(b, m, method_unwatch, &p, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        (void) watches_remove_for(&b->watches, m);
+        return sd_bus_reply_method_return(m, NULL);
+}
+
 static int method_create_memory(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Broker *b = userdata;
         _cleanup_(deposit_options_done) DepositOptions o = {};
@@ -1333,6 +1374,12 @@ static const sd_bus_vtable broker_vtable[] = {
                                 SD_BUS_RESULT("h", fd), method_create_memory, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("OpenPath", SD_BUS_ARGS("s", path, "a{sv}", options), SD_BUS_RESULT("h", fd),
                                 method_open_path, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Watch", SD_BUS_ARGS("as", patterns, "a{sv}", options), SD_BUS_NO_RESULT,
+                                method_watch, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Unwatch", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_unwatch,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_ARGS("EntryAdded", SD_BUS_ARGS("s", name, "a{sv}", info), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("EntryRemoved", SD_BUS_ARGS("s", name, "s", reason), 0),
         SD_BUS_VTABLE_END,
 };
 
@@ -1362,6 +1409,7 @@ static void on_peer_gone(Peer *p, void *userdata) {
         Broker *b = userdata;
 
         polkit_forget_peer(&b->polkit, p);
+        watches_forget_peer(&b->watches, p); /* before its entries: it is gone */
         while (p->waiters)
                 waiter_free(p->waiters);
         while (p->entries)
@@ -1377,6 +1425,7 @@ int broker_new(sd_event *event, sd_bus *bus, Broker **ret) {
         b->event = sd_event_ref(event);
         b->bus = sd_bus_ref(bus);
         registry_init(&b->reg);
+        watches_init(&b->watches);
         b->fd_budget = fd_budget();
         polkit_init(&b->polkit, bus, b);
         r = peers_init(&b->peers, bus, on_peer_gone, b);
@@ -1394,6 +1443,7 @@ Broker *broker_free(Broker *b) {
                 return NULL;
         peers_done(&b->peers); /* drops waiters, polkit questions, connection entries */
         polkit_done(&b->polkit);
+        watches_done(&b->watches); /* before the registry: nobody to tell */
         registry_done(&b->reg);
         policy_free(b->policy);
         persist_done(&b->persist);
@@ -1462,7 +1512,8 @@ int broker_restore(Broker *b, const char *runtime_dir) {
 }
 
 bool broker_is_idle(const Broker *b) {
-        return b->reg.n_entries == 0 && !b->waiters && !b->polkit.queries && peers_all_ready(&b->peers);
+        return b->reg.n_entries == 0 && !b->waiters && !b->polkit.queries && peers_all_ready(&b->peers) &&
+               !watches_any(&b->watches);
 }
 
 void broker_format_status(const Broker *b, char *buf, size_t size) {
