@@ -58,8 +58,13 @@ def body(tap):
                    GI_TYPELIB_PATH=os.path.join(BUILD, 'client'),
                    PATH=os.path.join(BUILD, 'client') + ':/usr/bin:/bin')
 
+        env = harness.glib_env(env)  # G_DEBUG=fatal-criticals
+        glib_problems = []
+
         def run(*cmd):
-            return subprocess.run(list(cmd), cwd=tmp, env=env, capture_output=True, text=True, timeout=60)
+            r = subprocess.run(list(cmd), cwd=tmp, env=env, capture_output=True, text=True, timeout=60)
+            glib_problems.extend('%s: %s' % (' '.join(cmd), line) for line in harness.glib_stderr_problems(r.stderr))
+            return r
 
         r = run('./view-frame')
         tap.ok(r.returncode == 1 and 'no frame yet' in r.stderr and 'camera/frame' in r.stderr,
@@ -88,6 +93,7 @@ def body(tap):
         tap.ok(out.endswith('exit status 1\n') and
                "fdbrokerctl: No entry named 'config/app' that you may retrieve." in r.stderr,
                'fdbrokerctl.sh: cat after remove fails as shown', r)
+        tap.eq(glib_problems, [], 'no example printed a GLib CRITICAL or WARNING (G_DEBUG=fatal-criticals)')
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
