@@ -166,6 +166,11 @@ static int not_found(sd_bus_error *error, const char *name) {
         return sd_bus_error_setf(error, ERROR_NOT_FOUND, "No entry named '%s' that you may retrieve.", name);
 }
 
+/* Remove's NotFound: the same for a missing entry and a hidden one. */
+static int not_found_to_remove(sd_bus_error *error, const char *name) {
+        return sd_bus_error_setf(error, ERROR_NOT_FOUND, "No entry named '%s' that you may remove.", name);
+}
+
 /* ---- entries ----------------------------------------------------------- */
 
 /* Rewrites the state file of persistent entries; a failure is logged, since
@@ -694,7 +699,8 @@ static int method_deposit(sd_bus_message *m, void *userdata, sd_bus_error *error
         if (old && !(o.replace && old->owner_uid == p->uid))
                 return sd_bus_error_setf(error, ERROR_EXISTS,
                                          old->owner_uid == p->uid
-                                                 ? "An entry named '%s' exists; pass replace=true to replace it."
+                                                 ? "An entry named '%s' exists; to replace it, pass the option "
+                                                   "replace=true (fdbrokerctl: --replace)."
                                                  : "An entry named '%s' exists and belongs to someone else.",
                                          name);
         r = registry_check_quota(&b->reg, p->uid, 1, old ? 1 : 0, 0, 0, &which);
@@ -1028,7 +1034,7 @@ static int method_remove(sd_bus_message *m, void *userdata, sd_bus_error *error)
 
         e = registry_get(&b->reg, name);
         if (!e)
-                return not_found(error, name);
+                return not_found_to_remove(error, name);
         visible = may_see(b, p, e);
 
         /* A remove rule decides first; then the owner and root may; then a
@@ -1041,13 +1047,13 @@ static int method_remove(sd_bus_message *m, void *userdata, sd_bus_error *error)
                 r = authorize(b, m, p, POLICY_ACTION_MANAGE, name, method_remove, NULL, error);
                 if (r == AUTH_NO_RULE) {
                         if (!visible)
-                                return not_found(error, name);
+                                return not_found_to_remove(error, name);
                         r = ask_polkit(b, m, p, POLICY_ACTION_MANAGE, name, "auth_admin_keep", method_remove, error);
                 }
         }
         if (r < 0 && !visible) {
                 sd_bus_error_free(error);
-                return not_found(error, name);
+                return not_found_to_remove(error, name);
         }
         if (r < 0)
                 return r;
@@ -1189,7 +1195,12 @@ static int method_create_memory(sd_bus_message *m, void *userdata, sd_bus_error 
                 return r < 0 ? r : 1;
         old = registry_get(&b->reg, name);
         if (old && !(o.replace && old->owner_uid == p->uid))
-                return sd_bus_error_setf(error, ERROR_EXISTS, "An entry named '%s' exists.", name);
+                return sd_bus_error_setf(error, ERROR_EXISTS,
+                                         old->owner_uid == p->uid
+                                                 ? "An entry named '%s' exists; to replace it, pass the option "
+                                                   "replace=true (fdbrokerctl: --replace)."
+                                                 : "An entry named '%s' exists and belongs to someone else.",
+                                         name);
         r = registry_check_quota(&b->reg, p->uid, 1, old ? 1 : 0, size, old ? old->memory : 0, &which);
         if (r < 0)
                 return sd_bus_error_setf(error, ERROR_QUOTA,

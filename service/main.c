@@ -97,6 +97,41 @@ static int bus_open(const char *which, sd_bus **ret) {
         return 0;
 }
 
+/* Says why the bus named by --bus could not be reached, in terms of what
+ * sd-bus looked at, and what to do about it. */
+static void log_bus_failure(const char *which, int r) {
+        const char *addr, *runtime;
+        bool session = strcmp(which, "session") == 0;
+
+        if (!session && strcmp(which, "system") != 0) {
+                log_error("could not connect to the bus at '%s': %s; check the address (e.g. "
+                          "unix:path=/run/dbus/system_bus_socket)",
+                          which, strerror(-r));
+                return;
+        }
+        addr = getenv(session ? "DBUS_SESSION_BUS_ADDRESS" : "DBUS_SYSTEM_BUS_ADDRESS");
+        if (addr && *addr) {
+                log_error("could not connect to the %s bus at $%s (%s): %s; use --bus=ADDRESS for another bus",
+                          which, session ? "DBUS_SESSION_BUS_ADDRESS" : "DBUS_SYSTEM_BUS_ADDRESS", addr,
+                          strerror(-r));
+                return;
+        }
+        if (!session) {
+                log_error("no system bus: $DBUS_SYSTEM_BUS_ADDRESS is unset and /run/dbus/system_bus_socket %s (%s); "
+                          "start dbus, or use --bus=ADDRESS",
+                          r == -ENOENT ? "does not exist" : "does not answer", strerror(-r));
+                return;
+        }
+        runtime = getenv("XDG_RUNTIME_DIR");
+        if (!runtime || !*runtime)
+                log_error("no session bus: $DBUS_SESSION_BUS_ADDRESS and $XDG_RUNTIME_DIR are unset; "
+                          "use --bus=ADDRESS");
+        else
+                log_error("no session bus: $DBUS_SESSION_BUS_ADDRESS is unset and $XDG_RUNTIME_DIR/bus (%s/bus) %s "
+                          "(%s); use --bus=ADDRESS",
+                          runtime, r == -ENOENT ? "does not exist" : "does not answer", strerror(-r));
+}
+
 /* Loads the policy; problems are printed, one "FILE:LINE: message" each,
  * bare for --check-policy and as log lines for the daemon. */
 static int load_policy(Policy **ret, bool bare) {
@@ -224,7 +259,7 @@ static int run(const char *bus_arg) {
 
         r = bus_open(bus_arg, &bus);
         if (r < 0)
-                return log_error("could not connect to the %s bus: %s", bus_arg, strerror(-r)), r;
+                return log_bus_failure(bus_arg, r), r;
         r = sd_bus_attach_event(bus, event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0)
                 return r;
