@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <systemd/sd-bus.h>
 #include <systemd/sd-daemon.h>
@@ -149,15 +150,64 @@ static int load_policy(Policy **ret, bool bare) {
         return r;
 }
 
+/* How many of the files read came from dir. */
+static size_t files_from(const Policy *p, const char *dir) {
+        size_t n = 0, len = strlen(dir);
+
+        for (char **f = p->files; f && *f; f++)
+                if (strncmp(*f, dir, len) == 0 && (*f)[len] == '/' && !strchr(*f + len + 1, '/'))
+                        n++;
+        return n;
+}
+
+/* --check-policy: says which directories were read (and which did not
+ * exist), then the rules and files, or the problems. A directory named with
+ * --policy-dir must exist: a typo there would otherwise check nothing and
+ * say OK. The default directories need not exist. */
 static int check_policy(void) {
-        Policy *p = NULL;
-        int r = load_policy(&p, true);
+        _cleanup_(policy_freep) Policy *p = NULL;
+        bool missing[POLICY_DIRS_MAX];
+        size_t n_files = 0;
+        int r;
+
+        for (size_t i = 0; arg_policy_dirs[i]; i++) {
+                struct stat st;
+
+                missing[i] = stat(arg_policy_dirs[i], &st) < 0;
+                if (missing[i] && errno != ENOENT) {
+                        fprintf(stderr, "fdbroker: cannot read policy directory %s: %s\n", arg_policy_dirs[i],
+                                strerror(errno));
+                        return -errno;
+                }
+                if (!missing[i] && !S_ISDIR(st.st_mode)) {
+                        fprintf(stderr, "fdbroker: --policy-dir=%s is not a directory.\n", arg_policy_dirs[i]);
+                        return -ENOTDIR;
+                }
+                if (missing[i] && arg_policy_dirs_given) {
+                        fprintf(stderr, "fdbroker: FAIL: --policy-dir=%s does not exist; check the path.\n",
+                                arg_policy_dirs[i]);
+                        return -ENOENT;
+                }
+        }
+
+        r = load_policy(&p, true);
         if (r < 0)
                 return r;
-        printf("%zu rule(s) in %s: OK\n", p->n_rules, p->files && p->files[0] ? "the policy files" : "no files");
+        for (char **f = p->files; f && *f; f++)
+                n_files++;
+
+        printf("Policy directories, highest priority first:\n");
+        for (size_t i = 0; arg_policy_dirs[i]; i++)
+                if (missing[i])
+                        printf("  %s: does not exist (nothing to read there)\n", arg_policy_dirs[i]);
+                else
+                        printf("  %s: %zu file(s) read\n", arg_policy_dirs[i], files_from(p, arg_policy_dirs[i]));
+        if (n_files == 0)
+                printf("%zu rule(s): no *.conf files in these directories: OK\n", p->n_rules);
+        else
+                printf("%zu rule(s) in %zu file(s): OK\n", p->n_rules, n_files);
         for (char **f = p->files; f && *f; f++)
                 printf("  %s\n", *f);
-        policy_free(p);
         return 0;
 }
 
