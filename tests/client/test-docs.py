@@ -30,7 +30,7 @@ def blocks():
 
 def body(tap):
     found = blocks()
-    tap.eq(sorted(found), ['fdbrokerctl.sh', 'share-frame.c', 'share.py', 'view-frame.c'],
+    tap.eq(sorted(found), ['fdbrokerctl.sh', 'share-frame.c', 'share.py', 'view-frame.c', 'watch.py'],
            'docs/client.md has its tested blocks')
     for tool in ('cc', 'pkg-config'):
         if not shutil.which(tool):
@@ -79,6 +79,10 @@ def body(tap):
         tap.eq(r.stdout, "memfd 18 b'hello from Python\\n'\n"
                          "not there: No entry named 'demo/missing' that you may retrieve.\n",
                'share.py prints what the page says')
+
+        r = run('/usr/bin/python3', 'watch.py')
+        tap.eq(r.stdout, 'added pictures/cat memfd 5\nremoved pictures/cat removed\n',
+               'watch.py prints what the page says')
 
         r = run('sh', '-e', 'fdbrokerctl.sh')
         out = r.stdout
