@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <systemd/sd-bus.h>
 #include <systemd/sd-daemon.h>
@@ -287,6 +288,12 @@ static int run(const char *bus_arg) {
         int r;
 
         raise_nofile_limit();
+
+        /* A directory named on the command line that is not there is most
+         * likely a typo: say so (the default directories need not exist). */
+        for (size_t i = 0; arg_policy_dirs_given && arg_policy_dirs[i]; i++)
+                if (access(arg_policy_dirs[i], F_OK) < 0)
+                        log_warning("policy directory %s does not exist: no rules from it", arg_policy_dirs[i]);
 
         /* A broken policy is not served with: refuse to start. */
         r = load_policy(&policy, false);

@@ -43,6 +43,9 @@ def body(t):
             r = run_service(['--bus=unix:path=%s/none' % empty, '--policy-dir=' + empty], {})
             t.ok(r.returncode != 0 and "bus at 'unix:path=%s/none'" % empty in r.stderr,
                  '--bus=ADDRESS that does not answer: names the address', r.stderr)
+            r = run_service(['--bus=unix:path=%s/none' % empty, '--policy-dir=%s/typo' % empty], {})
+            t.ok('policy directory %s/typo does not exist' % empty in r.stderr,
+                 'a --policy-dir that does not exist is warned about', r.stderr)
         t.run('no bus', no_bus)
     finally:
         os.rmdir(empty)
