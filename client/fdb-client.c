@@ -299,7 +299,7 @@ static void new_make_proxy(GTask *task, GDBusConnection *connection) {
  * @connection: a #GDBusConnection, as for fdb_client_new_for_connection_sync()
  * @cancellable: (nullable): a #GCancellable
  * @callback: (scope async): called when the client is ready
- * @user_data: (closure): data for @callback
+ * @user_data: data for @callback
  *
  * Starts making a client over @connection; finish with
  * fdb_client_new_for_connection_finish().
@@ -355,7 +355,7 @@ static void new_got_bus(GObject *source, GAsyncResult *result, gpointer user_dat
  * @bus_type: %G_BUS_TYPE_SYSTEM or %G_BUS_TYPE_SESSION
  * @cancellable: (nullable): a #GCancellable
  * @callback: (scope async): called when the client is ready
- * @user_data: (closure): data for @callback
+ * @user_data: data for @callback
  *
  * Starts making a client on the shared connection to @bus_type; finish
  * with fdb_client_new_for_bus_finish().
@@ -383,7 +383,7 @@ FdbClient *fdb_client_new_for_bus_finish(GAsyncResult *result, GError **error) {
  * @address: a D-Bus address of a message bus
  * @cancellable: (nullable): a #GCancellable
  * @callback: (scope async): called when the client is ready
- * @user_data: (closure): data for @callback
+ * @user_data: data for @callback
  *
  * Starts making a client on a new, private connection to @address; finish
  * with fdb_client_new_for_address_finish().
@@ -605,7 +605,7 @@ static void deposit_done(GObject *source, GAsyncResult *result, gpointer user_da
  * @options: (nullable): how to store it, %NULL for the defaults
  * @cancellable: (nullable): a #GCancellable
  * @callback: (scope async): called when the broker answered
- * @user_data: (closure): data for @callback
+ * @user_data: data for @callback
  *
  * The async form of fdb_client_deposit_sync(); finish with
  * fdb_client_deposit_finish().
@@ -739,7 +739,7 @@ static void deposit_many_done(GObject *source, GAsyncResult *result, gpointer us
  * @options: (nullable): how to store them, %NULL for the defaults
  * @cancellable: (nullable): a #GCancellable
  * @callback: (scope async): called when the broker answered
- * @user_data: (closure): data for @callback
+ * @user_data: data for @callback
  *
  * The async form of fdb_client_deposit_many_sync(); finish with
  * fdb_client_deposit_many_finish().
@@ -871,7 +871,7 @@ static void retrieve_done(GObject *source, GAsyncResult *result, gpointer user_d
  * @options: (nullable): how to hand it back, %NULL for the fd as stored
  * @cancellable: (nullable): a #GCancellable; cancelling also ends a wait
  * @callback: (scope async): called when the broker answered
- * @user_data: (closure): data for @callback
+ * @user_data: data for @callback
  *
  * The async form of fdb_client_retrieve_sync(); finish with
  * fdb_client_retrieve_finish(). If the finish function is not called, or
@@ -1032,7 +1032,7 @@ static void retrieve_many_done(GObject *source, GAsyncResult *result, gpointer u
  * @options: (nullable): how to hand them back, %NULL for the fds as stored
  * @cancellable: (nullable): a #GCancellable
  * @callback: (scope async): called when the broker answered
- * @user_data: (closure): data for @callback
+ * @user_data: data for @callback
  *
  * The async form of fdb_client_retrieve_many_sync(); finish with
  * fdb_client_retrieve_many_finish().
@@ -1115,7 +1115,7 @@ static void remove_done(GObject *source, GAsyncResult *result, gpointer user_dat
  * @name: the entry name
  * @cancellable: (nullable): a #GCancellable
  * @callback: (scope async): called when the broker answered
- * @user_data: (closure): data for @callback
+ * @user_data: data for @callback
  *
  * The async form of fdb_client_remove_sync(); finish with
  * fdb_client_remove_finish().
@@ -1215,7 +1215,7 @@ static void list_done(GObject *source, GAsyncResult *result, gpointer user_data)
  * @prefix: (nullable): only names that start with this, %NULL or "" for all
  * @cancellable: (nullable): a #GCancellable
  * @callback: (scope async): called when the broker answered
- * @user_data: (closure): data for @callback
+ * @user_data: data for @callback
  *
  * The async form of fdb_client_list_sync(); finish with
  * fdb_client_list_finish().
@@ -1318,7 +1318,7 @@ static void create_memory_done(GObject *source, GAsyncResult *result, gpointer u
  * @options: (nullable): how to store it, %NULL for the defaults
  * @cancellable: (nullable): a #GCancellable
  * @callback: (scope async): called when the broker answered
- * @user_data: (closure): data for @callback
+ * @user_data: data for @callback
  *
  * The async form of fdb_client_create_memory_sync(); finish with
  * fdb_client_create_memory_finish().
@@ -1423,7 +1423,7 @@ static void open_path_done(GObject *source, GAsyncResult *result, gpointer user_
  * @nonblock: whether to open it with `O_NONBLOCK`
  * @cancellable: (nullable): a #GCancellable
  * @callback: (scope async): called when the broker answered
- * @user_data: (closure): data for @callback
+ * @user_data: data for @callback
  *
  * The async form of fdb_client_open_path_sync(); finish with
  * fdb_client_open_path_finish().
