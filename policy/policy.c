@@ -91,6 +91,7 @@ bool policy_glob_match(const char *pattern, const char *name) {
 typedef struct Parser {
         Policy *policy;
         char **problems;
+        unsigned *problem_lines;  /* the line of each problem, to sort them */
         size_t n_problems;
         const char *path;
         unsigned line;
@@ -113,6 +114,19 @@ static void problem(Parser *ps, unsigned line, const char *fmt, ...) {
                 ps->oom = 1;
                 return;
         }
+        /* Once each: a problem already reported for this line is not
+         * repeated ("Subject=gecko gecko"). Lines mostly come in order, so
+         * looking back stops at the first earlier line. */
+        for (size_t i = ps->n_problems; i > 0 && ps->problem_lines[i - 1] >= line; i--)
+                if (ps->problem_lines[i - 1] == line && strcmp(ps->problems[i - 1], full) == 0)
+                        return;
+        unsigned *lines = realloc(ps->problem_lines, (ps->n_problems + 1) * sizeof *lines);
+        if (!lines) {
+                ps->oom = 1;
+                return;
+        }
+        ps->problem_lines = lines;
+        lines[ps->n_problems] = line;
         v = realloc(ps->problems, (ps->n_problems + 2) * sizeof *v);
         if (!v) {
                 ps->oom = 1;
@@ -217,7 +231,7 @@ static void finish_section(Parser *ps, SectionState *st) {
 }
 
 static int parse_subjects(Parser *ps, PolicyRule *rule, char *value) {
-        size_t n = 0, cap = 0;
+        size_t n = 0, cap = 0, problems_before = ps->n_problems;
         Subject *v = NULL;
         char *save = NULL;
 
@@ -262,7 +276,8 @@ static int parse_subjects(Parser *ps, PolicyRule *rule, char *value) {
                 }
                 v[n++] = s;
         }
-        if (n == 0 && !ps->oom)
+        /* A line whose every subject was reported says nothing more. */
+        if (n == 0 && !ps->oom && ps->n_problems == problems_before)
                 problem(ps, ps->line, "Subject= names no subject.");
         acl_subjects_free(rule->subjects, rule->n_subjects);
         rule->subjects = v;
@@ -460,9 +475,29 @@ static void parse_header(Parser *ps, SectionState *st, char *line) {
         st->kind = SECTION_BAD;
 }
 
+/* Puts the problems of one file, from first on, in line order: a rule's
+ * missing keys are found at its end, but belong to its header line. Stable,
+ * so problems of one line keep the order they were found in. */
+static void sort_problems(Parser *ps, size_t first) {
+        if (ps->oom)
+                return;
+        for (size_t i = first + 1; i < ps->n_problems; i++) {
+                char *msg = ps->problems[i];
+                unsigned line = ps->problem_lines[i];
+                size_t j = i;
+
+                for (; j > first && ps->problem_lines[j - 1] > line; j--) {
+                        ps->problems[j] = ps->problems[j - 1];
+                        ps->problem_lines[j] = ps->problem_lines[j - 1];
+                }
+                ps->problems[j] = msg;
+                ps->problem_lines[j] = line;
+        }
+}
+
 static void parse_into(Parser *ps, const char *path, const char *text, size_t size) {
         SectionState st = {};
-        size_t pos = 0;
+        size_t pos = 0, first_problem = ps->n_problems;
 
         ps->path = path;
         ps->line = 0;
@@ -519,9 +554,12 @@ static void parse_into(Parser *ps, const char *path, const char *text, size_t si
                 }
         }
         finish_section(ps, &st);
+        sort_problems(ps, first_problem);
 }
 
 static int finish(Parser *ps, Policy **ret, char ***ret_problems) {
+        free(ps->problem_lines);
+        ps->problem_lines = NULL;
         if (ps->oom) {
                 policy_problems_free(ps->problems);
                 policy_free(ps->policy);

@@ -35,6 +35,7 @@
 #include "polkit.h"
 #include "protocol.h"
 #include "registry.h"
+#include "watch.h"
 
 #define OBJECT_PATH FDB_OBJECT_PATH
 #define INTERFACE FDB_INTERFACE
@@ -73,6 +74,7 @@ struct Broker {
         unsigned fd_budget;           /* entries the open-file limit leaves room for */
         bool exiting;                 /* idle exit decided: take no new work */
         Waiter *waiters, *waiters_tail;
+        Watches watches;              /* Watch calls: who hears of entries (watch.c) */
 };
 
 static uint64_t now_usec(clockid_t c) {
@@ -130,6 +132,11 @@ static int not_found(sd_bus_error *error, const char *name) {
         return sd_bus_error_setf(error, ERROR_NOT_FOUND, "No entry named '%s' that you may retrieve.", name);
 }
 
+/* Remove's NotFound: the same for a missing entry and a hidden one. */
+static int not_found_to_remove(sd_bus_error *error, const char *name) {
+        return sd_bus_error_setf(error, ERROR_NOT_FOUND, "No entry named '%s' that you may remove.", name);
+}
+
 /* ---- entries ----------------------------------------------------------- */
 
 /* Rewrites the state file of persistent entries; a failure is logged, since
@@ -140,8 +147,12 @@ static void save_state(Broker *b) {
                 log_error("could not save the state file: %s", strerror(-r));
 }
 
+static bool watcher_may_see(const Peer *p, const Entry *e, void *userdata);
+
 static void broker_remove_entry(Broker *b, Entry *e, const char *why) {
         Peer *p = e->peer;
+
+        watches_entry_removed(&b->watches, e, watch_reason_from_why(why), watcher_may_see, b);
 
         if (p) {
                 if (e->peer_prev)
@@ -393,6 +404,7 @@ static int store_entry(Broker *b, Peer *p, Entry *e, Entry *old, const DepositOp
         log_info("%s deposited '%s' (uid %u, %s, %s%s%s)", p->unique_name, e->name, (unsigned) e->owner_uid,
                  fdkind_to_string(e->kind), fdinfo_accmode_to_string(e->flags),
                  e->persistent ? ", persistent" : "", e->once ? ", once" : "");
+        watches_entry_added(&b->watches, e, watcher_may_see, append_info, b);
         return 0;
 }
 
@@ -666,7 +678,8 @@ static int method_deposit(sd_bus_message *m, void *userdata, sd_bus_error *error
         if (old && !(o.replace && old->owner_uid == p->uid))
                 return sd_bus_error_setf(error, ERROR_EXISTS,
                                          old->owner_uid == p->uid
-                                                 ? "An entry named '%s' exists; pass replace=true to replace it."
+                                                 ? "An entry named '%s' exists; to replace it, pass the option "
+                                                   "replace=true (fdbrokerctl: --replace)."
                                                  : "An entry named '%s' exists and belongs to someone else.",
                                          name);
         r = registry_check_quota(&b->reg, p->uid, 1, old ? 1 : 0, 0, 0, &which);
@@ -990,12 +1003,12 @@ static int method_remove(sd_bus_message *m, void *userdata, sd_bus_error *error)
 
         e = registry_get(&b->reg, name);
         if (!e)
-                return not_found(error, name);
+                return not_found_to_remove(error, name);
         view = entry_view(e);
         d = decide_remove(b->policy, p->snapshot, &view);
         r = authorize(b, m, p, &d, name, method_remove, error);
         if (r == -ENOENT)
-                return not_found(error, name);
+                return not_found_to_remove(error, name);
         if (r <= 0)
                 return r < 0 ? r : 1;
 
@@ -1060,6 +1073,40 @@ static int method_list(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         return sd_bus_send(NULL, reply, NULL);
 }
 
+/* Watchers hear of what List would show them. */
+static bool watcher_may_see(const Peer *p, const Entry *e, void *userdata) {
+        return may_list(userdata, p, e);
+}
+
+static int method_watch(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Broker *b = userdata;
+        Peer *p;
+        int r;
+
+        r = get_caller(b, m, method_watch, &p, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = watches_handle_watch(&b->watches, m, p, error);
+        if (r <= 0)
+                return r;
+        log_debug("%s (uid %u) watches entries", p->unique_name, (unsigned) p->uid);
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+/* Unwatch without a watch is not an error: the caller wanted none, and has
+ * none. */
+static int method_unwatch(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Broker *b = userdata;
+        Peer *p;
+        int r;
+
+        r = get_caller(b, m, method_unwatch, &p, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        (void) watches_remove_for(&b->watches, m);
+        return sd_bus_reply_method_return(m, NULL);
+}
+
 static int method_create_memory(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Broker *b = userdata;
         _cleanup_(deposit_options_done) DepositOptions o = {};
@@ -1099,7 +1146,12 @@ static int method_create_memory(sd_bus_message *m, void *userdata, sd_bus_error 
                 return r < 0 ? r : 1;
         old = registry_get(&b->reg, name);
         if (old && !(o.replace && old->owner_uid == p->uid))
-                return sd_bus_error_setf(error, ERROR_EXISTS, "An entry named '%s' exists.", name);
+                return sd_bus_error_setf(error, ERROR_EXISTS,
+                                         old->owner_uid == p->uid
+                                                 ? "An entry named '%s' exists; to replace it, pass the option "
+                                                   "replace=true (fdbrokerctl: --replace)."
+                                                 : "An entry named '%s' exists and belongs to someone else.",
+                                         name);
         r = registry_check_quota(&b->reg, p->uid, 1, old ? 1 : 0, size, old ? old->memory : 0, &which);
         if (r < 0)
                 return sd_bus_error_setf(error, ERROR_QUOTA,
@@ -1283,6 +1335,12 @@ static const sd_bus_vtable broker_vtable[] = {
                                 SD_BUS_RESULT("h", fd), method_create_memory, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("OpenPath", SD_BUS_ARGS("s", path, "a{sv}", options), SD_BUS_RESULT("h", fd),
                                 method_open_path, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Watch", SD_BUS_ARGS("as", patterns, "a{sv}", options), SD_BUS_NO_RESULT,
+                                method_watch, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Unwatch", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_unwatch,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_ARGS("EntryAdded", SD_BUS_ARGS("s", name, "a{sv}", info), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("EntryRemoved", SD_BUS_ARGS("s", name, "s", reason), 0),
         SD_BUS_VTABLE_END,
 };
 
@@ -1312,6 +1370,7 @@ static void on_peer_gone(Peer *p, void *userdata) {
         Broker *b = userdata;
 
         polkit_forget_peer(&b->polkit, p);
+        watches_forget_peer(&b->watches, p); /* before its entries: it is gone */
         while (p->waiters)
                 waiter_free(p->waiters);
         while (p->entries)
@@ -1327,6 +1386,7 @@ int broker_new(sd_event *event, sd_bus *bus, Broker **ret) {
         b->event = sd_event_ref(event);
         b->bus = sd_bus_ref(bus);
         registry_init(&b->reg);
+        watches_init(&b->watches);
         b->fd_budget = fd_budget();
         polkit_init(&b->polkit, bus, b);
         r = peers_init(&b->peers, bus, on_peer_gone, b);
@@ -1345,6 +1405,7 @@ Broker *broker_free(Broker *b) {
                 return NULL;
         peers_done(&b->peers); /* drops waiters, polkit questions, connection entries */
         polkit_done(&b->polkit);
+        watches_done(&b->watches); /* before the registry: nobody to tell */
         registry_done(&b->reg);
         policy_free(b->policy);
         persist_done(&b->persist);
@@ -1413,7 +1474,8 @@ int broker_restore(Broker *b, const char *runtime_dir) {
 }
 
 bool broker_is_idle(const Broker *b) {
-        return b->reg.n_entries == 0 && !b->waiters && !b->polkit.queries && peers_all_ready(&b->peers);
+        return b->reg.n_entries == 0 && !b->waiters && !b->polkit.queries && peers_all_ready(&b->peers) &&
+               !watches_any(&b->watches);
 }
 
 void broker_format_status(const Broker *b, char *buf, size_t size) {

@@ -553,6 +553,47 @@ class Client:
     def op_exit(self, req):
         raise SystemExit(0)
 
+    # -- signals (Watch) ---------------------------------------------------
+
+    def op_subscribe(self, req):
+        """Records every EntryAdded/EntryRemoved this connection receives,
+        from any sender: a broadcast signal would be seen too, so a client
+        that subscribes without calling Watch shows nothing leaks."""
+        if getattr(self, 'signals', None) is None:
+            self.signals = []
+
+            def on_signal(conn, sender, path, iface, member, params):
+                if member == 'EntryAdded':
+                    info, types = info_to_json(params.get_child_value(1))
+                    self.signals.append({'member': member, 'name': params.get_child_value(0).get_string(),
+                                         'info': info, 'info_types': types, 'sender': sender})
+                else:
+                    name, reason = params.unpack()
+                    self.signals.append({'member': member, 'name': name, 'reason': reason,
+                                         'sender': sender})
+            self.conn.signal_subscribe(None, IFACE, None, OBJ_PATH, None, Gio.DBusSignalFlags.NONE,
+                                       on_signal)
+        return {'ok': True}
+
+    def op_watch(self, req):
+        self.call('Watch', '(asa{sv})', (req['patterns'], typed_dict(req.get('options'))))
+        return {'ok': True}
+
+    def op_signals(self, req):
+        """The signals received so far (and cleared): waits up to
+        timeout_ms for at least n of them; n=0 just drains what arrived."""
+        want = int(req.get('n', 0))
+        timed_out = []
+        src = GLib.timeout_add(int(req.get('timeout_ms', 10000)), lambda: timed_out.append(1) or False)
+        while len(self.signals) < want and not timed_out:
+            self.ctx.iteration(True)
+        if not timed_out:
+            GLib.source_remove(src)
+        while self.ctx.iteration(False):
+            pass
+        got, self.signals = self.signals, []
+        return {'ok': True, 'signals': got}
+
 
 def main():
     address = sys.argv[1]
