@@ -34,6 +34,8 @@
 #include "polkit.h"
 #include "protocol.h"
 #include "registry.h"
+#include "openpath.h"
+#include "worker.h"
 
 #define OBJECT_PATH FDB_OBJECT_PATH
 #define INTERFACE FDB_INTERFACE
@@ -68,6 +70,7 @@ struct Broker {
         Polkit polkit;
         Policy *policy;               /* admin rules; NULL: none */
         Persist persist;
+        Worker *worker;               /* opens on callers' behalf */
         uint64_t n_calls;             /* method calls seen, for idle detection */
         unsigned fd_budget;           /* entries the open-file limit leaves room for */
         bool exiting;                 /* idle exit decided: take no new work */
@@ -384,6 +387,11 @@ static int store_entry(Broker *b, Peer *p, Entry *e, Entry *old, const DepositOp
                         return r;
                 }
         }
+        r = entry_set_depositor_gids(e, p->gids, p->n_gids);
+        if (r < 0) {
+                entry_free(e);
+                return r;
+        }
         if (old)
                 broker_remove_entry(b, old, "replaced");
         r = registry_add(&b->reg, e);
@@ -411,14 +419,13 @@ static int store_entry(Broker *b, Peer *p, Entry *e, Entry *old, const DepositOp
         return 0;
 }
 
-/* Makes the fd handed to a retriever: never wider than the stored one, nor
- * than cap (a rule's Access=, or POLICY_ACCESS_ANY). On success *ret_fd is
- * either -1 (hand out e->fd itself; sd-bus sends a duplicate) or a new fd
- * owned by the caller. */
-static int make_retrieved_fd(const Entry *e, const RetrieveOptions *o, int cap, int *ret_fd, sd_bus_error *error) {
+/* Decides the fd handed to a retriever: never wider than the stored one,
+ * nor than cap (a rule's Access=, or POLICY_ACCESS_ANY). *ret_want is -1
+ * when e->fd itself is handed out (sd-bus sends a duplicate), else the
+ * access mode of the reopening to make (on a worker: reopen_op()). */
+static int plan_retrieved_fd(const Entry *e, const RetrieveOptions *o, int cap, int *ret_want, sd_bus_error *error) {
         int stored = e->flags & O_ACCMODE;
         int want = o->accmode >= 0 ? o->accmode : stored;
-        int r;
 
         if (cap != POLICY_ACCESS_ANY && cap != O_RDWR && want != cap) {
                 if (o->accmode >= 0 || stored != O_RDWR)
@@ -437,36 +444,203 @@ static int make_retrieved_fd(const Entry *e, const RetrieveOptions *o, int cap, 
                 return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
                                          "Option 'reopen' works on regular files and memfds; '%s' is a %s.", e->name,
                                          fdkind_to_string(e->kind));
-
-        if (!o->reopen && want == stored) {
-                *ret_fd = -1;
-                return 0;
-        }
-
-        r = fdinfo_reopen(e->fd, e->kind, want, ret_fd);
-        if (r == -EOPNOTSUPP)
+        if (want != stored && !fdkind_can_reopen(e->kind))
                 return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED, "Entry '%s' is a %s; it cannot be reopened %s.",
                                          e->name, fdkind_to_string(e->kind), fdinfo_accmode_to_string(want));
-        if (r < 0)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "Could not reopen '%s': %s.", e->name,
-                                         strerror(-r));
+
+        *ret_want = !o->reopen && want == stored ? -1 : want;
         return 0;
 }
 
-/* Replies to a Retrieve call m with e and consumes a once entry. */
+/* A worker op reopening e->fd with access want, as e's depositor. */
+static int reopen_op(const Entry *e, int want, WorkerOp *ret) {
+        WorkerOp op = WORKER_OP_INIT;
+
+        op.type = WORKER_OP_REOPEN;
+        op.kind = e->kind;
+        op.accmode = want;
+        op.as_depositor = true;
+        op.uid = e->owner_uid;
+        op.fd = fcntl(e->fd, F_DUPFD_CLOEXEC, 3);
+        if (op.fd < 0)
+                return -errno;
+        if (e->n_depositor_gids > 0) {
+                op.gids = malloc(e->n_depositor_gids * sizeof(gid_t));
+                if (!op.gids) {
+                        safe_close(op.fd);
+                        return -ENOMEM;
+                }
+                memcpy(op.gids, e->depositor_gids, e->n_depositor_gids * sizeof(gid_t));
+                op.n_gids = e->n_depositor_gids;
+        }
+        *ret = op;
+        return 0;
+}
+
+/* Turns a failed reopening of name into one of SPEC §1's errors. */
+static int reopen_failed(sd_bus_error *error, const char *name, uid_t depositor, int accmode, int r) {
+        const char *how = fdinfo_accmode_to_string(accmode);
+
+        switch (r) {
+        case -EXDEV:
+                return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
+                                         "'%s' lives on a pseudo file system (/proc, /sys, debugfs, ...) whose open "
+                                         "checks who opens; the broker never reopens there on anyone's behalf.",
+                                         name);
+        case -EOPNOTSUPP:
+                return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED, "'%s' cannot be reopened %s.", name, how);
+        case -EWOULDBLOCK:
+                return sd_bus_error_setf(error, ERROR_BUSY,
+                                         "'%s' did not open: a lease on it is being broken; try again later.", name);
+        case -EACCES:
+        case -EPERM:
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                         "The depositor of '%s' (uid %u) may not open it %s now; the broker reopens "
+                                         "with the depositor's credentials only.",
+                                         name, (unsigned) depositor, how);
+        case -ENOTRECOVERABLE:
+                return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
+                                         "The broker cannot take on the credentials of uid %u to reopen '%s' (it "
+                                         "lacks CAP_SETUID/CAP_SETGID).",
+                                         (unsigned) depositor, name);
+        case -EMFILE:
+        case -ENFILE:
+                return sd_bus_error_setf(error, ERROR_QUOTA,
+                                         "Cannot reopen '%s': the broker is out of file descriptors.", name);
+        default:
+                return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED, "'%s' could not be reopened %s: %s.", name,
+                                         how, strerror(-r));
+        }
+}
+
+/* What a Retrieve or RetrieveMany waiting for its reopenings remembers:
+ * entries by name and id (any of them may go meanwhile), and which op
+ * reopens each. */
+typedef struct RetrieveJob {
+        Broker *broker;
+        bool many;
+        size_t n;
+        struct {
+                char *name;
+                uint64_t id;
+                int op;               /* index into the job's ops, -1: e->fd */
+        } items[FDS_PER_CALL_MAX];
+} RetrieveJob;
+
+static void retrieve_job_free(void *p) {
+        RetrieveJob *rj = p;
+        if (!rj)
+                return;
+        for (size_t i = 0; i < rj->n; i++)
+                free(rj->items[i].name);
+        free(rj);
+}
+
+static void broker_remove_entry(Broker *b, Entry *e, const char *why);
+
+static int on_retrieve_reopened(sd_bus_message *m, WorkerOp *ops, size_t n_ops, void *ctx, sd_bus_error *error) {
+        RetrieveJob *rj = ctx;
+        Broker *b = rj->broker;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        Entry *entries[FDS_PER_CALL_MAX];
+        int r;
+
+        for (size_t i = 0; i < rj->n; i++) {
+                entries[i] = registry_get(&b->reg, rj->items[i].name);
+                if (!entries[i] || entries[i]->id != rj->items[i].id)
+                        return sd_bus_error_setf(error, ERROR_NOT_FOUND,
+                                                 "Entry '%s' was removed while it was being reopened.",
+                                                 rj->items[i].name);
+        }
+        for (size_t i = 0; i < rj->n; i++) {
+                const WorkerOp *op = rj->items[i].op >= 0 ? &ops[rj->items[i].op] : NULL;
+                if (op && op->result < 0)
+                        return reopen_failed(error, rj->items[i].name, entries[i]->owner_uid, op->accmode,
+                                             op->result);
+        }
+
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0 && rj->many)
+                r = sd_bus_message_open_container(reply, 'a', "{sh}");
+        for (size_t i = 0; r >= 0 && i < rj->n; i++) {
+                int fd = rj->items[i].op >= 0 ? ops[rj->items[i].op].ret_fd : entries[i]->fd;
+                if (rj->many)
+                        r = sd_bus_message_append(reply, "{sh}", rj->items[i].name, fd);
+                else {
+                        r = sd_bus_message_append(reply, "h", fd);
+                        if (r >= 0)
+                                r = append_info(reply, entries[i]);
+                }
+        }
+        if (r >= 0 && rj->many)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < rj->n; i++)
+                if (entries[i]->once)
+                        broker_remove_entry(b, entries[i], "retrieved once");
+        return 1;
+}
+
+/* Hands the reopenings of entries (want[i] ≥ 0) to a worker; the call is
+ * answered when they are done (on_retrieve_reopened). Returns 1. */
+static int retrieve_async(Broker *b, Peer *p, sd_bus_message *m, bool many, Entry **entries, const int *want,
+                          size_t n, sd_bus_error *error) {
+        WorkerOp ops[FDS_PER_CALL_MAX];
+        RetrieveJob *rj;
+        size_t n_ops = 0;
+        int r;
+
+        rj = calloc(1, sizeof *rj);
+        if (!rj)
+                return -ENOMEM;
+        rj->broker = b;
+        rj->many = many;
+        for (size_t i = 0; i < n; i++) {
+                rj->items[i].name = strdup(entries[i]->name);
+                if (!rj->items[i].name) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
+                rj->n = i + 1;
+                rj->items[i].id = entries[i]->id;
+                rj->items[i].op = -1;
+                if (want[i] < 0)
+                        continue;
+                r = reopen_op(entries[i], want[i], &ops[n_ops]);
+                if (r < 0)
+                        goto fail;
+                rj->items[i].op = (int) n_ops++;
+        }
+        r = worker_submit(b->worker, m, p->uid, entries[0]->name, ops, n_ops, on_retrieve_reopened, rj,
+                          retrieve_job_free, error);
+        return r < 0 ? r : 1;
+
+fail:
+        for (size_t i = 0; i < n_ops; i++)
+                worker_op_done(&ops[i]);
+        retrieve_job_free(rj);
+        return r;
+}
+
+/* Replies to a Retrieve call m with e and consumes a once entry; a
+ * reopening is answered later, from a worker. */
 static int reply_retrieve(Broker *b, Peer *p, sd_bus_message *m, Entry *e, const RetrieveOptions *o, int cap,
                           sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        _cleanup_close_ int fd = -1;
-        int r;
+        int want, r;
 
-        r = make_retrieved_fd(e, o, cap, &fd, error);
+        r = plan_retrieved_fd(e, o, cap, &want, error);
         if (r < 0)
                 return r;
+        if (want >= 0)
+                return retrieve_async(b, p, m, false, &e, &want, 1, error);
         r = sd_bus_message_new_method_return(m, &reply);
         if (r < 0)
                 return r;
-        r = sd_bus_message_append(reply, "h", fd >= 0 ? fd : e->fd);
+        r = sd_bus_message_append(reply, "h", e->fd);
         if (r < 0)
                 return r;
         r = append_info(reply, e);
@@ -928,8 +1102,8 @@ static int method_retrieve_many(sd_bus_message *m, void *userdata, sd_bus_error 
         _cleanup_(strv_freep) char **names = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         Entry *entries[FDS_PER_CALL_MAX];
-        int fds[FDS_PER_CALL_MAX], caps[FDS_PER_CALL_MAX];
-        bool pending = false;
+        int want[FDS_PER_CALL_MAX], caps[FDS_PER_CALL_MAX];
+        bool pending = false, any_reopen = false;
         RetrieveOptions o;
         size_t n = 0;
         Peer *p;
@@ -975,20 +1149,22 @@ static int method_retrieve_many(sd_bus_message *m, void *userdata, sd_bus_error 
         if (pending)
                 return 1;
 
-        for (size_t i = 0; i < n; i++)
-                fds[i] = -1;
+        for (size_t i = 0; i < n; i++) {
+                r = plan_retrieved_fd(entries[i], &o, caps[i], &want[i], error);
+                if (r < 0)
+                        return r;
+                any_reopen = any_reopen || want[i] >= 0;
+        }
+        if (any_reopen)
+                return retrieve_async(b, p, m, true, entries, want, n, error);
+
         r = sd_bus_message_new_method_return(m, &reply);
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "{sh}");
-        for (size_t i = 0; r >= 0 && i < n; i++) {
-                r = make_retrieved_fd(entries[i], &o, caps[i], &fds[i], error);
-                if (r >= 0)
-                        r = sd_bus_message_append(reply, "{sh}", names[i], fds[i] >= 0 ? fds[i] : entries[i]->fd);
-        }
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = sd_bus_message_append(reply, "{sh}", names[i], entries[i]->fd);
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
-        for (size_t i = 0; i < n; i++)
-                safe_close(fds[i]);
         if (r < 0)
                 return r;
         r = sd_bus_send(NULL, reply, NULL);
@@ -1184,67 +1360,39 @@ static int method_create_memory(sd_bus_message *m, void *userdata, sd_bus_error 
         return r;
 }
 
-static bool path_is_normalised_absolute(const char *path) {
-        if (path[0] != '/' || strlen(path) > 4095)
-                return false;
-        if (path[1] == '\0')
-                return true;
-        for (const char *p = path; *p;) {
-                size_t n;
-                p++; /* skip '/' */
-                n = strcspn(p, "/");
-                if (n == 0)
-                        return false; /* "//" or a trailing '/' */
-                if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
-                        return false;
-                p += n;
-        }
-        return true;
-}
+/* OpenPath's open ran on a worker. */
+static int on_path_opened(sd_bus_message *m, WorkerOp *ops, size_t n_ops, void *ctx, sd_bus_error *error) {
+        const char *path = ops[0].path;
+        int r = ops[0].result;
 
-/* Opens path for the caller: no symlink on the way, regular files and
- * devices only, and nothing that could block the broker (the open is
- * non-blocking; O_NONBLOCK is cleared after unless asked for). Returns a
- * new fd owned by the caller, or negative errno (-EMEDIUMTYPE for a file of
- * the wrong type). */
-static int open_path(const char *path, int accmode, bool nonblock, int *ret_fd) {
-        struct open_how how = {
-                .flags = (uint64_t) (accmode | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW),
-                .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
-        };
-        _cleanup_close_ int fd = -1;
-        struct stat st;
+        if (r == -ELOOP)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "'%s' is or passes through a symbolic link, which OpenPath never follows.",
+                                         path);
+        if (r == -EMEDIUMTYPE)
+                return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
+                                         "'%s' is not a regular file or a device; OpenPath opens only those.", path);
+        if (r == -ENOENT || r == -ENOTDIR)
+                return sd_bus_error_setf(error, ERROR_NOT_FOUND, "'%s' does not exist.", path);
+        if (r == -EWOULDBLOCK)
+                return sd_bus_error_setf(error, ERROR_BUSY,
+                                         "'%s' did not open: a lease on it is being broken; try again later.", path);
+        if (r == -EACCES || r == -EPERM || r == -EROFS)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED, "'%s' cannot be opened %s: %s.", path,
+                                         fdinfo_accmode_to_string(ops[0].accmode), strerror(-r));
+        if (r == -EMFILE || r == -ENFILE)
+                return sd_bus_error_setf(error, ERROR_QUOTA, "Cannot open '%s': the broker is out of file descriptors.",
+                                         path);
+        if (r < 0)
+                return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED, "Could not open '%s': %s.", path, strerror(-r));
 
-        /* A FIFO would be opened (and would not block, thanks to O_NONBLOCK)
-         * before we could see what it is; look first, through O_PATH. */
-        struct open_how probe = { .flags = O_PATH | O_CLOEXEC | O_NOFOLLOW, .resolve = how.resolve };
-        fd = (int) syscall(SYS_openat2, AT_FDCWD, path, &probe, sizeof probe);
-        if (fd < 0)
-                return -errno;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (S_ISLNK(st.st_mode))
-                return -ELOOP; /* O_PATH|O_NOFOLLOW hands back the link itself */
-        if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode))
-                return -EMEDIUMTYPE;
-        fd = safe_close(fd);
-
-        fd = (int) syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how);
-        if (fd < 0)
-                return -errno;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode))
-                return -EMEDIUMTYPE; /* swapped between the two opens */
-        if (!nonblock && fcntl(fd, F_SETFL, 0) < 0)
-                return -errno;
-        *ret_fd = TAKE_FD(fd);
-        return 0;
+        log_info("%s opened '%s' %s", sd_bus_message_get_sender(m) ?: "?", path,
+                 fdinfo_accmode_to_string(ops[0].accmode));
+        return sd_bus_reply_method_return(m, "h", ops[0].ret_fd);
 }
 
 static int method_open_path(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Broker *b = userdata;
-        _cleanup_close_ int fd = -1;
         const char *path;
         bool nonblock = false;
         int accmode = O_RDONLY, cap, r;
@@ -1260,7 +1408,7 @@ static int method_open_path(sd_bus_message *m, void *userdata, sd_bus_error *err
         r = options_parse_open_path(m, &accmode, &nonblock, error);
         if (r < 0)
                 return r;
-        if (!path_is_normalised_absolute(path))
+        if (!openpath_is_normalised_absolute(path))
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Path '%s' must be absolute and normalised (no '.', '..', '//' or trailing "
                                          "'/').",
@@ -1279,22 +1427,15 @@ static int method_open_path(sd_bus_message *m, void *userdata, sd_bus_error *err
                                          "Policy lets you open '%s' only %s, not %s.", path,
                                          fdinfo_accmode_to_string(cap), fdinfo_accmode_to_string(accmode));
 
-        r = open_path(path, accmode, nonblock, &fd);
-        if (r == -ELOOP)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "'%s' is or passes through a symbolic link, which OpenPath never follows.",
-                                         path);
-        if (r == -EMEDIUMTYPE)
-                return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
-                                         "'%s' is not a regular file or a device; OpenPath opens only those.", path);
-        if (r == -ENOENT)
-                return sd_bus_error_setf(error, ERROR_NOT_FOUND, "'%s' does not exist.", path);
-        if (r < 0)
-                return sd_bus_error_set_errnof(error, -r, "Could not open '%s': %s.", path, strerror(-r));
-
-        log_info("%s (uid %u) opened '%s' %s", p->unique_name, (unsigned) p->uid, path,
-                 fdinfo_accmode_to_string(accmode));
-        return sd_bus_reply_method_return(m, "h", fd);
+        WorkerOp op = WORKER_OP_INIT;
+        op.type = WORKER_OP_OPEN_PATH;
+        op.accmode = accmode;
+        op.nonblock = nonblock;
+        op.path = strdup(path);
+        if (!op.path)
+                return -ENOMEM;
+        r = worker_submit(b->worker, m, p->uid, path, &op, 1, on_path_opened, NULL, NULL, error);
+        return r < 0 ? r : 1;
 }
 
 /* ---- properties -------------------------------------------------------- */
@@ -1378,6 +1519,9 @@ int broker_new(sd_event *event, sd_bus *bus, Broker **ret) {
         b->bus = sd_bus_ref(bus);
         registry_init(&b->reg);
         b->fd_budget = fd_budget();
+        r = worker_new(event, &b->worker);
+        if (r < 0)
+                return r;
         polkit_init(&b->polkit, bus, b);
         r = peers_init(&b->peers, bus, on_peer_gone, b);
         if (r < 0)
@@ -1392,6 +1536,7 @@ int broker_new(sd_event *event, sd_bus *bus, Broker **ret) {
 Broker *broker_free(Broker *b) {
         if (!b)
                 return NULL;
+        b->worker = worker_free(b->worker); /* unanswered opens first: they name entries */
         peers_done(&b->peers); /* drops waiters, polkit questions, connection entries */
         polkit_done(&b->polkit);
         registry_done(&b->reg);
@@ -1462,7 +1607,8 @@ int broker_restore(Broker *b, const char *runtime_dir) {
 }
 
 bool broker_is_idle(const Broker *b) {
-        return b->reg.n_entries == 0 && !b->waiters && !b->polkit.queries && peers_all_ready(&b->peers);
+        return b->reg.n_entries == 0 && !b->waiters && !b->polkit.queries && peers_all_ready(&b->peers) &&
+               (!b->worker || worker_is_idle(b->worker));
 }
 
 void broker_format_status(const Broker *b, char *buf, size_t size) {
