@@ -24,6 +24,7 @@
 #include "acl.h"
 #include "cleanup.h"
 #include "config.h"
+#include "deposit.h"
 #include "fdinfo.h"
 #include "log.h"
 #include "names.h"
@@ -177,7 +178,9 @@ static void save_state(Broker *b) {
                 log_error("could not save the state file: %s", strerror(-r));
 }
 
-static void broker_remove_entry(Broker *b, Entry *e, const char *why) {
+/* Drops e, already out of the registry: off its depositor's list, out of
+ * the fd store, freed. */
+static void forget_entry(Broker *b, Entry *e, const char *why) {
         Peer *p = e->peer;
 
         if (p) {
@@ -189,7 +192,6 @@ static void broker_remove_entry(Broker *b, Entry *e, const char *why) {
                         e->peer_next->peer_prev = e->peer_prev;
         }
         log_info("removed '%s' (owner uid %u): %s", e->name, (unsigned) e->owner_uid, why);
-        registry_unlink(&b->reg, e);
         if (e->persistent) {
                 /* Metadata first: a crash in between leaves an fd without
                  * metadata, which the next start drops. */
@@ -197,6 +199,11 @@ static void broker_remove_entry(Broker *b, Entry *e, const char *why) {
                 (void) persist_remove_fd(&b->persist, &b->reg, e);
         }
         entry_free(e);
+}
+
+static void broker_remove_entry(Broker *b, Entry *e, const char *why) {
+        registry_unlink(&b->reg, e);
+        forget_entry(b, e, why);
 }
 
 static int on_expire_entry(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -260,163 +267,6 @@ static int append_info(sd_bus_message *reply, const Entry *e) {
         if (r < 0)
                 return r;
         return sd_bus_message_close_container(reply);
-}
-
-/* Checks what a deposit of fd (borrowed) would store, without storing it:
- * the access mode and kind, whether it can be sealed or narrowed. */
-static int check_deposit_fd(int fd, const char *name, const DepositOptions *o, FdKind *ret_kind, int *ret_flags,
-                            sd_bus_error *error) {
-        FdKind kind;
-        int fl, r;
-
-        r = fdinfo_get_flags(fd, &fl);
-        if (r < 0)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "The fd for '%s' is not usable: %s.", name,
-                                         strerror(-r));
-        if (fl & O_PATH)
-                return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
-                                         "The fd for '%s' is an O_PATH fd, which is no proof of access; "
-                                         "open the file for reading or writing instead.",
-                                         name);
-        r = fdinfo_classify(fd, &kind);
-        if (r < 0)
-                return r;
-
-        if (o->seal) {
-                int seals;
-                if (kind != FD_KIND_MEMFD)
-                        return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
-                                                 "Option 'seal' needs a memfd, but the fd for '%s' is a %s.", name,
-                                                 fdkind_to_string(kind));
-                seals = fcntl(fd, F_GET_SEALS);
-                if (seals < 0 || ((seals & F_SEAL_SEAL) && !fdinfo_is_sealed(fd)))
-                        return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
-                                                 "The memfd for '%s' cannot be sealed (it was created without "
-                                                 "MFD_ALLOW_SEALING, or sealing was sealed).",
-                                                 name);
-                if (!(seals & F_SEAL_SEAL) && (fl & O_ACCMODE) == O_RDONLY)
-                        return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
-                                                 "Sealing '%s' needs a writable fd to the memfd; this one is read-only.",
-                                                 name);
-        }
-
-        if (o->read_only) {
-                if ((fl & O_ACCMODE) == O_WRONLY)
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
-                                                 "The fd for '%s' is write-only; keeping it read-only would grant "
-                                                 "read access it never had.",
-                                                 name);
-                if ((fl & O_ACCMODE) == O_RDWR && !fdkind_can_reopen(kind))
-                        return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
-                                                 "Option 'access=read-only' cannot narrow the fd for '%s': a %s "
-                                                 "cannot be reopened read-only.",
-                                                 name, fdkind_to_string(kind));
-        }
-
-        *ret_kind = kind;
-        *ret_flags = fl;
-        return 0;
-}
-
-/* Builds the entry for fd (borrowed): the broker's own duplicate or
- * read-only reopening. Does not seal and does not store. */
-static int make_entry(const char *name, int fd, FdKind kind, int fl, uid_t owner, const DepositOptions *o,
-                      Entry **ret) {
-        _cleanup_(entry_freep) Entry *e = entry_new(name);
-        int r;
-
-        if (!e)
-                return -ENOMEM;
-        if (o->description && *o->description) {
-                e->description = strdup(o->description);
-                if (!e->description)
-                        return -ENOMEM;
-        }
-
-        if (o->read_only && (fl & O_ACCMODE) == O_RDWR) {
-                r = fdinfo_reopen(fd, kind, O_RDONLY, &e->fd);
-                if (r < 0)
-                        return r;
-                r = fdinfo_get_flags(e->fd, &e->flags);
-                if (r < 0)
-                        return r;
-        } else {
-                e->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-                if (e->fd < 0)
-                        return -errno;
-                e->flags = fl;
-        }
-
-        e->kind = kind;
-        e->owner_uid = owner;
-        e->persistent = o->persistent;
-        e->once = o->once;
-        if (o->n_allow > 0) {
-                e->allow = calloc(o->n_allow, sizeof *e->allow);
-                if (!e->allow)
-                        return -ENOMEM;
-                for (size_t i = 0; i < o->n_allow; i++) {
-                        e->allow[i] = o->allow[i];
-                        if (o->allow[i].label) {
-                                e->allow[i].label = strdup(o->allow[i].label);
-                                if (!e->allow[i].label) {
-                                        e->n_allow = i;
-                                        return -ENOMEM;
-                                }
-                        }
-                }
-                e->n_allow = o->n_allow;
-        }
-        *ret = TAKE_PTR(e);
-        return 0;
-}
-
-/* Stores e (consumed), replacing old (same name, same owner) if not NULL.
- * A persistent entry's fd goes to the fd store; the caller saves the state
- * file once after storing everything of its call (save_state). */
-static int store_entry(Broker *b, Peer *p, Entry *e, Entry *old, const DepositOptions *o) {
-        int r;
-
-        e->broker = b;
-        e->created_usec = now_usec(CLOCK_REALTIME);
-        if (o->timeout_usec > 0) {
-                e->expires_usec = e->created_usec + o->timeout_usec;
-                r = arm_expiry(b, e, o->timeout_usec);
-                if (r < 0) {
-                        entry_free(e);
-                        return r;
-                }
-        }
-        r = entry_set_depositor_gids(e, p->gids, p->n_gids);
-        if (r < 0) {
-                entry_free(e);
-                return r;
-        }
-        if (old)
-                broker_remove_entry(b, old, "replaced");
-        r = registry_add(&b->reg, e);
-        if (r < 0) {
-                entry_free(e);
-                return r;
-        }
-        if (!e->persistent) {
-                e->peer = p;
-                e->peer_next = p->entries;
-                if (p->entries)
-                        p->entries->peer_prev = e;
-                p->entries = e;
-        } else {
-                /* The fd first, the state file after (save_state): a crash
-                 * in between leaves an fd without metadata, which the next
-                 * start drops. */
-                r = persist_store_fd(&b->persist, &b->reg, e);
-                if (r < 0)
-                        log_error("'%s' will not survive a restart: %s", e->name, strerror(-r));
-        }
-        log_info("%s deposited '%s' (uid %u, %s, %s%s%s)", p->unique_name, e->name, (unsigned) e->owner_uid,
-                 fdkind_to_string(e->kind), fdinfo_accmode_to_string(e->flags),
-                 e->persistent ? ", persistent" : "", e->once ? ", once" : "");
-        return 0;
 }
 
 /* Decides the fd handed to a retriever: never wider than the stored one,
@@ -791,16 +641,258 @@ static int get_caller(Broker *b, sd_bus_message *m, peer_resume_fn handler, Peer
 
 /* ---- methods ----------------------------------------------------------- */
 
-/* Out of fds is a limit reached, not a failure of the broker. name: the
- * entry, or NULL for all of a DepositMany. */
-static int store_failed(sd_bus_error *error, const char *name, int r) {
-        char what[NAME_MAX_LEN + 3];
+/* ---- deposits (the transaction is deposit.c's) ------------------------- */
 
-        snprintf(what, sizeof what, name ? "'%s'" : "the entries", name);
-        if (r == -EMFILE || r == -ENFILE)
+typedef enum DepositCall {
+        DEPOSIT_CALL_ONE,
+        DEPOSIT_CALL_MANY,
+        DEPOSIT_CALL_CREATE_MEMORY,
+} DepositCall;
+
+/* A deposit on its way: the plan, and who committed it. Heap-allocated so
+ * that it can wait for a worker's reopenings. */
+typedef struct DepositJob {
+        DepositPlan plan;
+        Broker *broker;
+        Peer *peer;                   /* NULL while waiting for a worker */
+        DepositCall call;
+} DepositJob;
+
+static DepositJob *deposit_job_new(Broker *b, DepositCall call) {
+        DepositJob *dj = calloc(1, sizeof *dj);
+        if (!dj)
+                return NULL;
+        deposit_plan_init(&dj->plan);
+        dj->broker = b;
+        dj->call = call;
+        return dj;
+}
+
+static void deposit_job_free(void *p) {
+        DepositJob *dj = p;
+        if (!dj)
+                return;
+        deposit_plan_done(&dj->plan);
+        free(dj);
+}
+
+static inline void deposit_job_freep(DepositJob **dj) {
+        deposit_job_free(*dj);
+}
+
+static int deposit_store_charge(void *userdata, DepositPlan *plan, sd_bus_error *error) {
+        DepositJob *dj = userdata;
+        Broker *b = dj->broker;
+        unsigned n_old = 0;
+        uint64_t memory_freed = 0;
+        const char *which;
+        int r;
+
+        for (size_t i = 0; i < plan->n; i++) {
+                DepositItem *it = &plan->items[i];
+                Entry *old = registry_get(&b->reg, it->name);
+
+                if (old && !(plan->o.replace && old->owner_uid == plan->uid)) {
+                        if (dj->call == DEPOSIT_CALL_MANY)
+                                return sd_bus_error_setf(error, ERROR_EXISTS,
+                                                         "An entry named '%s' exists; nothing was deposited.",
+                                                         it->name);
+                        if (dj->call == DEPOSIT_CALL_CREATE_MEMORY)
+                                return sd_bus_error_setf(error, ERROR_EXISTS, "An entry named '%s' exists.",
+                                                         it->name);
+                        return sd_bus_error_setf(
+                                error, ERROR_EXISTS,
+                                old->owner_uid == plan->uid
+                                        ? "An entry named '%s' exists; pass replace=true to replace it."
+                                        : "An entry named '%s' exists and belongs to someone else.",
+                                it->name);
+                }
+                it->old = old;
+                n_old += !!old;
+                memory_freed += old ? old->memory : 0;
+        }
+
+        /* The quota the registry keeps; per-uid accounting hooks in here. */
+        r = registry_check_quota(&b->reg, plan->uid, (unsigned) plan->n, n_old, plan->memory,
+                                 plan->memory > 0 ? memory_freed : 0, &which);
+        if (r >= 0)
+                return 0;
+        if (dj->call == DEPOSIT_CALL_MANY)
                 return sd_bus_error_setf(error, ERROR_QUOTA,
-                                         "Cannot store %s: the broker is out of file descriptors.", what);
-        return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "Could not store %s: %s.", what, strerror(-r));
+                                         "Cannot deposit %zu entries: the %s limit would be passed; nothing was "
+                                         "deposited.",
+                                         plan->n, which);
+        if (dj->call == DEPOSIT_CALL_CREATE_MEMORY)
+                return sd_bus_error_setf(error, ERROR_QUOTA,
+                                         "Cannot create '%s' of %" PRIu64 " bytes: the %s limit is reached.",
+                                         plan->items[0].name, plan->memory, which);
+        return sd_bus_error_setf(error, ERROR_QUOTA, "Cannot deposit '%s': the %s limit is reached.",
+                                 plan->items[0].name, which);
+}
+
+static int deposit_store_add(void *userdata, Entry *e, Entry *old) {
+        DepositJob *dj = userdata;
+        Broker *b = dj->broker;
+        int r;
+
+        r = entry_set_depositor_gids(e, dj->peer->gids, dj->peer->n_gids);
+        if (r < 0)
+                return r;
+        if (old)
+                registry_unlink(&b->reg, old);
+        r = registry_add(&b->reg, e);
+        if (r < 0 && old)
+                (void) registry_add(&b->reg, old); /* its slot was just freed */
+        return r;
+}
+
+static void deposit_store_undo(void *userdata, Entry *e, Entry *old) {
+        DepositJob *dj = userdata;
+        registry_unlink(&dj->broker->reg, e);
+        if (old)
+                (void) registry_add(&dj->broker->reg, old);
+}
+
+static void deposit_store_finish(void *userdata, Entry *e, Entry *old) {
+        DepositJob *dj = userdata;
+        Broker *b = dj->broker;
+        Peer *p = dj->peer;
+        int r;
+
+        e->broker = b;
+        e->created_usec = now_usec(CLOCK_REALTIME);
+        if (dj->plan.o.timeout_usec > 0) {
+                e->expires_usec = e->created_usec + dj->plan.o.timeout_usec;
+                r = arm_expiry(b, e, dj->plan.o.timeout_usec);
+                if (r < 0)
+                        log_error("no expiry timer for '%s': %s", e->name, strerror(-r));
+        }
+        if (!e->persistent) {
+                e->peer = p;
+                e->peer_next = p->entries;
+                if (p->entries)
+                        p->entries->peer_prev = e;
+                p->entries = e;
+        } else {
+                /* The fd first, the state file after (the caller saves it
+                 * once): a crash in between leaves an fd without metadata,
+                 * which the next start drops. */
+                r = persist_store_fd(&b->persist, &b->reg, e);
+                if (r < 0)
+                        log_error("'%s' will not survive a restart: %s", e->name, strerror(-r));
+        }
+        if (old)
+                forget_entry(b, old, "replaced");
+        log_info("%s deposited '%s' (uid %u, %s, %s%s%s)", p->unique_name, e->name, (unsigned) e->owner_uid,
+                 fdkind_to_string(e->kind), fdinfo_accmode_to_string(e->flags), e->persistent ? ", persistent" : "",
+                 e->once ? ", once" : "");
+}
+
+static const DepositStore broker_deposit_store = {
+        .charge = deposit_store_charge,
+        .add = deposit_store_add,
+        .undo = deposit_store_undo,
+        .finish = deposit_store_finish,
+};
+
+/* Commits dj's plan for the call m and answers it. */
+static int deposit_commit_reply(DepositJob *dj, sd_bus_message *m, sd_bus_error *error) {
+        Broker *b = dj->broker;
+        DepositPlan *plan = &dj->plan;
+        int r;
+
+        r = deposit_commit(plan, &broker_deposit_store, dj, error);
+        if (r < 0)
+                return r;
+        if (plan->o.persistent)
+                save_state(b); /* once for all of them */
+        if (dj->call == DEPOSIT_CALL_CREATE_MEMORY)
+                r = sd_bus_reply_method_return(m, "h", plan->memfd);
+        else
+                r = sd_bus_reply_method_return(m, NULL);
+        for (size_t i = 0; i < plan->n; i++)
+                serve_waiters(b, plan->items[i].name);
+        return r;
+}
+
+static int on_deposit_reopened(sd_bus_message *m, WorkerOp *ops, size_t n_ops, void *ctx, sd_bus_error *error) {
+        DepositJob *dj = ctx;
+        DepositPlan *plan = &dj->plan;
+        size_t k = 0;
+
+        /* The depositor may have left meanwhile: its connection entries
+         * would go with it, so nothing is stored. */
+        dj->peer = peers_find(&dj->broker->peers, sd_bus_message_get_sender(m));
+        if (!dj->peer || !dj->peer->ready)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_NO_REPLY, "The depositor left; nothing was deposited.");
+        for (size_t i = 0; i < plan->n; i++) {
+                DepositItem *it = &plan->items[i];
+                if (!deposit_item_needs_reopen(it))
+                        continue;
+                if (ops[k].result < 0)
+                        return reopen_failed(error, it->name, plan->uid, O_RDONLY, ops[k].result);
+                it->reopened_fd = TAKE_FD(ops[k].ret_fd);
+                k++;
+        }
+        return deposit_commit_reply(dj, m, error);
+}
+
+/* Runs a planned and authorized deposit: the read-only reopenings of the
+ * caller's fds on a worker first (as the caller), then the commit. dj is
+ * consumed. */
+static int deposit_run(Broker *b, Peer *p, sd_bus_message *m, DepositJob *dj_in, sd_bus_error *error) {
+        _cleanup_(deposit_job_freep) DepositJob *dj = dj_in;
+        WorkerOp ops[FDS_PER_CALL_MAX];
+        const char *what;
+        size_t n_ops = 0;
+        int r;
+
+        dj->plan.uid = p->uid;
+        for (size_t i = 0; i < dj->plan.n; i++) {
+                DepositItem *it = &dj->plan.items[i];
+                WorkerOp op = WORKER_OP_INIT;
+
+                if (!deposit_item_needs_reopen(it))
+                        continue;
+                op.type = WORKER_OP_REOPEN;
+                op.kind = it->kind;
+                op.accmode = O_RDONLY;
+                op.as_depositor = true;
+                op.uid = p->uid;
+                op.fd = fcntl(it->fd, F_DUPFD_CLOEXEC, 3);
+                if (op.fd < 0) {
+                        r = -errno;
+                        goto fail;
+                }
+                if (p->n_gids > 0) {
+                        op.gids = malloc(p->n_gids * sizeof(gid_t));
+                        if (!op.gids) {
+                                safe_close(op.fd);
+                                r = -ENOMEM;
+                                goto fail;
+                        }
+                        memcpy(op.gids, p->gids, p->n_gids * sizeof(gid_t));
+                        op.n_gids = p->n_gids;
+                }
+                ops[n_ops++] = op;
+        }
+        if (n_ops == 0) {
+                dj->peer = p;
+                return deposit_commit_reply(dj, m, error);
+        }
+        what = dj->plan.items[0].name;
+        r = worker_submit(b->worker, m, p->uid, what, ops, n_ops, on_deposit_reopened, TAKE_PTR(dj),
+                          deposit_job_free, error);
+        return r < 0 ? r : 1;
+
+fail:
+        for (size_t i = 0; i < n_ops; i++)
+                worker_op_done(&ops[i]);
+        return r == -EMFILE || r == -ENFILE
+                       ? sd_bus_error_setf(error, ERROR_QUOTA,
+                                           "Cannot deposit '%s': the broker is out of file descriptors.",
+                                           dj->plan.items[0].name)
+                       : r;
 }
 
 /* Deposit-like calls share their authorization: a deposit rule (or a
@@ -820,106 +912,66 @@ static int authorize_deposit(Broker *b, sd_bus_message *m, Peer *p, PolicyAction
 
 static int method_deposit(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Broker *b = userdata;
-        _cleanup_(deposit_options_done) DepositOptions o = {};
-        Entry *old, *e = NULL;
-        const char *name, *which;
+        _cleanup_(deposit_job_freep) DepositJob *dj = NULL;
+        DepositItem *it;
+        const char *name;
         bool read_only;
-        FdKind kind;
         Peer *p;
-        int fd, fl, r;
+        int fd, r;
 
         r = get_caller(b, m, method_deposit, &p, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
+        dj = deposit_job_new(b, DEPOSIT_CALL_ONE);
+        if (!dj)
+                return -ENOMEM;
 
-        /* Parse and validate. The fd is the message's; we duplicate it. */
+        /* Parse and plan. The fd is the message's, borrowed. */
         r = sd_bus_message_read(m, "sh", &name, &fd);
         if (r < 0)
                 return r;
-        r = options_parse_deposit(m, &o, error);
+        r = options_parse_deposit(m, &dj->plan.o, error);
         if (r < 0)
                 return r;
         r = options_check_name(name, error);
         if (r < 0)
                 return r;
-        r = check_deposit_fd(fd, name, &o, &kind, &fl, error);
+        it = &dj->plan.items[dj->plan.n++];
+        it->name = name;
+        it->fd = fd;
+        it->read_only = dj->plan.o.read_only;
+        r = deposit_plan_item(&dj->plan, it, error);
         if (r < 0)
                 return r;
 
-        /* Authorize: the rules, then the name must be free or the caller's
-         * own to replace, and the quotas must allow it. */
-        read_only = o.read_only;
-        r = authorize_deposit(b, m, p, POLICY_ACTION_DEPOSIT, name, method_deposit, &o.read_only, error);
+        /* Authorize; a rule capping the access to read-only plans again. */
+        read_only = it->read_only;
+        r = authorize_deposit(b, m, p, POLICY_ACTION_DEPOSIT, name, method_deposit, &it->read_only, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        if (o.read_only != read_only) {
-                r = check_deposit_fd(fd, name, &o, &kind, &fl, error);
+        if (it->read_only != read_only) {
+                r = deposit_plan_item(&dj->plan, it, error);
                 if (r < 0)
                         return r;
         }
-        old = registry_get(&b->reg, name);
-        if (old && !(o.replace && old->owner_uid == p->uid))
-                return sd_bus_error_setf(error, ERROR_EXISTS,
-                                         old->owner_uid == p->uid
-                                                 ? "An entry named '%s' exists; pass replace=true to replace it."
-                                                 : "An entry named '%s' exists and belongs to someone else.",
-                                         name);
-        r = registry_check_quota(&b->reg, p->uid, 1, old ? 1 : 0, 0, 0, &which);
-        if (r < 0)
-                return sd_bus_error_setf(error, ERROR_QUOTA, "Cannot deposit '%s': the %s limit is reached.", name,
-                                         which);
-
-        /* Act. Sealing changes the depositor's memfd, so it comes last. */
-        r = make_entry(name, fd, kind, fl, p->uid, &o, &e);
-        if (r < 0)
-                return store_failed(error, name, r);
-        if (o.seal) {
-                r = fdinfo_seal(fd);
-                if (r < 0) {
-                        entry_free(e);
-                        if (r == -EBUSY)
-                                return sd_bus_error_setf(error, ERROR_BUSY,
-                                                         "Cannot seal '%s': writable shared mappings of it exist; "
-                                                         "unmap them first.",
-                                                         name);
-                        return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED, "Cannot seal '%s': %s.", name,
-                                                 strerror(-r));
-                }
-        }
-        r = store_entry(b, p, e, old, &o);
-        if (r < 0)
-                return r;
-        if (o.persistent)
-                save_state(b);
-        r = sd_bus_reply_method_return(m, NULL);
-        serve_waiters(b, name);
-        return r;
+        return deposit_run(b, p, m, TAKE_PTR(dj), error);
 }
-
-typedef struct Deposited {
-        const char *name;
-        int fd;         /* borrowed from the message */
-        FdKind kind;
-        int flags;
-        bool read_only;
-        Entry *old;
-        Entry *entry;
-} Deposited;
 
 static int method_deposit_many(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Broker *b = userdata;
-        _cleanup_(deposit_options_done) DepositOptions o = {};
-        Deposited d[FDS_PER_CALL_MAX] = {};
-        size_t n = 0;
-        unsigned n_old = 0;
+        _cleanup_(deposit_job_freep) DepositJob *dj = NULL;
+        DepositPlan *plan;
         bool pending = false;
-        const char *which;
         Peer *p;
         int r;
 
         r = get_caller(b, m, method_deposit_many, &p, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
+        dj = deposit_job_new(b, DEPOSIT_CALL_MANY);
+        if (!dj)
+                return -ENOMEM;
+        plan = &dj->plan;
 
         r = sd_bus_message_enter_container(m, 'a', "{sh}");
         if (r < 0)
@@ -933,107 +985,56 @@ static int method_deposit_many(sd_bus_message *m, void *userdata, sd_bus_error *
                         return r;
                 if (r == 0)
                         break;
-                if (n >= FDS_PER_CALL_MAX)
+                if (plan->n >= FDS_PER_CALL_MAX)
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                  "DepositMany takes at most %d entries.", FDS_PER_CALL_MAX);
-                d[n++] = (Deposited) { .name = name, .fd = fd };
+                plan->items[plan->n].name = name;
+                plan->items[plan->n].fd = fd;
+                plan->n++;
         }
         r = sd_bus_message_exit_container(m);
         if (r < 0)
                 return r;
-        r = options_parse_deposit(m, &o, error);
+        r = options_parse_deposit(m, &plan->o, error);
         if (r < 0)
                 return r;
-        if (n == 0)
+        if (plan->n == 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "DepositMany needs at least one entry.");
 
-        for (size_t i = 0; i < n; i++) {
-                r = options_check_name(d[i].name, error);
+        for (size_t i = 0; i < plan->n; i++) {
+                DepositItem *it = &plan->items[i];
+                r = options_check_name(it->name, error);
                 if (r < 0)
                         return r;
                 for (size_t j = 0; j < i; j++)
-                        if (strcmp(d[i].name, d[j].name) == 0)
+                        if (strcmp(it->name, plan->items[j].name) == 0)
                                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                         "Entry '%s' is named twice.", d[i].name);
-                r = check_deposit_fd(d[i].fd, d[i].name, &o, &d[i].kind, &d[i].flags, error);
+                                                         "Entry '%s' is named twice.", it->name);
+                it->read_only = plan->o.read_only;
+                r = deposit_plan_item(plan, it, error);
                 if (r < 0)
                         return r;
         }
 
         /* Every name is authorized before anything is stored; questions to
          * polkit go out together and the call runs again when all are in. */
-        for (size_t i = 0; i < n; i++) {
-                d[i].read_only = o.read_only;
-                r = authorize_deposit(b, m, p, POLICY_ACTION_DEPOSIT, d[i].name, method_deposit_many,
-                                      &d[i].read_only, error);
+        for (size_t i = 0; i < plan->n; i++) {
+                DepositItem *it = &plan->items[i];
+                bool read_only = it->read_only;
+                r = authorize_deposit(b, m, p, POLICY_ACTION_DEPOSIT, it->name, method_deposit_many, &it->read_only,
+                                      error);
                 if (r < 0)
                         return r;
                 pending = pending || r == 0;
+                if (r > 0 && it->read_only != read_only) {
+                        r = deposit_plan_item(plan, it, error);
+                        if (r < 0)
+                                return r;
+                }
         }
         if (pending)
                 return 1;
-        for (size_t i = 0; i < n; i++) {
-                DepositOptions oi = o;
-                oi.read_only = d[i].read_only;
-                r = check_deposit_fd(d[i].fd, d[i].name, &oi, &d[i].kind, &d[i].flags, error);
-                if (r < 0)
-                        return r;
-        }
-        for (size_t i = 0; i < n; i++) {
-                Entry *old = registry_get(&b->reg, d[i].name);
-                if (old && !(o.replace && old->owner_uid == p->uid))
-                        return sd_bus_error_setf(error, ERROR_EXISTS,
-                                                 "An entry named '%s' exists; nothing was deposited.", d[i].name);
-                d[i].old = old;
-                n_old += !!old;
-        }
-        r = registry_check_quota(&b->reg, p->uid, n, n_old, 0, 0, &which);
-        if (r < 0)
-                return sd_bus_error_setf(error, ERROR_QUOTA,
-                                         "Cannot deposit %zu entries: the %s limit would be passed; nothing was "
-                                         "deposited.",
-                                         n, which);
-
-        for (size_t i = 0; i < n; i++) {
-                DepositOptions oi = o;
-                oi.read_only = d[i].read_only;
-                r = make_entry(d[i].name, d[i].fd, d[i].kind, d[i].flags, p->uid, &oi, &d[i].entry);
-                if (r < 0)
-                        goto fail;
-        }
-        if (o.seal)
-                for (size_t i = 0; i < n; i++) {
-                        r = fdinfo_seal(d[i].fd);
-                        if (r < 0) {
-                                for (size_t j = 0; j < n; j++)
-                                        entry_free(d[j].entry);
-                                if (r == -EBUSY)
-                                        return sd_bus_error_setf(
-                                                error, ERROR_BUSY,
-                                                "Cannot seal '%s': writable shared mappings of it exist; nothing was "
-                                                "deposited (memfds listed before it were sealed).",
-                                                d[i].name);
-                                return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
-                                                         "Cannot seal '%s': %s; nothing was deposited.", d[i].name,
-                                                         strerror(-r));
-                        }
-                }
-        for (size_t i = 0; i < n; i++) {
-                r = store_entry(b, p, TAKE_PTR(d[i].entry), d[i].old, &o);
-                if (r < 0)
-                        log_error("could not store '%s' after all checks passed: %s", d[i].name, strerror(-r));
-        }
-        if (o.persistent)
-                save_state(b); /* once for all of them */
-        r = sd_bus_reply_method_return(m, NULL);
-        for (size_t i = 0; i < n; i++)
-                serve_waiters(b, d[i].name);
-        return r;
-
-fail:
-        for (size_t j = 0; j < n; j++)
-                entry_free(d[j].entry);
-        return store_failed(error, NULL, r);
+        return deposit_run(b, p, m, TAKE_PTR(dj), error);
 }
 
 /* Authorizes retrieving name. Returns 1 with *ret_entry and *ret_cap when
@@ -1289,11 +1290,10 @@ static int method_list(sd_bus_message *m, void *userdata, sd_bus_error *error) {
 
 static int method_create_memory(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Broker *b = userdata;
-        _cleanup_(deposit_options_done) DepositOptions o = {};
-        _cleanup_close_ int mfd = -1;
+        _cleanup_(deposit_job_freep) DepositJob *dj = NULL;
         char memfd_name[250];
-        Entry *old, *e = NULL;
-        const char *name, *which;
+        DepositItem *it;
+        const char *name;
         uint64_t size;
         Peer *p;
         int r;
@@ -1301,11 +1301,14 @@ static int method_create_memory(sd_bus_message *m, void *userdata, sd_bus_error 
         r = get_caller(b, m, method_create_memory, &p, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
+        dj = deposit_job_new(b, DEPOSIT_CALL_CREATE_MEMORY);
+        if (!dj)
+                return -ENOMEM;
 
         r = sd_bus_message_read(m, "st", &name, &size);
         if (r < 0)
                 return r;
-        r = options_parse_deposit(m, &o, error);
+        r = options_parse_deposit(m, &dj->plan.o, error);
         if (r < 0)
                 return r;
         r = options_check_name(name, error);
@@ -1319,45 +1322,35 @@ static int method_create_memory(sd_bus_message *m, void *userdata, sd_bus_error 
                                          "Size %" PRIu64 " of '%s' is above MaxMemorySize (%" PRIu64 " bytes).", size,
                                          name, b->reg.max_memory);
 
-        r = authorize_deposit(b, m, p, POLICY_ACTION_CREATE_MEMORY, name, method_create_memory, &o.read_only, error);
+        r = authorize_deposit(b, m, p, POLICY_ACTION_CREATE_MEMORY, name, method_create_memory,
+                              &dj->plan.o.read_only, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        old = registry_get(&b->reg, name);
-        if (old && !(o.replace && old->owner_uid == p->uid))
-                return sd_bus_error_setf(error, ERROR_EXISTS, "An entry named '%s' exists.", name);
-        r = registry_check_quota(&b->reg, p->uid, 1, old ? 1 : 0, size, old ? old->memory : 0, &which);
-        if (r < 0)
-                return sd_bus_error_setf(error, ERROR_QUOTA,
-                                         "Cannot create '%s' of %" PRIu64 " bytes: the %s limit is reached.", name,
-                                         size, which);
 
+        /* The broker's own memfd: nothing about it is the caller's to
+         * control, so even its read-only reopening is made here. */
         snprintf(memfd_name, sizeof memfd_name, "fdbroker:%s", name);
-        mfd = memfd_create(memfd_name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
-        if (mfd < 0)
+        dj->plan.memfd = memfd_create(memfd_name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (dj->plan.memfd < 0)
                 return sd_bus_error_set_errnof(error, errno, "Could not create memory for '%s': %m.", name);
-        if (ftruncate(mfd, (off_t) size) < 0)
+        if (ftruncate(dj->plan.memfd, (off_t) size) < 0)
                 return sd_bus_error_set_errnof(error, errno, "Could not size memory for '%s': %m.", name);
-
-        r = make_entry(name, mfd, FD_KIND_MEMFD, O_RDWR, p->uid, &o, &e);
-        if (r < 0)
-                return store_failed(error, name, r);
-        e->memory = size;
-        if (o.seal) {
-                r = fdinfo_seal(mfd);
-                if (r < 0) {
-                        entry_free(e);
-                        return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED, "Cannot seal '%s': %s.", name,
-                                                 strerror(-r));
-                }
-        }
-        r = store_entry(b, p, e, old, &o);
+        dj->plan.memory = size;
+        dj->plan.uid = p->uid;
+        it = &dj->plan.items[dj->plan.n++];
+        it->name = name;
+        it->fd = dj->plan.memfd;
+        it->read_only = dj->plan.o.read_only;
+        r = deposit_plan_item(&dj->plan, it, error);
         if (r < 0)
                 return r;
-        if (o.persistent)
-                save_state(b);
-        r = sd_bus_reply_method_return(m, "h", mfd);
-        serve_waiters(b, name);
-        return r;
+        if (deposit_item_needs_reopen(it)) {
+                r = fdinfo_reopen(it->fd, it->kind, O_RDONLY, &it->reopened_fd);
+                if (r < 0)
+                        return reopen_failed(error, name, p->uid, O_RDONLY, r);
+        }
+        dj->peer = p;
+        return deposit_commit_reply(dj, m, error);
 }
 
 /* OpenPath's open ran on a worker. */

@@ -74,6 +74,7 @@ struct Pool {
 
 struct Worker {
         sd_event *event;
+        uint64_t timeout_usec;
         sd_event_source *efd_source;
         Pool *pool;
 };
@@ -399,12 +400,12 @@ static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
                 j->state = JOB_ABANDONED;
         pthread_mutex_unlock(&p->lock);
 
-        log_warning("open of '%s' for uid %u did not finish within %u s; answered Busy", j->what, (unsigned) j->uid,
-                    (unsigned) (WORKER_TIMEOUT_USEC / 1000000));
+        log_warning("open of '%s' for uid %u did not finish within %.1f s; answered Busy", j->what,
+                    (unsigned) j->uid, j->worker->timeout_usec / 1e6);
         (void) sd_bus_reply_method_errorf(j->message, FDB_ERROR_NAME_BUSY,
-                                          "'%s' did not open within %u s: a lease being broken, or a file system "
+                                          "'%s' did not open within %.1f s: a lease being broken, or a file system "
                                           "that does not answer; try again later.",
-                                          j->what, (unsigned) (WORKER_TIMEOUT_USEC / 1000000));
+                                          j->what, j->worker->timeout_usec / 1e6);
         job_release_loop_side(j);
         if (queued) {
                 job_free_ops(j);
@@ -441,8 +442,13 @@ int worker_new(sd_event *event, Worker **ret) {
                 return r;
         }
         w->event = sd_event_ref(event);
+        w->timeout_usec = WORKER_TIMEOUT_USEC;
         *ret = TAKE_PTR(w);
         return 0;
+}
+
+void worker_set_timeout(Worker *w, uint64_t usec) {
+        w->timeout_usec = usec;
 }
 
 Worker *worker_free(Worker *w) {
@@ -577,7 +583,7 @@ int worker_submit(Worker *w, sd_bus_message *m, uid_t caller_uid, const char *wh
                         goto fail;
                 }
         }
-        r = sd_event_add_time_relative(w->event, &j->timer, CLOCK_MONOTONIC, WORKER_TIMEOUT_USEC, 0, on_timeout, j);
+        r = sd_event_add_time_relative(w->event, &j->timer, CLOCK_MONOTONIC, w->timeout_usec, 0, on_timeout, j);
         if (r < 0) {
                 pthread_mutex_unlock(&p->lock);
                 goto fail;

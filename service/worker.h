@@ -24,6 +24,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <systemd/sd-bus.h>
@@ -87,6 +88,9 @@ Worker *worker_free(Worker *w);
  * error set (QuotaExceeded) when the uid's share is used up. */
 int worker_submit(Worker *w, sd_bus_message *m, uid_t caller_uid, const char *what, WorkerOp *ops, size_t n_ops,
                   worker_done_fn done, void *ctx, void (*ctx_free)(void *), sd_bus_error *error);
+
+/* Answer Busy after usec instead of WORKER_TIMEOUT_USEC (tests). */
+void worker_set_timeout(Worker *w, uint64_t usec);
 
 /* Releases what an op owns (fds, path, gids). */
 void worker_op_done(WorkerOp *op);
