@@ -32,6 +32,15 @@ Result=yes
 '''
 
 
+def lease_held(path):
+    """Whether /proc/locks still lists a lease (active or being broken) on
+    path: the kernel removes it when the break time runs out."""
+    ino = os.stat(path).st_ino
+    with open('/proc/locks') as f:
+        return any(' LEASE ' in ' %s ' % line and line.split()[5].endswith(':%d' % ino)
+                   for line in f if len(line.split()) > 5)
+
+
 def body(t):
     bus, users = harness.setup(t, need_users=True, policy_files={'50-hostile.conf': OPEN_PATH_RULE})
     alice = bus.client(users['alice'])
@@ -42,6 +51,7 @@ def body(t):
     t.success(alice.fd_new('lf', {'type': 'file', 'path': path, 'data': 'alice owns this', 'mode': 'rw'}),
               'Alice creates her own file')
     t.success(alice.deposit('attack/leased', {'handle': 'lf'}), 'Alice deposits it (read-write)')
+    full = os.path.join(bus.scratch, path)
     baseline = bus.service_fd_count()
     t.diag('service fds with both entries stored: %d' % baseline)
     t.success(alice.req('fd_lease', handle='lf', type='w'), 'Alice takes a write lease and ignores SIGIO')
@@ -52,7 +62,9 @@ def body(t):
         v0 = time.monotonic()
         res = bob.retrieve('victim/entry', timeout_ms=120000)
         victim = time.monotonic() - v0
-        t.success(res, '%s: Bob\'s Retrieve of his own entry is answered while Alice holds the lease' % what)
+        t.success(res, '%s: Bob\'s Retrieve of his own entry is answered' % what)
+        t.ok(lease_held(full), '%s: ... while Alice\'s lease still stands (the kernel did not have to break it)'
+             % what)
         t.diag('%s: victim latency %.1f ms' % (what, victim * 1000))
         ans = alice.wait_for(tag, timeout_ms=120000)
         t.diag('%s: attacker answered after %.1f ms: %s' % (what, (time.monotonic() - t0) * 1000,
@@ -67,8 +79,13 @@ def body(t):
     attack('Retrieve access=read-only', 'r2',
            lambda: alice.retrieve_async('r2', 'attack/leased', timeout_ms=120000, access='read-only'))
 
+    res = alice.retrieve_many(['attack/leased'], reopen=True)
+    t.error(res, E_BUSY, 'RetrieveMany reopen=true of the leased file is Busy', ['attack/leased'])
+    res = alice.deposit('attack/narrowed', {'handle': 'lf'}, access='read-only')
+    t.error(res, E_BUSY, 'Deposit access=read-only of the leased read-write file is Busy', ['attack/narrowed'])
+    t.ok(lease_held(full), 'the lease still stands')
+
     # OpenPath opens with O_NONBLOCK: a lease is EWOULDBLOCK, not a wait.
-    full = os.path.join(bus.scratch, path)
     t0 = time.monotonic()
     res = alice.open_path(full)
     t.diag('OpenPath of the leased file answered after %.1f ms: %s' % ((time.monotonic() - t0) * 1000,
