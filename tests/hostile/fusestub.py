@@ -4,7 +4,8 @@ directly (no libfuse, no python binding: neither is in Debian's base).
 
 One regular file, /file, readable and writable by everyone (allow_other).
 While `hold_opens` is set, FUSE_OPEN requests are read and never answered:
-an open() of the file, by anyone, waits as on a server that hangs.
+an open() of the file, by anyone, waits as on a server that hangs; the
+same for FUSE_GETATTR (fstat) with `hold_getattr`.
 release() answers the held ones (with an error) so the openers return.
 Needs root (mount(2) of type fuse) and /dev/fuse."""
 
@@ -35,6 +36,7 @@ class FuseStub:
     def __init__(self, mountpoint):
         self.mountpoint = mountpoint
         self.hold_opens = False
+        self.hold_getattr = False
         self.held = []          # unique ids of unanswered FUSE_OPENs
         self.opens_seen = 0
         self.lock = threading.Lock()
@@ -89,6 +91,10 @@ class FuseStub:
                 else:
                     self._reply(unique, errno.ENOENT)
             elif op == FUSE_GETATTR:
+                with self.lock:
+                    if self.hold_getattr:
+                        self.held.append(unique)
+                        continue
                 attr = _attr(1, 0o40755, 0) if node == 1 else _attr(2, 0o100666, len(DATA))
                 self._reply(unique, 0, struct.pack('=QII', 0, 0, 0) + attr)
             elif op == FUSE_OPEN:
@@ -119,6 +125,7 @@ class FuseStub:
         """Answer every held open with EIO, and stop holding."""
         with self.lock:
             self.hold_opens = False
+            self.hold_getattr = False
             held, self.held = self.held, []
         for unique in held:
             self._reply(unique, errno.EIO)

@@ -65,6 +65,15 @@ def run(t, bus, stub, alice, bob):
               'Alice opens the file on the FUSE stub')
     t.success(alice.deposit('attack/fuse', {'handle': 'ff'}), 'and deposits it')
     baseline = bus.service_fd_count()
+
+    # The loop reads an entry's size from the cache (statx DONT_SYNC): a
+    # server that does not answer GETATTR cannot stall List or Retrieve.
+    stub.hold_getattr = True
+    res = alice.list()
+    t.success(res, 'List (info with size) is answered while the stub holds every GETATTR')
+    t.ok(stub.held_count() == 0, '... without asking the server', {'held': stub.held_count()})
+    stub.release()
+
     stub.hold_opens = True
 
     t0 = time.monotonic()
