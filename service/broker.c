@@ -1355,31 +1355,9 @@ static int method_create_memory(sd_bus_message *m, void *userdata, sd_bus_error 
 
 /* OpenPath's open ran on a worker. */
 static int on_path_opened(sd_bus_message *m, WorkerOp *ops, size_t n_ops, void *ctx, sd_bus_error *error) {
-        const char *path = ops[0].path;
-        int r = ops[0].result;
-
-        if (r == -ELOOP)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "'%s' is or passes through a symbolic link, which OpenPath never follows.",
-                                         path);
-        if (r == -EMEDIUMTYPE)
-                return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
-                                         "'%s' is not a regular file or a device; OpenPath opens only those.", path);
-        if (r == -ENOENT || r == -ENOTDIR)
-                return sd_bus_error_setf(error, ERROR_NOT_FOUND, "'%s' does not exist.", path);
-        if (r == -EWOULDBLOCK)
-                return sd_bus_error_setf(error, ERROR_BUSY,
-                                         "'%s' did not open: a lease on it is being broken; try again later.", path);
-        if (r == -EACCES || r == -EPERM || r == -EROFS)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED, "'%s' cannot be opened %s: %s.", path,
-                                         fdinfo_accmode_to_string(ops[0].accmode), strerror(-r));
-        if (r == -EMFILE || r == -ENFILE)
-                return sd_bus_error_setf(error, ERROR_QUOTA, "Cannot open '%s': the broker is out of file descriptors.",
-                                         path);
-        if (r < 0)
-                return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED, "Could not open '%s': %s.", path, strerror(-r));
-
-        log_info("%s opened '%s' %s", sd_bus_message_get_sender(m) ?: "?", path,
+        if (ops[0].result < 0)
+                return openpath_set_error(error, ops[0].path, ops[0].accmode, ops[0].result);
+        log_info("%s opened '%s' %s", sd_bus_message_get_sender(m) ?: "?", ops[0].path,
                  fdinfo_accmode_to_string(ops[0].accmode));
         return sd_bus_reply_method_return(m, "h", ops[0].ret_fd);
 }

@@ -12,6 +12,8 @@
 #include <linux/openat2.h>
 
 #include "cleanup.h"
+#include "fdinfo.h"
+#include "protocol.h"
 
 bool openpath_is_normalised_absolute(const char *path) {
         if (path[0] != '/' || strlen(path) > 4095)
@@ -72,4 +74,34 @@ int openpath_open(const char *path, int accmode, bool nonblock, int *ret_fd) {
         }
         *ret_fd = TAKE_FD(fd);
         return 0;
+}
+
+int openpath_set_error(sd_bus_error *error, const char *path, int accmode, int r) {
+        switch (r) {
+        case -ELOOP:
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "'%s' is or passes through a symbolic link, which OpenPath never follows.",
+                                         path);
+        case -EMEDIUMTYPE:
+                return sd_bus_error_setf(error, FDB_ERROR_NAME_NOT_SUPPORTED,
+                                         "'%s' is not a regular file or a device; OpenPath opens only those.", path);
+        case -ENOENT:
+        case -ENOTDIR:
+                return sd_bus_error_setf(error, FDB_ERROR_NAME_NOT_FOUND, "'%s' does not exist.", path);
+        case -EWOULDBLOCK:
+                return sd_bus_error_setf(error, FDB_ERROR_NAME_BUSY,
+                                         "'%s' did not open: a lease on it is being broken; try again later.", path);
+        case -EACCES:
+        case -EPERM:
+        case -EROFS:
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED, "'%s' cannot be opened %s: %s.", path,
+                                         fdinfo_accmode_to_string(accmode), strerror(-r));
+        case -EMFILE:
+        case -ENFILE:
+                return sd_bus_error_setf(error, FDB_ERROR_NAME_QUOTA_EXCEEDED,
+                                         "Cannot open '%s': the broker is out of file descriptors.", path);
+        default:
+                return sd_bus_error_setf(error, FDB_ERROR_NAME_NOT_SUPPORTED, "Could not open '%s': %s.", path,
+                                         strerror(-r));
+        }
 }

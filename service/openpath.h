@@ -9,6 +9,8 @@
 
 #include <stdbool.h>
 
+#include <systemd/sd-bus.h>
+
 /* Absolute, at most 4095 bytes, no '.', '..', '//' or trailing '/'. */
 bool openpath_is_normalised_absolute(const char *path);
 
@@ -19,3 +21,7 @@ bool openpath_is_normalised_absolute(const char *path);
  * for a symlink, -EMEDIUMTYPE for a file of the wrong type, -EWOULDBLOCK
  * for a lease being broken. */
 int openpath_open(const char *path, int accmode, bool nonblock, int *ret_fd);
+
+/* Turns openpath_open()'s failure r into one of SPEC §1's errors naming
+ * path. Returns the negative value sd-bus handlers return. */
+int openpath_set_error(sd_bus_error *error, const char *path, int accmode, int r);

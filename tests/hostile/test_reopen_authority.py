@@ -68,6 +68,12 @@ def proc_mem(t, bus, users, alice, d):
     child = alice.req('spawn', handle='child', argv=[suid, '1000'])
     t.success(child, 'Alice starts a child of her own')
     pid = child['pid']
+    t.success(alice.fd_new('memrw', {'type': 'file', 'path': '/proc/%d/mem' % pid, 'create': False, 'mode': 'rw'}),
+              'Alice opens /proc/CHILD/mem of her own child read-write')
+    t.error(alice.deposit('attack/memrw', {'handle': 'memrw'}, access='read-only'), E_NOT_SUPPORTED,
+            'Deposit access=read-only of it (a reopening at deposit) is NotSupported, naming the entry',
+            ['attack/memrw'])
+    t.error(alice.retrieve('attack/memrw'), harness.E_NOT_FOUND, 'and stores nothing')
     t.success(alice.fd_new('mem', {'type': 'file', 'path': '/proc/%d/mem' % pid, 'create': False, 'mode': 'r'}),
               'Alice opens /proc/CHILD/mem of her own child')
     t.success(alice.deposit('attack/mem', {'handle': 'mem'}), 'and deposits it')
