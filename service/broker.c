@@ -950,6 +950,7 @@ static int method_deposit(sd_bus_message *m, void *userdata, sd_bus_error *error
         if (r <= 0)
                 return r < 0 ? r : 1;
         if (it->read_only != read_only) {
+                it->read_only_by_rule = true;
                 r = deposit_plan_item(&dj->plan, it, error);
                 if (r < 0)
                         return r;
@@ -1027,6 +1028,7 @@ static int method_deposit_many(sd_bus_message *m, void *userdata, sd_bus_error *
                         return r;
                 pending = pending || r == 0;
                 if (r > 0 && it->read_only != read_only) {
+                        it->read_only_by_rule = true;
                         r = deposit_plan_item(plan, it, error);
                         if (r < 0)
                                 return r;

@@ -85,8 +85,10 @@ int deposit_plan_item(const DepositPlan *plan, DepositItem *it, sd_bus_error *er
                                                  name);
                 if ((fl & O_ACCMODE) == O_RDWR && !fdkind_can_reopen(kind))
                         return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
-                                                 "Option 'access=read-only' cannot narrow the fd for '%s': a %s "
-                                                 "cannot be reopened read-only.",
+                                                 "%s cannot narrow the fd for '%s': a %s cannot be reopened "
+                                                 "read-only.",
+                                                 it->read_only_by_rule ? "Policy's Access=read-only"
+                                                                       : "Option 'access=read-only'",
                                                  name, fdkind_to_string(kind));
         }
 

@@ -44,6 +44,7 @@ typedef struct DepositItem {
         FdKind kind;
         int flags;              /* F_GETFL of fd */
         bool read_only;         /* the option, or a rule's cap */
+        bool read_only_by_rule; /* ... the cap alone: errors say "Policy's Access=read-only" */
         int reopened_fd;        /* owned: the read-only reopening when one is needed; -1 */
         Entry *old;             /* the entry it replaces (commit) */
         Entry *entry;           /* owned until stored (commit) */
