@@ -24,6 +24,7 @@
 #include "acl.h"
 #include "cleanup.h"
 #include "config.h"
+#include "decide.h"
 #include "deposit.h"
 #include "fdinfo.h"
 #include "log.h"
@@ -84,84 +85,49 @@ static uint64_t now_usec(clockid_t c) {
         return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
 }
 
-/* ---- who may see what -------------------------------------------------- */
-
-/* The entry ACL: owner, root, and the subjects in `allow`. */
-static bool acl_allows(const Peer *p, const Entry *e) {
-        Identity id;
-
-        if (p->uid == 0 || p->uid == e->owner_uid)
-                return true;
-        id = peer_identity(p);
-        return acl_matches(e->allow, e->n_allow, &id);
-}
-
-static PolicyDecision decide(const Broker *b, const Peer *p, PolicyAction action, const char *what) {
-        Identity id = peer_identity(p);
-        PolicyDecision d;
-        policy_decide(b->policy, action, what, &id, &d);
-        return d;
-}
-
-/* Whether p may retrieve e without asking anyone: a rule saying yes, or no
- * rule and the ACL. *ret_cap gets the deciding rule's access cap. */
-static bool may_retrieve_now(const Broker *b, const Peer *p, const Entry *e, int *ret_cap) {
-        PolicyDecision d = decide(b, p, POLICY_ACTION_RETRIEVE, e->name);
-        *ret_cap = d.access;
-        if (d.matched)
-                return d.result == POLICY_RESULT_YES;
-        return acl_allows(p, e);
-}
-
-/* Whether p may learn that e exists: it owns it, or may retrieve it now or
- * after authentication. */
-static bool may_see(const Broker *b, const Peer *p, const Entry *e) {
-        PolicyDecision d;
-
-        if (p->uid == 0 || p->uid == e->owner_uid)
-                return true;
-        d = decide(b, p, POLICY_ACTION_RETRIEVE, e->name);
-        if (d.matched)
-                return d.result != POLICY_RESULT_NO;
-        return acl_allows(p, e);
-}
-
 /* ---- authorization ----------------------------------------------------- */
 
-#define AUTH_NO_RULE 2
-
-static int ask_polkit(Broker *b, sd_bus_message *m, Peer *p, PolicyAction action, const char *what,
-                      const char *requested, peer_resume_fn handler, sd_bus_error *error) {
-        char id[64];
-
-        snprintf(id, sizeof id, "org.fdbroker.%s", policy_action_to_string(action));
-        return polkit_check(&b->polkit, m, p, id, action == POLICY_ACTION_OPEN_PATH ? "path" : "name", what,
-                            requested, handler, error);
+/* What policy/decide.c needs to know of e, borrowed from it. */
+static DecideEntry entry_view(const Entry *e) {
+        return (DecideEntry) { .name = e->name, .owner_uid = e->owner_uid, .allow = e->allow, .n_allow = e->n_allow };
 }
 
-/* Asks the admin rules, and polkit where a rule says auth_*, whether p may
- * perform action on what (an entry name or a path). Returns 1 when a rule
- * allows it (*ret_cap gets its access cap), AUTH_NO_RULE when no rule
- * matched (the caller applies the default), 0 while polkit is asked (the
- * handler returns 1 and runs again with the answer), negative with error
- * set when refused. */
-static int authorize(Broker *b, sd_bus_message *m, Peer *p, PolicyAction action, const char *what,
-                     peer_resume_fn handler, int *ret_cap, sd_bus_error *error) {
-        PolicyDecision d = decide(b, p, action, what);
+/* Carries out decision d for the caller p of m, about what (an entry name,
+ * or a path for open-path). Returns 1 when allowed; 0 while polkit is asked
+ * (the handler returns 1 and runs again with the answer); -ENOENT, error
+ * untouched, when the caller may not learn that the entry exists (answer
+ * NotFound, or wait); other negative errno with error set when refused. */
+static int authorize(Broker *b, sd_bus_message *m, Peer *p, const Decision *d, const char *what,
+                     peer_resume_fn handler, sd_bus_error *error) {
+        const char *action = policy_action_to_string(d->action);
+        char id[64];
+        int r;
 
-        if (ret_cap)
-                *ret_cap = d.access;
-        if (!d.matched)
-                return AUTH_NO_RULE;
-        if (d.result == POLICY_RESULT_YES)
+        switch (d->kind) {
+        case DECISION_ALLOW:
                 return 1;
-        if (d.result == POLICY_RESULT_NO) {
-                log_info("%s (uid %u): rule '%s' refuses %s of '%s'", p->unique_name, (unsigned) p->uid, d.rule,
-                         policy_action_to_string(action), what);
+        case DECISION_HIDDEN:
+                return -ENOENT;
+        case DECISION_DENY:
+                log_info("%s (uid %u): rule '%s' refuses %s of '%s'", p->unique_name, (unsigned) p->uid, d->rule,
+                         action, what);
                 return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED, "Rule '%s' does not allow %s of '%s'.",
-                                         d.rule, policy_action_to_string(action), what);
+                                         d->rule, action, what);
+        case DECISION_ASK_POLKIT:
+                break;
         }
-        return ask_polkit(b, m, p, action, what, policy_result_to_string(d.result), handler, error);
+        snprintf(id, sizeof id, "org.fdbroker.%s", action);
+        r = polkit_check(&b->polkit, m, p, id, d->action == POLICY_ACTION_OPEN_PATH ? "path" : "name", what,
+                         policy_result_to_string(d->polkit_result), handler, error);
+        if (r < 0 && d->refusal_hidden && sd_bus_error_has_name(error, SD_BUS_ERROR_ACCESS_DENIED)) {
+                /* polkit said no to a caller who could not have known the
+                 * entry exists: its no must not tell. (A challenge is
+                 * passed on, as it always was: the auth_* rule that asked
+                 * lets this caller see the entry.) */
+                sd_bus_error_free(error);
+                return -ENOENT;
+        }
+        return r;
 }
 
 static int not_found(sd_bus_error *error, const char *name) {
@@ -604,15 +570,16 @@ static void serve_waiters(Broker *b, const char *name) {
                         return; /* a once entry went to an earlier waiter */
                 /* Waiters are served only what needs no question to polkit:
                  * the others keep waiting, and time out. */
-                int cap;
-                if (!may_retrieve_now(b, w->peer, e, &cap))
+                DecideEntry view = entry_view(e);
+                Decision d = decide_retrieve(b->policy, w->peer->snapshot, &view);
+                if (d.kind != DECISION_ALLOW)
                         continue;
 
                 _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
                 RetrieveOptions o = { .accmode = w->accmode, .reopen = w->reopen };
                 bool once = e->once;
-                bool failed = reply_if_failed(w->message, reply_retrieve(b, w->peer, w->message, e, &o, cap, &error),
-                                              &error);
+                bool failed = reply_if_failed(
+                        w->message, reply_retrieve(b, w->peer, w->message, e, &o, d.access, &error), &error);
                 /* next may be freed only by waiter_free(w); re-read after. */
                 next = w->next;
                 waiter_free(w);
@@ -636,7 +603,17 @@ static int get_caller(Broker *b, sd_bus_message *m, peer_resume_fn handler, Peer
         if (r == -EBUSY)
                 return sd_bus_error_setf(error, ERROR_QUOTA,
                                          "Too many calls from this connection while its credentials are looked up.");
-        return r;
+        if (r <= 0)
+                return r;
+        /* Every peer whose identity is known has its policy snapshot; one
+         * without would be decided for by nobody: refuse rather than guess. */
+        if (!(*ret)->snapshot)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                         "The broker has no policy snapshot of this connection's identity.");
+        /* After a reload: a failure leaves a stale snapshot, which decides
+         * right, only slower. */
+        (void) policy_snapshot_refresh((*ret)->snapshot, b->policy);
+        return 1;
 }
 
 /* ---- methods ----------------------------------------------------------- */
@@ -900,12 +877,13 @@ fail:
  * read-only. No rule: allowed. */
 static int authorize_deposit(Broker *b, sd_bus_message *m, Peer *p, PolicyAction action, const char *name,
                              peer_resume_fn handler, bool *read_only, sd_bus_error *error) {
-        int cap, r;
+        Decision d = decide_action(b->policy, p->snapshot, action, name);
+        int r;
 
-        r = authorize(b, m, p, action, name, handler, &cap, error);
+        r = authorize(b, m, p, &d, name, handler, error);
         if (r <= 0)
                 return r;
-        if (cap == O_RDONLY)
+        if (d.access == O_RDONLY)
                 *read_only = true;
         return 1;
 }
@@ -1039,29 +1017,24 @@ static int method_deposit_many(sd_bus_message *m, void *userdata, sd_bus_error *
         return deposit_run(b, p, m, TAKE_PTR(dj), error);
 }
 
-/* Authorizes retrieving name. Returns 1 with *ret_entry and *ret_cap when
- * allowed, 0 while polkit is asked, AUTH_NO_RULE when the entry is not there
- * for this caller (missing, or invisible to it: the caller may wait), or
- * negative with error set. */
+/* Authorizes retrieving name: authorize()'s answers, and with 1 the entry
+ * and the access cap. -ENOENT also when there is no such entry. */
 static int authorize_retrieve(Broker *b, sd_bus_message *m, Peer *p, const char *name, peer_resume_fn handler,
                               Entry **ret_entry, int *ret_cap, sd_bus_error *error) {
         Entry *e = registry_get(&b->reg, name);
+        DecideEntry view;
+        Decision d;
         int r;
 
         if (!e)
-                return AUTH_NO_RULE;
-        r = authorize(b, m, p, POLICY_ACTION_RETRIEVE, name, handler, ret_cap, error);
-        if (r == AUTH_NO_RULE) {
-                if (!acl_allows(p, e))
-                        return AUTH_NO_RULE;
-                r = 1;
-        } else if (r < 0 && sd_bus_error_has_name(error, SD_BUS_ERROR_ACCESS_DENIED) && !acl_allows(p, e)) {
-                /* Refused, and the caller could not have known it exists. */
-                sd_bus_error_free(error);
-                return AUTH_NO_RULE;
-        }
-        if (r > 0)
+                return -ENOENT;
+        view = entry_view(e);
+        d = decide_retrieve(b->policy, p->snapshot, &view);
+        r = authorize(b, m, p, &d, name, handler, error);
+        if (r > 0) {
                 *ret_entry = e;
+                *ret_cap = d.access;
+        }
         return r;
 }
 
@@ -1088,15 +1061,13 @@ static int method_retrieve(sd_bus_message *m, void *userdata, sd_bus_error *erro
                 return r;
 
         r = authorize_retrieve(b, m, p, name, method_retrieve, &e, &cap, error);
-        if (r < 0)
-                return r;
-        if (r == 0)
-                return 1;
-        if (r == AUTH_NO_RULE) {
+        if (r == -ENOENT) {
                 if (o.wait_usec > 0)
                         return park_retrieve(b, p, m, name, &o, error);
                 return not_found(error, name);
         }
+        if (r <= 0)
+                return r < 0 ? r : 1;
         return reply_retrieve(b, p, m, e, &o, cap, error);
 }
 
@@ -1141,12 +1112,12 @@ static int method_retrieve_many(sd_bus_message *m, void *userdata, sd_bus_error 
         for (size_t i = 0; i < n; i++) {
                 entries[i] = NULL;
                 r = authorize_retrieve(b, m, p, names[i], method_retrieve_many, &entries[i], &caps[i], error);
-                if (r < 0)
-                        return r;
-                if (r == AUTH_NO_RULE)
+                if (r == -ENOENT)
                         return sd_bus_error_setf(error, ERROR_NOT_FOUND,
                                                  "No entry named '%s' that you may retrieve; nothing was retrieved.",
                                                  names[i]);
+                if (r < 0)
+                        return r;
                 pending = pending || r == 0;
         }
         if (pending)
@@ -1182,7 +1153,8 @@ static int method_retrieve_many(sd_bus_message *m, void *userdata, sd_bus_error 
 static int method_remove(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Broker *b = userdata;
         const char *name;
-        bool visible;
+        DecideEntry view;
+        Decision d;
         Entry *e;
         Peer *p;
         int r;
@@ -1201,30 +1173,13 @@ static int method_remove(sd_bus_message *m, void *userdata, sd_bus_error *error)
         e = registry_get(&b->reg, name);
         if (!e)
                 return not_found(error, name);
-        visible = may_see(b, p, e);
-
-        /* A remove rule decides first; then the owner and root may; then a
-         * manage rule, or polkit's org.fdbroker.manage. Callers who may not
-         * see the entry never reach polkit: it would tell them it exists. */
-        r = authorize(b, m, p, POLICY_ACTION_REMOVE, name, method_remove, NULL, error);
-        if (r == AUTH_NO_RULE && (p->uid == 0 || p->uid == e->owner_uid))
-                r = 1;
-        else if (r == AUTH_NO_RULE) {
-                r = authorize(b, m, p, POLICY_ACTION_MANAGE, name, method_remove, NULL, error);
-                if (r == AUTH_NO_RULE) {
-                        if (!visible)
-                                return not_found(error, name);
-                        r = ask_polkit(b, m, p, POLICY_ACTION_MANAGE, name, "auth_admin_keep", method_remove, error);
-                }
-        }
-        if (r < 0 && !visible) {
-                sd_bus_error_free(error);
+        view = entry_view(e);
+        d = decide_remove(b->policy, p->snapshot, &view);
+        r = authorize(b, m, p, &d, name, method_remove, error);
+        if (r == -ENOENT)
                 return not_found(error, name);
-        }
-        if (r < 0)
-                return r;
-        if (r == 0)
-                return 1;
+        if (r <= 0)
+                return r < 0 ? r : 1;
 
         char why[128];
         snprintf(why, sizeof why, "removed by %s (uid %u)", p->unique_name, (unsigned) p->uid);
@@ -1236,13 +1191,10 @@ static int compare_entries(const void *a, const void *b) {
         return strcmp((*(Entry *const *) a)->name, (*(Entry *const *) b)->name);
 }
 
-/* List never asks polkit: a list rule other than yes hides the entries it
- * matches. */
+/* List never asks polkit (decide_listed()). */
 static bool may_list(const Broker *b, const Peer *p, const Entry *e) {
-        PolicyDecision d = decide(b, p, POLICY_ACTION_LIST, e->name);
-        if (d.matched && d.result != POLICY_RESULT_YES)
-                return false;
-        return may_see(b, p, e);
+        DecideEntry view = entry_view(e);
+        return decide_listed(b->policy, p->snapshot, &view);
 }
 
 static int method_list(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -1369,6 +1321,7 @@ static int method_open_path(sd_bus_message *m, void *userdata, sd_bus_error *err
         const char *path;
         bool nonblock = false;
         int accmode = O_RDONLY, cap, r;
+        Decision d;
         Peer *p;
 
         r = get_caller(b, m, method_open_path, &p, error);
@@ -1388,13 +1341,11 @@ static int method_open_path(sd_bus_message *m, void *userdata, sd_bus_error *err
                                          path);
 
         /* An open-path rule decides; without one, polkit does. */
-        r = authorize(b, m, p, POLICY_ACTION_OPEN_PATH, path, method_open_path, &cap, error);
-        if (r == AUTH_NO_RULE)
-                r = ask_polkit(b, m, p, POLICY_ACTION_OPEN_PATH, path, "auth_admin_keep", method_open_path, error);
-        if (r < 0)
-                return r;
-        if (r == 0)
-                return 1;
+        d = decide_action(b->policy, p->snapshot, POLICY_ACTION_OPEN_PATH, path);
+        r = authorize(b, m, p, &d, path, method_open_path, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        cap = d.access;
         if (cap != POLICY_ACCESS_ANY && cap != O_RDWR && cap != accmode)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
                                          "Policy lets you open '%s' only %s, not %s.", path,
@@ -1499,6 +1450,7 @@ int broker_new(sd_event *event, sd_bus *bus, Broker **ret) {
         r = peers_init(&b->peers, bus, on_peer_gone, b);
         if (r < 0)
                 return r;
+        b->peers.policy = &b->policy; /* peers build their snapshots against it */
         r = sd_bus_add_object_vtable(bus, &b->object, OBJECT_PATH, INTERFACE, broker_vtable, b);
         if (r < 0)
                 return r;

@@ -26,6 +26,7 @@ static void peer_free(Peer *p) {
         free(p->unique_name);
         free(p->gids);
         free(p->label);
+        policy_snapshot_free(p->snapshot);
         free(p);
 }
 
@@ -141,6 +142,13 @@ static int on_credentials(sd_bus_message *reply, void *userdata, sd_bus_error *r
         r = parse_credentials(p, reply);
         if (r < 0) {
                 log_warning("bus gave no usable credentials for %s: %s", p->unique_name, strerror(-r));
+                peer_drop(ps, p);
+                return 0;
+        }
+        Identity id = peer_identity(p);
+        r = policy_snapshot_new(ps->policy ? *ps->policy : NULL, &id, &p->snapshot);
+        if (r < 0) {
+                log_warning("no policy snapshot for %s: %s", p->unique_name, strerror(-r));
                 peer_drop(ps, p);
                 return 0;
         }

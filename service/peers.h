@@ -16,6 +16,7 @@
 #include <systemd/sd-bus.h>
 
 #include "acl.h"
+#include "decide.h"
 #include "hashtable.h"
 #include "registry.h"
 
@@ -42,6 +43,7 @@ typedef struct Peer {
         gid_t *gids;
         size_t n_gids;
         char *label;
+        PolicySnapshot *snapshot; /* built from the above when it arrived; the only input to decisions */
 
         sd_bus_slot *lookup;      /* GetConnectionCredentials in flight */
         QueuedCall queue[PEER_QUEUE_MAX];
@@ -71,6 +73,7 @@ struct Peers {
         sd_bus_slot *match;
         peer_gone_fn gone;
         void *userdata;            /* passed to gone and to resumed handlers */
+        Policy *const *policy;     /* the owner's policy pointer: snapshots are built against it */
 };
 
 /* Sets up the cache on bus and subscribes to disconnections. */
