@@ -263,3 +263,7 @@ bool peers_all_ready(const Peers *ps) {
                         return false;
         return true;
 }
+
+Peer *peers_find(Peers *ps, const char *unique_name) {
+        return unique_name ? peer_find(ps, unique_name) : NULL;
+}

@@ -88,5 +88,9 @@ int peers_get_caller(Peers *ps, sd_bus_message *m, peer_resume_fn handler, Peer 
 
 Identity peer_identity(const Peer *p);
 
+/* The peer of unique_name if it is still on the bus, else NULL; for calls
+ * answered later (worker.h). */
+Peer *peers_find(Peers *ps, const char *unique_name);
+
 /* False while some peer's calls wait for its credentials. */
 bool peers_all_ready(const Peers *ps);

@@ -550,6 +550,49 @@ class Client:
             counts[a] = counts.get(a, 0) + 1
         return {'ok': True, 'counts': counts}
 
+    # -- for tests/hostile/ -----------------------------------------------
+
+    def op_fd_lease(self, req):
+        """F_SETLEASE on a kept fd ('r', 'w' or 'none'); the lease-break
+        signal (SIGIO) is ignored, as an attacker would."""
+        import fcntl
+        import signal
+        signal.signal(signal.SIGIO, signal.SIG_IGN)
+        kind = {'r': fcntl.F_RDLCK, 'w': fcntl.F_WRLCK, 'none': fcntl.F_UNLCK}[req['type']]
+        fcntl.fcntl(self.handles[req['handle']], fcntl.F_SETLEASE, kind)
+        return {'ok': True}
+
+    def op_fd_pread(self, req):
+        try:
+            data = os.pread(self.handles[req['handle']], int(req['size']), int(req.get('offset', 0)))
+        except OSError as e:
+            return {'ok': False, 'error': 'errno:' + fdutil._errname(e), 'message': str(e)}
+        return {'ok': True, 'hex': data.hex()}
+
+    def op_spawn(self, req):
+        """A child of this client that waits for a line on stdin, then
+        execs argv (stdin stays a pipe, so argv can block reading it)."""
+        import subprocess
+        p = subprocess.Popen(['/bin/sh', '-c', 'read line; exec "$@"', 'sh'] + list(req['argv']),
+                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.children = getattr(self, 'children', {})
+        self.children[req['handle']] = p
+        return {'ok': True, 'pid': p.pid}
+
+    def op_spawn_go(self, req):
+        p = self.children[req['handle']]
+        p.stdin.write(b'go\n')
+        p.stdin.flush()
+        return {'ok': True}
+
+    def op_spawn_kill(self, req):
+        p = self.children.pop(req['handle'], None)
+        if p is not None:
+            p.kill()
+            p.wait()
+            p.stdin.close()
+        return {'ok': True}
+
     def op_exit(self, req):
         raise SystemExit(0)
 
