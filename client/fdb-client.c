@@ -54,6 +54,7 @@ struct _FdbClient {
         GObject parent_instance;
         FdbBroker1 *proxy;
         gboolean allow_interaction;
+        guint watch_subscription;    /* EntryAdded/EntryRemoved; 0: none yet */
 };
 
 G_DEFINE_TYPE(FdbClient, fdb_client, G_TYPE_OBJECT)
@@ -67,6 +68,14 @@ enum {
 };
 
 static GParamSpec *props[N_PROPS];
+
+enum {
+        SIGNAL_ENTRY_ADDED,
+        SIGNAL_ENTRY_REMOVED,
+        N_SIGNALS,
+};
+
+static guint client_signals[N_SIGNALS];
 
 static void fdb_client_get_property(GObject *object, guint prop_id, GValue *value, GParamSpec *pspec) {
         FdbClient *c = FDB_CLIENT(object);
@@ -104,6 +113,10 @@ static void fdb_client_set_property(GObject *object, guint prop_id, const GValue
 static void fdb_client_dispose(GObject *object) {
         FdbClient *c = FDB_CLIENT(object);
 
+        if (c->watch_subscription != 0 && c->proxy)
+                g_dbus_connection_signal_unsubscribe(g_dbus_proxy_get_connection(G_DBUS_PROXY(c->proxy)),
+                                                     c->watch_subscription);
+        c->watch_subscription = 0;
         g_clear_object(&c->proxy);
         G_OBJECT_CLASS(fdb_client_parent_class)->dispose(object);
 }
@@ -142,6 +155,31 @@ static void fdb_client_class_init(FdbClientClass *klass) {
                 "allow-interaction", "Allow interaction", "Whether polkit may ask the user", FALSE,
                 G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
         g_object_class_install_properties(object_class, N_PROPS, props);
+
+        /**
+         * FdbClient::entry-added:
+         * @client: the #FdbClient
+         * @name: the entry's name
+         * @info: the entry, as fdb_client_retrieve_sync() would describe it
+         *
+         * An entry matching the client's watch (fdb_client_watch_sync()) was
+         * deposited. The broker tells only watchers that may see the entry.
+         */
+        client_signals[SIGNAL_ENTRY_ADDED] =
+                g_signal_new("entry-added", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+                             G_TYPE_NONE, 2, G_TYPE_STRING, FDB_TYPE_ENTRY_INFO);
+        /**
+         * FdbClient::entry-removed:
+         * @client: the #FdbClient
+         * @name: the entry's name
+         * @reason: `removed`, `expired`, `retrieved-once`,
+         *   `connection-closed` or `replaced`
+         *
+         * An entry matching the client's watch went away.
+         */
+        client_signals[SIGNAL_ENTRY_REMOVED] =
+                g_signal_new("entry-removed", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+                             G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_STRING);
 
         /* Registers the FDB_ERROR names before the first reply is decoded. */
         (void) fdb_error_quark();
@@ -261,7 +299,7 @@ static void new_make_proxy(GTask *task, GDBusConnection *connection) {
  * @connection: a #GDBusConnection, as for fdb_client_new_for_connection_sync()
  * @cancellable: (nullable): a #GCancellable
  * @callback: (scope async): called when the client is ready
- * @user_data: (closure): data for @callback
+ * @user_data: data for @callback
  *
  * Starts making a client over @connection; finish with
  * fdb_client_new_for_connection_finish().
@@ -317,7 +355,7 @@ static void new_got_bus(GObject *source, GAsyncResult *result, gpointer user_dat
  * @bus_type: %G_BUS_TYPE_SYSTEM or %G_BUS_TYPE_SESSION
  * @cancellable: (nullable): a #GCancellable
  * @callback: (scope async): called when the client is ready
- * @user_data: (closure): data for @callback
+ * @user_data: data for @callback
  *
  * Starts making a client on the shared connection to @bus_type; finish
  * with fdb_client_new_for_bus_finish().
@@ -345,7 +383,7 @@ FdbClient *fdb_client_new_for_bus_finish(GAsyncResult *result, GError **error) {
  * @address: a D-Bus address of a message bus
  * @cancellable: (nullable): a #GCancellable
  * @callback: (scope async): called when the client is ready
- * @user_data: (closure): data for @callback
+ * @user_data: data for @callback
  *
  * Starts making a client on a new, private connection to @address; finish
  * with fdb_client_new_for_address_finish().
@@ -567,7 +605,7 @@ static void deposit_done(GObject *source, GAsyncResult *result, gpointer user_da
  * @options: (nullable): how to store it, %NULL for the defaults
  * @cancellable: (nullable): a #GCancellable
  * @callback: (scope async): called when the broker answered
- * @user_data: (closure): data for @callback
+ * @user_data: data for @callback
  *
  * The async form of fdb_client_deposit_sync(); finish with
  * fdb_client_deposit_finish().
@@ -701,7 +739,7 @@ static void deposit_many_done(GObject *source, GAsyncResult *result, gpointer us
  * @options: (nullable): how to store them, %NULL for the defaults
  * @cancellable: (nullable): a #GCancellable
  * @callback: (scope async): called when the broker answered
- * @user_data: (closure): data for @callback
+ * @user_data: data for @callback
  *
  * The async form of fdb_client_deposit_many_sync(); finish with
  * fdb_client_deposit_many_finish().
@@ -833,7 +871,7 @@ static void retrieve_done(GObject *source, GAsyncResult *result, gpointer user_d
  * @options: (nullable): how to hand it back, %NULL for the fd as stored
  * @cancellable: (nullable): a #GCancellable; cancelling also ends a wait
  * @callback: (scope async): called when the broker answered
- * @user_data: (closure): data for @callback
+ * @user_data: data for @callback
  *
  * The async form of fdb_client_retrieve_sync(); finish with
  * fdb_client_retrieve_finish(). If the finish function is not called, or
@@ -994,7 +1032,7 @@ static void retrieve_many_done(GObject *source, GAsyncResult *result, gpointer u
  * @options: (nullable): how to hand them back, %NULL for the fds as stored
  * @cancellable: (nullable): a #GCancellable
  * @callback: (scope async): called when the broker answered
- * @user_data: (closure): data for @callback
+ * @user_data: data for @callback
  *
  * The async form of fdb_client_retrieve_many_sync(); finish with
  * fdb_client_retrieve_many_finish().
@@ -1077,7 +1115,7 @@ static void remove_done(GObject *source, GAsyncResult *result, gpointer user_dat
  * @name: the entry name
  * @cancellable: (nullable): a #GCancellable
  * @callback: (scope async): called when the broker answered
- * @user_data: (closure): data for @callback
+ * @user_data: data for @callback
  *
  * The async form of fdb_client_remove_sync(); finish with
  * fdb_client_remove_finish().
@@ -1177,7 +1215,7 @@ static void list_done(GObject *source, GAsyncResult *result, gpointer user_data)
  * @prefix: (nullable): only names that start with this, %NULL or "" for all
  * @cancellable: (nullable): a #GCancellable
  * @callback: (scope async): called when the broker answered
- * @user_data: (closure): data for @callback
+ * @user_data: data for @callback
  *
  * The async form of fdb_client_list_sync(); finish with
  * fdb_client_list_finish().
@@ -1280,7 +1318,7 @@ static void create_memory_done(GObject *source, GAsyncResult *result, gpointer u
  * @options: (nullable): how to store it, %NULL for the defaults
  * @cancellable: (nullable): a #GCancellable
  * @callback: (scope async): called when the broker answered
- * @user_data: (closure): data for @callback
+ * @user_data: data for @callback
  *
  * The async form of fdb_client_create_memory_sync(); finish with
  * fdb_client_create_memory_finish().
@@ -1385,7 +1423,7 @@ static void open_path_done(GObject *source, GAsyncResult *result, gpointer user_
  * @nonblock: whether to open it with `O_NONBLOCK`
  * @cancellable: (nullable): a #GCancellable
  * @callback: (scope async): called when the broker answered
- * @user_data: (closure): data for @callback
+ * @user_data: data for @callback
  *
  * The async form of fdb_client_open_path_sync(); finish with
  * fdb_client_open_path_finish().
@@ -1417,4 +1455,202 @@ void fdb_client_open_path(FdbClient *client, const char *path, FdbAccess access,
 int fdb_client_open_path_finish(FdbClient *client, GAsyncResult *result, GError **error) {
         CHECK_FINISH(client, result, fdb_client_open_path, -1);
         return task_propagate_fd(G_TASK(result), error);
+}
+
+/* ---- Watch -------------------------------------------------------------- */
+
+/* The broker sends EntryAdded/EntryRemoved to watchers alone; GDBus hands
+ * them to this subscription in the thread-default main context of the
+ * first watch call, and stops before dispose returns. */
+static void on_watch_signal(GDBusConnection *connection, const char *sender, const char *path,
+                            const char *interface, const char *member, GVariant *parameters, gpointer user_data) {
+        FdbClient *client = user_data;
+
+        if (g_strcmp0(member, "EntryAdded") == 0 && g_variant_is_of_type(parameters, G_VARIANT_TYPE("(sa{sv})"))) {
+                g_autoptr(GVariant) info_v = NULL;
+                g_autoptr(FdbEntryInfo) info = NULL;
+                const char *name;
+
+                g_variant_get(parameters, "(&s@a{sv})", &name, &info_v);
+                info = fdb_entry_info_new(name, info_v);
+                g_signal_emit(client, client_signals[SIGNAL_ENTRY_ADDED], 0, name, info);
+        } else if (g_strcmp0(member, "EntryRemoved") == 0 && g_variant_is_of_type(parameters, G_VARIANT_TYPE("(ss)"))) {
+                const char *name, *reason;
+
+                g_variant_get(parameters, "(&s&s)", &name, &reason);
+                g_signal_emit(client, client_signals[SIGNAL_ENTRY_REMOVED], 0, name, reason);
+        }
+}
+
+/* Subscribes before the Watch call goes out, so no signal is missed. */
+static void watch_subscribe(FdbClient *client) {
+        GDBusConnection *connection;
+
+        if (client->watch_subscription != 0)
+                return;
+        connection = g_dbus_proxy_get_connection(G_DBUS_PROXY(client->proxy));
+        client->watch_subscription = g_dbus_connection_signal_subscribe(
+                connection, g_dbus_proxy_get_name(G_DBUS_PROXY(client->proxy)), FDB_INTERFACE, NULL,
+                FDB_OBJECT_PATH, NULL, G_DBUS_SIGNAL_FLAGS_NONE, on_watch_signal, client, NULL);
+}
+
+static GVariant *watch_options(void) {
+        return g_variant_ref_sink(g_variant_new_array(G_VARIANT_TYPE("{sv}"), NULL, 0));
+}
+
+/**
+ * fdb_client_watch_sync:
+ * @client: an #FdbClient
+ * @patterns: (array zero-terminated=1): globs over entry names, 1 to 32:
+ *   `*` stays within one `/`-separated component, a trailing `/` `**`
+ *   matches everything below, `**` alone matches every name
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Asks the broker for #FdbClient::entry-added and #FdbClient::entry-removed
+ * about the entries matching @patterns that this client may see (those
+ * fdb_client_list_sync() would show). The signals are emitted in the
+ * thread-default main context of the first watch call. Watching again
+ * replaces the patterns; the watch ends with fdb_client_unwatch_sync() or
+ * when the connection closes. A user may hold 16 watches at once
+ * (%FDB_ERROR_QUOTA_EXCEEDED).
+ *
+ * Returns: %TRUE on success, %FALSE with @error set
+ */
+gboolean fdb_client_watch_sync(FdbClient *client, const char *const *patterns, GCancellable *cancellable,
+                               GError **error) {
+        g_autoptr(GVariant) options = NULL;
+
+        g_return_val_if_fail(FDB_IS_CLIENT(client), FALSE);
+        g_return_val_if_fail(patterns != NULL, FALSE);
+        g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
+
+        watch_subscribe(client);
+        options = watch_options();
+        if (!fdb_broker1_call_watch_sync(client->proxy, patterns, options, call_flags(client), -1, cancellable,
+                                         error)) {
+                _fdb_error_from_call(error);
+                return FALSE;
+        }
+        return TRUE;
+}
+
+static void boolean_call_done(GTask *task, gboolean ok, GError *error) {
+        if (!ok)
+                task_return_call_error(task, error);
+        else
+                g_task_return_boolean(task, TRUE);
+}
+
+static void watch_done(GObject *source, GAsyncResult *result, gpointer user_data) {
+        g_autoptr(GTask) task = user_data;
+        GError *error = NULL;
+        gboolean ok = fdb_broker1_call_watch_finish(FDB_BROKER1(source), result, &error);
+
+        boolean_call_done(task, ok, error);
+}
+
+/**
+ * fdb_client_watch:
+ * @client: an #FdbClient
+ * @patterns: (array zero-terminated=1): globs over entry names, as for
+ *   fdb_client_watch_sync()
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async) (closure user_data): called when the broker answered
+ * @user_data: data for @callback
+ *
+ * The async form of fdb_client_watch_sync(); finish with
+ * fdb_client_watch_finish().
+ */
+void fdb_client_watch(FdbClient *client, const char *const *patterns, GCancellable *cancellable,
+                      GAsyncReadyCallback callback, gpointer user_data) {
+        g_autoptr(GVariant) options = NULL;
+        GTask *task;
+
+        g_return_if_fail(FDB_IS_CLIENT(client));
+        g_return_if_fail(patterns != NULL);
+
+        task = g_task_new(client, cancellable, callback, user_data);
+        g_task_set_source_tag(task, fdb_client_watch);
+        watch_subscribe(client);
+        options = watch_options();
+        fdb_broker1_call_watch(client->proxy, patterns, options, call_flags(client), -1, cancellable, watch_done,
+                               task);
+}
+
+/**
+ * fdb_client_watch_finish:
+ * @client: an #FdbClient
+ * @result: the #GAsyncResult passed to the callback
+ * @error: return location for a #GError
+ *
+ * Returns: %TRUE on success, %FALSE with @error set
+ */
+gboolean fdb_client_watch_finish(FdbClient *client, GAsyncResult *result, GError **error) {
+        CHECK_FINISH(client, result, fdb_client_watch, FALSE);
+        return g_task_propagate_boolean(G_TASK(result), error);
+}
+
+/**
+ * fdb_client_unwatch_sync:
+ * @client: an #FdbClient
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Ends the client's watch; without one it does nothing. Signals the broker
+ * sent before it answered may still be emitted.
+ *
+ * Returns: %TRUE on success, %FALSE with @error set
+ */
+gboolean fdb_client_unwatch_sync(FdbClient *client, GCancellable *cancellable, GError **error) {
+        g_return_val_if_fail(FDB_IS_CLIENT(client), FALSE);
+        g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
+
+        if (!fdb_broker1_call_unwatch_sync(client->proxy, call_flags(client), -1, cancellable, error)) {
+                _fdb_error_from_call(error);
+                return FALSE;
+        }
+        return TRUE;
+}
+
+static void unwatch_done(GObject *source, GAsyncResult *result, gpointer user_data) {
+        g_autoptr(GTask) task = user_data;
+        GError *error = NULL;
+        gboolean ok = fdb_broker1_call_unwatch_finish(FDB_BROKER1(source), result, &error);
+
+        boolean_call_done(task, ok, error);
+}
+
+/**
+ * fdb_client_unwatch:
+ * @client: an #FdbClient
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async) (closure user_data): called when the broker answered
+ * @user_data: data for @callback
+ *
+ * The async form of fdb_client_unwatch_sync(); finish with
+ * fdb_client_unwatch_finish().
+ */
+void fdb_client_unwatch(FdbClient *client, GCancellable *cancellable, GAsyncReadyCallback callback,
+                        gpointer user_data) {
+        GTask *task;
+
+        g_return_if_fail(FDB_IS_CLIENT(client));
+
+        task = g_task_new(client, cancellable, callback, user_data);
+        g_task_set_source_tag(task, fdb_client_unwatch);
+        fdb_broker1_call_unwatch(client->proxy, call_flags(client), -1, cancellable, unwatch_done, task);
+}
+
+/**
+ * fdb_client_unwatch_finish:
+ * @client: an #FdbClient
+ * @result: the #GAsyncResult passed to the callback
+ * @error: return location for a #GError
+ *
+ * Returns: %TRUE on success, %FALSE with @error set
+ */
+gboolean fdb_client_unwatch_finish(FdbClient *client, GAsyncResult *result, GError **error) {
+        CHECK_FINISH(client, result, fdb_client_unwatch, FALSE);
+        return g_task_propagate_boolean(G_TASK(result), error);
 }

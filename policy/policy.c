@@ -17,7 +17,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cleanup.h"
+#include "size.h"
+
 #define POLICY_FILE_MAX (1024 * 1024)
+
+/* The generation given to the last policy made (policy_generation()). */
+static uint64_t last_generation;
 #define POLICY_RULES_MAX 65536
 
 static const char *const action_names[_POLICY_ACTION_MAX] = {
@@ -62,40 +68,7 @@ int policy_result_from_string(const char *s) {
 }
 
 int policy_parse_size(const char *s, uint64_t *ret) {
-        unsigned long long v;
-        uint64_t mult = 1;
-        char *end;
-
-        if (*s < '0' || *s > '9')
-                return -EINVAL;
-        errno = 0;
-        v = strtoull(s, &end, 10);
-        if (errno != 0)
-                return -ERANGE;
-        switch (*end) {
-        case '\0':
-                break;
-        case 'K':
-                mult = UINT64_C(1) << 10;
-                break;
-        case 'M':
-                mult = UINT64_C(1) << 20;
-                break;
-        case 'G':
-                mult = UINT64_C(1) << 30;
-                break;
-        case 'T':
-                mult = UINT64_C(1) << 40;
-                break;
-        default:
-                return -EINVAL;
-        }
-        if (*end != '\0' && end[1] != '\0')
-                return -EINVAL;
-        if (v > UINT64_MAX / mult)
-                return -ERANGE;
-        *ret = (uint64_t) v * mult;
-        return 0;
+        return parse_size(s, ret);
 }
 
 bool policy_glob_match(const char *pattern, const char *name) {
@@ -103,23 +76,14 @@ bool policy_glob_match(const char *pattern, const char *name) {
 
         if (strcmp(pattern, "**") == 0)
                 return true;
-        if (len >= 3 && strcmp(pattern + len - 3, "/**") == 0) {
-                char *prefix = strndup(pattern, len - 3);
-                bool found = false;
-
-                if (!prefix)
-                        return false;
-                /* Something below: some leading run of components matches. */
-                for (const char *p = strchr(name, '/'); p && !found; p = strchr(p + 1, '/')) {
-                        char *head = strndup(name, (size_t) (p - name));
-                        if (!head)
-                                break;
-                        found = p[1] != '\0' && fnmatch(prefix, head, FNM_PATHNAME) == 0;
-                        free(head);
-                }
-                free(prefix);
-                return found;
-        }
+        /* A trailing slash-star-star: something below what the rest
+         * matches. With FNM_PATHNAME the final stars match one component,
+         * and FNM_LEADING_DIR lets more components follow: "a" followed
+         * by it matches "a/b" and "a/b/c", never "a" (nor "a/", except
+         * that no entry name or normalised path ends in a slash). No
+         * allocation: a rule can never fail to match for want of memory. */
+        if (len >= 3 && strcmp(pattern + len - 3, "/**") == 0)
+                return fnmatch(pattern, name, FNM_PATHNAME | FNM_LEADING_DIR) == 0;
         return fnmatch(pattern, name, FNM_PATHNAME) == 0;
 }
 
@@ -128,6 +92,7 @@ bool policy_glob_match(const char *pattern, const char *name) {
 typedef struct Parser {
         Policy *policy;
         char **problems;
+        unsigned *problem_lines;  /* the line of each problem, to sort them */
         size_t n_problems;
         const char *path;
         unsigned line;
@@ -137,26 +102,38 @@ typedef struct Parser {
 static void problem(Parser *ps, unsigned line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static void problem(Parser *ps, unsigned line, const char *fmt, ...) {
-        char *msg = NULL, *full = NULL, **v;
+        _cleanup_free_ char *msg = NULL, *full = NULL;
+        char **v;
         va_list ap;
+        int r;
 
         va_start(ap, fmt);
-        if (vasprintf(&msg, fmt, ap) < 0)
-                msg = NULL;
+        r = vasprintf(&msg, fmt, ap);
         va_end(ap);
-        if (!msg || asprintf(&full, "%s:%u: %s", ps->path, line, msg) < 0) {
-                free(msg);
+        if (r < 0 || asprintf(&full, "%s:%u: %s", ps->path, line, msg) < 0) {
+                msg = full = NULL; /* undefined after a failure */
                 ps->oom = 1;
                 return;
         }
-        free(msg);
+        /* Once each: a problem already reported for this line is not
+         * repeated ("Subject=gecko gecko"). Lines mostly come in order, so
+         * looking back stops at the first earlier line. */
+        for (size_t i = ps->n_problems; i > 0 && ps->problem_lines[i - 1] >= line; i--)
+                if (ps->problem_lines[i - 1] == line && strcmp(ps->problems[i - 1], full) == 0)
+                        return;
+        unsigned *lines = realloc(ps->problem_lines, (ps->n_problems + 1) * sizeof *lines);
+        if (!lines) {
+                ps->oom = 1;
+                return;
+        }
+        ps->problem_lines = lines;
+        lines[ps->n_problems] = line;
         v = realloc(ps->problems, (ps->n_problems + 2) * sizeof *v);
         if (!v) {
-                free(full);
                 ps->oom = 1;
                 return;
         }
-        v[ps->n_problems++] = full;
+        v[ps->n_problems++] = TAKE_PTR(full);
         v[ps->n_problems] = NULL;
         ps->problems = v;
 }
@@ -256,7 +233,7 @@ static void finish_section(Parser *ps, SectionState *st) {
 }
 
 static int parse_subjects(Parser *ps, PolicyRule *rule, char *value) {
-        size_t n = 0, cap = 0;
+        size_t n = 0, cap = 0, problems_before = ps->n_problems;
         Subject *v = NULL;
         char *save = NULL;
 
@@ -271,6 +248,16 @@ static int parse_subjects(Parser *ps, PolicyRule *rule, char *value) {
                 r = acl_subject_parse(tok, &s);
                 if (r == -ENOENT) {
                         problem(ps, ps->line, "subject '%s' names no known user or group.", tok);
+                        continue;
+                }
+                if (r == -ENOMEM) {
+                        ps->oom = 1;
+                        break;
+                }
+                if (r < 0 && r != -EINVAL) {
+                        /* The user database failed: the rule would match
+                         * nobody, so the policy is refused. */
+                        problem(ps, ps->line, "cannot look up subject '%s': %s.", tok, strerror(-r));
                         continue;
                 }
                 if (r < 0) {
@@ -291,7 +278,8 @@ static int parse_subjects(Parser *ps, PolicyRule *rule, char *value) {
                 }
                 v[n++] = s;
         }
-        if (n == 0 && !ps->oom)
+        /* A line whose every subject was reported says nothing more. */
+        if (n == 0 && !ps->oom && ps->n_problems == problems_before)
                 problem(ps, ps->line, "Subject= names no subject.");
         acl_subjects_free(rule->subjects, rule->n_subjects);
         rule->subjects = v;
@@ -425,7 +413,7 @@ static bool parse_limit_table_key(Parser *ps, SectionState *st, const char *key,
         if (k == POLICY_LIMIT_MAX_UNREAD_FDS || k == POLICY_LIMIT_MAX_UNREAD_FDS_PER_USER)
                 max = POLICY_MAX_UNREAD_FDS_CEILING;
         r = policy_parse_size(value, &v);
-        if (!size && r >= 0 && strcspn(value, "KMGT") != strlen(value))
+        if (!size && r >= 0 && value[strspn(value, "0123456789")] != '\0')
                 r = -EINVAL; /* counts take no suffix */
         if (r < 0 || v == 0 || (!size && v > max)) {
                 if (size)
@@ -472,7 +460,7 @@ static void parse_limits_key(Parser *ps, SectionState *st, const char *key, cons
         st->keys |= bit;
 
         r = policy_parse_size(value, &v);
-        if (bit != KEY_MAX_MEMORY_SIZE && r >= 0 && strcspn(value, "KMGT") != strlen(value))
+        if (bit != KEY_MAX_MEMORY_SIZE && r >= 0 && value[strspn(value, "0123456789")] != '\0')
                 r = -EINVAL; /* counts take no suffix */
         if (r < 0 || v == 0 || (bit != KEY_MAX_MEMORY_SIZE && v > 1000000)) {
                 problem(ps, ps->line, "%s=%s is not valid; use %s.", key, value,
@@ -558,16 +546,37 @@ static void parse_header(Parser *ps, SectionState *st, char *line) {
         st->kind = SECTION_BAD;
 }
 
+/* Puts the problems of one file, from first on, in line order: a rule's
+ * missing keys are found at its end, but belong to its header line. Stable,
+ * so problems of one line keep the order they were found in. */
+static void sort_problems(Parser *ps, size_t first) {
+        if (ps->oom)
+                return;
+        for (size_t i = first + 1; i < ps->n_problems; i++) {
+                char *msg = ps->problems[i];
+                unsigned line = ps->problem_lines[i];
+                size_t j = i;
+
+                for (; j > first && ps->problem_lines[j - 1] > line; j--) {
+                        ps->problems[j] = ps->problems[j - 1];
+                        ps->problem_lines[j] = ps->problem_lines[j - 1];
+                }
+                ps->problems[j] = msg;
+                ps->problem_lines[j] = line;
+        }
+}
+
 static void parse_into(Parser *ps, const char *path, const char *text, size_t size) {
         SectionState st = {};
-        size_t pos = 0;
+        size_t pos = 0, first_problem = ps->n_problems;
 
         ps->path = path;
         ps->line = 0;
         while (pos < size && !ps->oom) {
                 const char *nl = memchr(text + pos, '\n', size - pos);
                 size_t len = nl ? (size_t) (nl - (text + pos)) : size - pos;
-                char *buf, *line, *eq;
+                _cleanup_free_ char *buf = NULL;
+                char *line, *eq;
 
                 ps->line++;
                 if (memchr(text + pos, '\0', len)) {
@@ -583,21 +592,17 @@ static void parse_into(Parser *ps, const char *path, const char *text, size_t si
                 }
                 line = strip(buf);
 
-                if (*line == '\0' || *line == '#' || *line == ';') {
-                        free(buf);
+                if (*line == '\0' || *line == '#' || *line == ';')
                         continue;
-                }
                 if (*line == '[') {
                         /* The rule pointer moves when rules are reallocated:
                          * sections are finished before the next one starts. */
                         parse_header(ps, &st, line);
-                        free(buf);
                         continue;
                 }
                 eq = strchr(line, '=');
                 if (!eq) {
                         problem(ps, ps->line, "expected KEY=VALUE or a [section] header.");
-                        free(buf);
                         continue;
                 }
                 *eq = '\0';
@@ -618,12 +623,14 @@ static void parse_into(Parser *ps, const char *path, const char *text, size_t si
                 case SECTION_BAD:
                         break; /* already reported at the header */
                 }
-                free(buf);
         }
         finish_section(ps, &st);
+        sort_problems(ps, first_problem);
 }
 
 static int finish(Parser *ps, Policy **ret, char ***ret_problems) {
+        free(ps->problem_lines);
+        ps->problem_lines = NULL;
         if (ps->oom) {
                 policy_problems_free(ps->problems);
                 policy_free(ps->policy);
@@ -634,6 +641,7 @@ static int finish(Parser *ps, Policy **ret, char ***ret_problems) {
                 policy_free(ps->policy);
                 return -EINVAL;
         }
+        ps->policy->generation = ++last_generation;
         *ret = ps->policy;
         return 0;
 }
@@ -663,49 +671,77 @@ static bool has_conf_suffix(const char *n) {
         return l > 5 && strcmp(n + l - 5, ".conf") == 0 && n[0] != '.';
 }
 
+static void policy_files_free(PolicyFile *files, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                free(files[i].base);
+                free(files[i].path);
+        }
+        free(files);
+}
+
+static void closedirp(DIR **d) {
+        if (*d)
+                closedir(*d);
+}
+
+/* Adds dir/base to files unless a file of that name is there already (an
+ * earlier, higher-priority directory masks). */
+static int add_file(PolicyFile **files, size_t *n, const char *dir, const char *base) {
+        _cleanup_free_ char *b = NULL, *path = NULL;
+        PolicyFile *v;
+
+        for (size_t i = 0; i < *n; i++)
+                if (strcmp((*files)[i].base, base) == 0)
+                        return 0;
+        b = strdup(base);
+        if (!b || asprintf(&path, "%s/%s", dir, base) < 0) {
+                path = NULL;
+                return -ENOMEM;
+        }
+        v = realloc(*files, (*n + 1) * sizeof *v);
+        if (!v)
+                return -ENOMEM;
+        *files = v;
+        v[(*n)++] = (PolicyFile) { .base = TAKE_PTR(b), .path = TAKE_PTR(path) };
+        return 0;
+}
+
+/* The *.conf files of dirs, masked and sorted. Any failure, running out of
+ * memory included, is an error: a policy read with files missing would
+ * lack their rules, and fail open. */
 static int collect_files(char *const *dirs, PolicyFile **ret, size_t *ret_n) {
         PolicyFile *files = NULL;
         size_t n = 0;
+        int r = 0;
 
-        for (char *const *d = dirs; *d; d++) {
-                DIR *dir = opendir(*d);
+        for (char *const *d = dirs; *d && r >= 0; d++) {
+                _cleanup_(closedirp) DIR *dir = opendir(*d);
                 struct dirent *de;
 
                 if (!dir) {
                         if (errno == ENOENT)
                                 continue;
-                        int r = -errno;
-                        for (size_t i = 0; i < n; i++)
-                                free(files[i].base), free(files[i].path);
-                        free(files);
-                        return r;
+                        r = -errno;
+                        break;
                 }
-                while ((de = readdir(dir))) {
-                        bool masked = false;
-                        PolicyFile *v;
-
-                        if (!has_conf_suffix(de->d_name))
-                                continue;
-                        /* An earlier (higher-priority) directory masks. */
-                        for (size_t i = 0; i < n && !masked; i++)
-                                masked = strcmp(files[i].base, de->d_name) == 0;
-                        if (masked)
-                                continue;
-                        v = realloc(files, (n + 1) * sizeof *v);
-                        if (!v)
-                                break;
-                        files = v;
-                        files[n].base = strdup(de->d_name);
-                        if (asprintf(&files[n].path, "%s/%s", *d, de->d_name) < 0)
-                                files[n].path = NULL;
-                        if (!files[n].base || !files[n].path) {
-                                free(files[n].base);
-                                free(files[n].path);
+                for (;;) {
+                        errno = 0;
+                        de = readdir(dir);
+                        if (!de) {
+                                if (errno != 0)
+                                        r = -errno;
                                 break;
                         }
-                        n++;
+                        if (!has_conf_suffix(de->d_name))
+                                continue;
+                        r = add_file(&files, &n, *d, de->d_name);
+                        if (r < 0)
+                                break;
                 }
-                closedir(dir);
+        }
+        if (r < 0) {
+                policy_files_free(files, n);
+                return r;
         }
         if (n > 1)
                 qsort(files, n, sizeof *files, compare_files);
@@ -715,47 +751,34 @@ static int collect_files(char *const *dirs, PolicyFile **ret, size_t *ret_n) {
 }
 
 static int read_file(const char *path, char **ret, size_t *ret_size) {
-        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        _cleanup_free_ char *buf = NULL;
         size_t size = 0, cap = 4096;
-        char *buf;
 
         if (fd < 0)
                 return -errno;
         buf = malloc(cap);
-        if (!buf) {
-                close(fd);
+        if (!buf)
                 return -ENOMEM;
-        }
         for (;;) {
                 ssize_t k;
                 if (size == cap) {
                         char *nb;
-                        if (cap >= POLICY_FILE_MAX) {
-                                free(buf);
-                                close(fd);
+                        if (cap >= POLICY_FILE_MAX)
                                 return -EFBIG;
-                        }
                         nb = realloc(buf, cap *= 2);
-                        if (!nb) {
-                                free(buf);
-                                close(fd);
+                        if (!nb)
                                 return -ENOMEM;
-                        }
                         buf = nb;
                 }
                 k = read(fd, buf + size, cap - size);
-                if (k < 0) {
-                        int r = -errno;
-                        free(buf);
-                        close(fd);
-                        return r;
-                }
+                if (k < 0)
+                        return -errno;
                 if (k == 0)
                         break;
                 size += (size_t) k;
         }
-        close(fd);
-        *ret = buf;
+        *ret = TAKE_PTR(buf);
         *ret_size = size;
         return 0;
 }
@@ -778,24 +801,27 @@ int policy_load(char *const *dirs, Policy **ret, char ***ret_problems) {
                 ps.oom = 1;
 
         for (size_t i = 0; i < n && !ps.oom; i++) {
-                char *text = NULL;
+                _cleanup_free_ char *text = NULL;
                 size_t size = 0;
 
                 ps.policy->files[i] = strdup(files[i].path);
+                if (!ps.policy->files[i]) {
+                        ps.oom = 1;
+                        break;
+                }
                 r = read_file(files[i].path, &text, &size);
+                if (r == -ENOMEM) {
+                        ps.oom = 1;
+                        break;
+                }
                 if (r < 0) {
                         ps.path = files[i].path;
                         problem(&ps, 0, "cannot read: %s.", strerror(-r));
                         continue;
                 }
                 parse_into(&ps, files[i].path, text, size);
-                free(text);
         }
-        for (size_t i = 0; i < n; i++) {
-                free(files[i].base);
-                free(files[i].path);
-        }
-        free(files);
+        policy_files_free(files, n);
         return finish(&ps, ret, ret_problems);
 }
 

@@ -104,6 +104,7 @@ typedef struct Policy {
         size_t n_rules;
         PolicyLimits limits;
         char **files;           /* the files read, in order (NULL-terminated) */
+        uint64_t generation;    /* unique to this policy in this process, never 0 */
 } Policy;
 
 typedef struct PolicyDecision {
@@ -125,6 +126,12 @@ int policy_parse_text(const char *path, const char *text, size_t size, Policy **
 
 Policy *policy_free(Policy *p);
 
+/* p's generation; 0 for NULL (no policy). Snapshots (decide.h) keep it to
+ * know which policy their precomputed rule list belongs to. */
+static inline uint64_t policy_generation(const Policy *p) {
+        return p ? p->generation : 0;
+}
+
 static inline void policy_freep(Policy **p) {
         policy_free(*p);
 }
@@ -132,7 +139,9 @@ static inline void policy_freep(Policy **p) {
 void policy_problems_free(char **problems);
 
 /* The first rule for action whose Match fits subject_name (an entry name or
- * a path) and whose Subject fits id. */
+ * a path) and whose Subject fits id: which rule matches, nothing more. What
+ * a caller may do (owner, root, ACLs, defaults, visibility, polkit) is
+ * decided by decide.h, which the service uses. */
 void policy_decide(const Policy *p, PolicyAction action, const char *subject_name, const Identity *id,
                    PolicyDecision *ret);
 
@@ -145,5 +154,6 @@ int policy_action_from_string(const char *s);
 const char *policy_result_to_string(PolicyResult r);
 int policy_result_from_string(const char *s);
 
-/* Parses "1G", "512M", "4096", "64K", "2T" (powers of 1024). */
+/* parse_size() of common/size.h, the grammar fdbrokerctl's SIZE shares:
+ * "1G", "512M", "4096", "64K", "2TiB" (powers of 1024). */
 int policy_parse_size(const char *s, uint64_t *ret);

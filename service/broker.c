@@ -25,6 +25,8 @@
 #include "acl.h"
 #include "cleanup.h"
 #include "config.h"
+#include "decide.h"
+#include "deposit.h"
 #include "fdinfo.h"
 #include "log.h"
 #include "names.h"
@@ -35,6 +37,9 @@
 #include "polkit.h"
 #include "protocol.h"
 #include "registry.h"
+#include "openpath.h"
+#include "watch.h"
+#include "worker.h"
 
 #define OBJECT_PATH FDB_OBJECT_PATH
 #define INTERFACE FDB_INTERFACE
@@ -70,10 +75,12 @@ struct Broker {
         Polkit polkit;
         Policy *policy;               /* admin rules; NULL: none */
         Persist persist;
+        Worker *worker;               /* opens on callers' behalf */
         uint64_t n_calls;             /* method calls seen, for idle detection */
         unsigned fd_budget;           /* entries the open-file limit leaves room for */
         bool exiting;                 /* idle exit decided: take no new work */
         Waiter *waiters, *waiters_tail;
+        Watches watches;              /* Watch calls: who hears of entries (watch.c) */
 };
 
 static uint64_t now_usec(clockid_t c) {
@@ -82,88 +89,58 @@ static uint64_t now_usec(clockid_t c) {
         return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
 }
 
-/* ---- who may see what -------------------------------------------------- */
-
-/* The entry ACL: owner, root, and the subjects in `allow`. */
-static bool acl_allows(const Peer *p, const Entry *e) {
-        Identity id;
-
-        if (p->uid == 0 || p->uid == e->owner_uid)
-                return true;
-        id = peer_identity(p);
-        return acl_matches(e->allow, e->n_allow, &id);
-}
-
-static PolicyDecision decide(const Broker *b, const Peer *p, PolicyAction action, const char *what) {
-        Identity id = peer_identity(p);
-        PolicyDecision d;
-        policy_decide(b->policy, action, what, &id, &d);
-        return d;
-}
-
-/* Whether p may retrieve e without asking anyone: a rule saying yes, or no
- * rule and the ACL. *ret_cap gets the deciding rule's access cap. */
-static bool may_retrieve_now(const Broker *b, const Peer *p, const Entry *e, int *ret_cap) {
-        PolicyDecision d = decide(b, p, POLICY_ACTION_RETRIEVE, e->name);
-        *ret_cap = d.access;
-        if (d.matched)
-                return d.result == POLICY_RESULT_YES;
-        return acl_allows(p, e);
-}
-
-/* Whether p may learn that e exists: it owns it, or may retrieve it now or
- * after authentication. */
-static bool may_see(const Broker *b, const Peer *p, const Entry *e) {
-        PolicyDecision d;
-
-        if (p->uid == 0 || p->uid == e->owner_uid)
-                return true;
-        d = decide(b, p, POLICY_ACTION_RETRIEVE, e->name);
-        if (d.matched)
-                return d.result != POLICY_RESULT_NO;
-        return acl_allows(p, e);
-}
-
 /* ---- authorization ----------------------------------------------------- */
 
-#define AUTH_NO_RULE 2
-
-static int ask_polkit(Broker *b, sd_bus_message *m, Peer *p, PolicyAction action, const char *what,
-                      const char *requested, peer_resume_fn handler, sd_bus_error *error) {
-        char id[64];
-
-        snprintf(id, sizeof id, "org.fdbroker.%s", policy_action_to_string(action));
-        return polkit_check(&b->polkit, m, p, id, action == POLICY_ACTION_OPEN_PATH ? "path" : "name", what,
-                            requested, handler, error);
+/* What policy/decide.c needs to know of e, borrowed from it. */
+static DecideEntry entry_view(const Entry *e) {
+        return (DecideEntry) { .name = e->name, .owner_uid = e->owner_uid, .allow = e->allow, .n_allow = e->n_allow };
 }
 
-/* Asks the admin rules, and polkit where a rule says auth_*, whether p may
- * perform action on what (an entry name or a path). Returns 1 when a rule
- * allows it (*ret_cap gets its access cap), AUTH_NO_RULE when no rule
- * matched (the caller applies the default), 0 while polkit is asked (the
- * handler returns 1 and runs again with the answer), negative with error
- * set when refused. */
-static int authorize(Broker *b, sd_bus_message *m, Peer *p, PolicyAction action, const char *what,
-                     peer_resume_fn handler, int *ret_cap, sd_bus_error *error) {
-        PolicyDecision d = decide(b, p, action, what);
+/* Carries out decision d for the caller p of m, about what (an entry name,
+ * or a path for open-path). Returns 1 when allowed; 0 while polkit is asked
+ * (the handler returns 1 and runs again with the answer); -ENOENT, error
+ * untouched, when the caller may not learn that the entry exists (answer
+ * NotFound, or wait); other negative errno with error set when refused. */
+static int authorize(Broker *b, sd_bus_message *m, Peer *p, const Decision *d, const char *what,
+                     peer_resume_fn handler, sd_bus_error *error) {
+        const char *action = policy_action_to_string(d->action);
+        char id[64];
+        int r;
 
-        if (ret_cap)
-                *ret_cap = d.access;
-        if (!d.matched)
-                return AUTH_NO_RULE;
-        if (d.result == POLICY_RESULT_YES)
+        switch (d->kind) {
+        case DECISION_ALLOW:
                 return 1;
-        if (d.result == POLICY_RESULT_NO) {
-                log_info("%s (uid %u): rule '%s' refuses %s of '%s'", p->unique_name, (unsigned) p->uid, d.rule,
-                         policy_action_to_string(action), what);
+        case DECISION_HIDDEN:
+                return -ENOENT;
+        case DECISION_DENY:
+                log_info("%s (uid %u): rule '%s' refuses %s of '%s'", p->unique_name, (unsigned) p->uid, d->rule,
+                         action, what);
                 return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED, "Rule '%s' does not allow %s of '%s'.",
-                                         d.rule, policy_action_to_string(action), what);
+                                         d->rule, action, what);
+        case DECISION_ASK_POLKIT:
+                break;
         }
-        return ask_polkit(b, m, p, action, what, policy_result_to_string(d.result), handler, error);
+        snprintf(id, sizeof id, "org.fdbroker.%s", action);
+        r = polkit_check(&b->polkit, m, p, id, d->action == POLICY_ACTION_OPEN_PATH ? "path" : "name", what,
+                         policy_result_to_string(d->polkit_result), handler, error);
+        if (r < 0 && d->refusal_hidden && sd_bus_error_has_name(error, SD_BUS_ERROR_ACCESS_DENIED)) {
+                /* polkit said no to a caller who could not have known the
+                 * entry exists: its no must not tell. (A challenge is
+                 * passed on, as it always was: the auth_* rule that asked
+                 * lets this caller see the entry.) */
+                sd_bus_error_free(error);
+                return -ENOENT;
+        }
+        return r;
 }
 
 static int not_found(sd_bus_error *error, const char *name) {
         return sd_bus_error_setf(error, ERROR_NOT_FOUND, "No entry named '%s' that you may retrieve.", name);
+}
+
+/* Remove's NotFound: the same for a missing entry and a hidden one. */
+static int not_found_to_remove(sd_bus_error *error, const char *name) {
+        return sd_bus_error_setf(error, ERROR_NOT_FOUND, "No entry named '%s' that you may remove.", name);
 }
 
 /* ---- entries ----------------------------------------------------------- */
@@ -176,8 +153,14 @@ static void save_state(Broker *b) {
                 log_error("could not save the state file: %s", strerror(-r));
 }
 
-static void broker_remove_entry(Broker *b, Entry *e, const char *why) {
+/* Drops e, already out of the registry: off its depositor's list, out of
+ * the fd store, freed. */
+static bool watcher_may_see(const Peer *p, const Entry *e, void *userdata);
+
+static void forget_entry(Broker *b, Entry *e, const char *why) {
         Peer *p = e->peer;
+
+        watches_entry_removed(&b->watches, e, watch_reason_from_why(why), watcher_may_see, b);
 
         if (p) {
                 if (e->peer_prev)
@@ -188,7 +171,6 @@ static void broker_remove_entry(Broker *b, Entry *e, const char *why) {
                         e->peer_next->peer_prev = e->peer_prev;
         }
         log_info("removed '%s' (owner uid %u): %s", e->name, (unsigned) e->owner_uid, why);
-        registry_unlink(&b->reg, e);
         if (e->persistent) {
                 /* Metadata first: a crash in between leaves an fd without
                  * metadata, which the next start drops. */
@@ -196,6 +178,11 @@ static void broker_remove_entry(Broker *b, Entry *e, const char *why) {
                 (void) persist_remove_fd(&b->persist, &b->reg, e);
         }
         entry_free(e);
+}
+
+static void broker_remove_entry(Broker *b, Entry *e, const char *why) {
+        registry_unlink(&b->reg, e);
+        forget_entry(b, e, why);
 }
 
 static int on_expire_entry(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -261,171 +248,13 @@ static int append_info(sd_bus_message *reply, const Entry *e) {
         return sd_bus_message_close_container(reply);
 }
 
-/* Checks what a deposit of fd (borrowed) would store, without storing it:
- * the access mode and kind, whether it can be sealed or narrowed. */
-static int check_deposit_fd(const Peers *peers, int fd, const char *name, const DepositOptions *o, FdKind *ret_kind,
-                            int *ret_flags, sd_bus_error *error) {
-        FdKind kind;
-        int fl, r;
-
-        r = fdinfo_get_flags(fd, &fl);
-        if (r < 0)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "The fd for '%s' is not usable: %s.", name,
-                                         strerror(-r));
-        if (fl & O_PATH)
-                return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
-                                         "The fd for '%s' is an O_PATH fd, which is no proof of access; "
-                                         "open the file for reading or writing instead.",
-                                         name);
-        r = fdinfo_classify(fd, &kind);
-        if (r < 0)
-                return r;
-        if (kind == FD_KIND_SOCKET && peers_fd_is_bus_connection(peers, fd))
-                return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
-                                         "The fd for '%s' is a connection to the bus itself; kept by the broker, it "
-                                         "would keep that connection and its connection entries alive forever.",
-                                         name);
-
-        if (o->seal) {
-                int seals;
-                if (kind != FD_KIND_MEMFD)
-                        return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
-                                                 "Option 'seal' needs a memfd, but the fd for '%s' is a %s.", name,
-                                                 fdkind_to_string(kind));
-                seals = fcntl(fd, F_GET_SEALS);
-                if (seals < 0 || ((seals & F_SEAL_SEAL) && !fdinfo_is_sealed(fd)))
-                        return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
-                                                 "The memfd for '%s' cannot be sealed (it was created without "
-                                                 "MFD_ALLOW_SEALING, or sealing was sealed).",
-                                                 name);
-                if (!(seals & F_SEAL_SEAL) && (fl & O_ACCMODE) == O_RDONLY)
-                        return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
-                                                 "Sealing '%s' needs a writable fd to the memfd; this one is read-only.",
-                                                 name);
-        }
-
-        if (o->read_only) {
-                if ((fl & O_ACCMODE) == O_WRONLY)
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
-                                                 "The fd for '%s' is write-only; keeping it read-only would grant "
-                                                 "read access it never had.",
-                                                 name);
-                if ((fl & O_ACCMODE) == O_RDWR && !fdkind_can_reopen(kind))
-                        return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
-                                                 "Option 'access=read-only' cannot narrow the fd for '%s': a %s "
-                                                 "cannot be reopened read-only.",
-                                                 name, fdkind_to_string(kind));
-        }
-
-        *ret_kind = kind;
-        *ret_flags = fl;
-        return 0;
-}
-
-/* Builds the entry for fd (borrowed): the broker's own duplicate or
- * read-only reopening. Does not seal and does not store. */
-static int make_entry(const char *name, int fd, FdKind kind, int fl, uid_t owner, const DepositOptions *o,
-                      Entry **ret) {
-        _cleanup_(entry_freep) Entry *e = entry_new(name);
-        int r;
-
-        if (!e)
-                return -ENOMEM;
-        if (o->description && *o->description) {
-                e->description = strdup(o->description);
-                if (!e->description)
-                        return -ENOMEM;
-        }
-
-        if (o->read_only && (fl & O_ACCMODE) == O_RDWR) {
-                r = fdinfo_reopen(fd, kind, O_RDONLY, &e->fd);
-                if (r < 0)
-                        return r;
-                r = fdinfo_get_flags(e->fd, &e->flags);
-                if (r < 0)
-                        return r;
-        } else {
-                e->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-                if (e->fd < 0)
-                        return -errno;
-                e->flags = fl;
-        }
-
-        e->kind = kind;
-        e->owner_uid = owner;
-        e->persistent = o->persistent;
-        e->once = o->once;
-        if (o->n_allow > 0) {
-                e->allow = calloc(o->n_allow, sizeof *e->allow);
-                if (!e->allow)
-                        return -ENOMEM;
-                for (size_t i = 0; i < o->n_allow; i++) {
-                        e->allow[i] = o->allow[i];
-                        if (o->allow[i].label) {
-                                e->allow[i].label = strdup(o->allow[i].label);
-                                if (!e->allow[i].label) {
-                                        e->n_allow = i;
-                                        return -ENOMEM;
-                                }
-                        }
-                }
-                e->n_allow = o->n_allow;
-        }
-        *ret = TAKE_PTR(e);
-        return 0;
-}
-
-/* Stores e (consumed), replacing old (same name, same owner) if not NULL.
- * A persistent entry's fd goes to the fd store; the caller saves the state
- * file once after storing everything of its call (save_state). */
-static int store_entry(Broker *b, Peer *p, Entry *e, Entry *old, const DepositOptions *o) {
-        int r;
-
-        e->broker = b;
-        e->created_usec = now_usec(CLOCK_REALTIME);
-        if (o->timeout_usec > 0) {
-                e->expires_usec = e->created_usec + o->timeout_usec;
-                r = arm_expiry(b, e, o->timeout_usec);
-                if (r < 0) {
-                        entry_free(e);
-                        return r;
-                }
-        }
-        if (old)
-                broker_remove_entry(b, old, "replaced");
-        r = registry_add(&b->reg, e);
-        if (r < 0) {
-                entry_free(e);
-                return r;
-        }
-        if (!e->persistent) {
-                e->peer = p;
-                e->peer_next = p->entries;
-                if (p->entries)
-                        p->entries->peer_prev = e;
-                p->entries = e;
-        } else {
-                /* The fd first, the state file after (save_state): a crash
-                 * in between leaves an fd without metadata, which the next
-                 * start drops. */
-                r = persist_store_fd(&b->persist, &b->reg, e);
-                if (r < 0)
-                        log_error("'%s' will not survive a restart: %s", e->name, strerror(-r));
-        }
-        log_info("%s deposited '%s' (uid %u, %s, %s%s%s)", p->unique_name, e->name, (unsigned) e->owner_uid,
-                 fdkind_to_string(e->kind), fdinfo_accmode_to_string(e->flags),
-                 e->persistent ? ", persistent" : "", e->once ? ", once" : "");
-        return 0;
-}
-
-/* Makes the fd handed to a retriever: never wider than the stored one, nor
- * than cap (a rule's Access=, or POLICY_ACCESS_ANY). On success *ret_fd is
- * either -1 (hand out e->fd itself; sd-bus sends a duplicate) or a new fd
- * owned by the caller. */
-static int make_retrieved_fd(const Entry *e, const RetrieveOptions *o, int cap, int *ret_fd, sd_bus_error *error) {
+/* Decides the fd handed to a retriever: never wider than the stored one,
+ * nor than cap (a rule's Access=, or POLICY_ACCESS_ANY). *ret_want is -1
+ * when e->fd itself is handed out (sd-bus sends a duplicate), else the
+ * access mode of the reopening to make (on a worker: reopen_op()). */
+static int plan_retrieved_fd(const Entry *e, const RetrieveOptions *o, int cap, int *ret_want, sd_bus_error *error) {
         int stored = e->flags & O_ACCMODE;
         int want = o->accmode >= 0 ? o->accmode : stored;
-        int r;
 
         if (cap != POLICY_ACCESS_ANY && cap != O_RDWR && want != cap) {
                 if (o->accmode >= 0 || stored != O_RDWR)
@@ -444,36 +273,212 @@ static int make_retrieved_fd(const Entry *e, const RetrieveOptions *o, int cap, 
                 return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
                                          "Option 'reopen' works on regular files and memfds; '%s' is a %s.", e->name,
                                          fdkind_to_string(e->kind));
-
-        if (!o->reopen && want == stored) {
-                *ret_fd = -1;
-                return 0;
-        }
-
-        r = fdinfo_reopen(e->fd, e->kind, want, ret_fd);
-        if (r == -EOPNOTSUPP)
+        if (want != stored && !fdkind_can_reopen(e->kind))
                 return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED, "Entry '%s' is a %s; it cannot be reopened %s.",
                                          e->name, fdkind_to_string(e->kind), fdinfo_accmode_to_string(want));
-        if (r < 0)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "Could not reopen '%s': %s.", e->name,
-                                         strerror(-r));
+
+        *ret_want = !o->reopen && want == stored ? -1 : want;
         return 0;
 }
 
-/* Replies to a Retrieve call m with e and consumes a once entry. */
+/* A worker op reopening e->fd with access want, as e's depositor. */
+static int reopen_op(const Entry *e, int want, WorkerOp *ret) {
+        WorkerOp op = WORKER_OP_INIT;
+
+        op.type = WORKER_OP_REOPEN;
+        op.kind = e->kind;
+        op.accmode = want;
+        op.as_depositor = true;
+        op.uid = e->owner_uid;
+        op.fd = fcntl(e->fd, F_DUPFD_CLOEXEC, 3);
+        if (op.fd < 0)
+                return -errno;
+        if (e->n_depositor_gids > 0) {
+                op.gids = malloc(e->n_depositor_gids * sizeof(gid_t));
+                if (!op.gids) {
+                        safe_close(op.fd);
+                        return -ENOMEM;
+                }
+                memcpy(op.gids, e->depositor_gids, e->n_depositor_gids * sizeof(gid_t));
+                op.n_gids = e->n_depositor_gids;
+        }
+        *ret = op;
+        return 0;
+}
+
+/* Turns a failed reopening of name into one of SPEC §1's errors. */
+static int reopen_failed(sd_bus_error *error, const char *name, uid_t depositor, int accmode, int r) {
+        const char *how = fdinfo_accmode_to_string(accmode);
+
+        switch (r) {
+        case -EXDEV:
+                return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
+                                         "'%s' lives on a pseudo file system (/proc, /sys, debugfs, ...) whose open "
+                                         "checks who opens; the broker never reopens there on anyone's behalf.",
+                                         name);
+        case -EOPNOTSUPP:
+                return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED, "'%s' cannot be reopened %s.", name, how);
+        case -EWOULDBLOCK:
+                return sd_bus_error_setf(error, ERROR_BUSY,
+                                         "'%s' did not open: a lease on it is being broken; try again later.", name);
+        case -EACCES:
+        case -EPERM:
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                         "The depositor of '%s' (uid %u) may not open it %s now; the broker reopens "
+                                         "with the depositor's credentials only.",
+                                         name, (unsigned) depositor, how);
+        case -ENOTRECOVERABLE:
+                return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
+                                         "The broker cannot take on the credentials of uid %u to reopen '%s' (it "
+                                         "lacks CAP_SETUID/CAP_SETGID).",
+                                         (unsigned) depositor, name);
+        case -EMFILE:
+        case -ENFILE:
+                return sd_bus_error_setf(error, ERROR_QUOTA,
+                                         "Cannot reopen '%s': the broker is out of file descriptors.", name);
+        default:
+                return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED, "'%s' could not be reopened %s: %s.", name,
+                                         how, strerror(-r));
+        }
+}
+
+/* What a Retrieve or RetrieveMany waiting for its reopenings remembers:
+ * entries by name and id (any of them may go meanwhile), and which op
+ * reopens each. */
+/* A reply carrying n fds went to the sender of m: they count as unread
+ * until the bus says they left it (peers.h, slow readers). */
+static void note_fds_sent(Broker *b, sd_bus_message *m, unsigned n) {
+        Peer *p = peers_find(&b->peers, sd_bus_message_get_sender(m));
+        if (p && p->ready)
+                peers_note_fds_sent(&b->peers, p, n);
+}
+
+typedef struct RetrieveJob {
+        Broker *broker;
+        bool many;
+        size_t n;
+        struct {
+                char *name;
+                uint64_t id;
+                int op;               /* index into the job's ops, -1: e->fd */
+        } items[FDS_PER_CALL_MAX];
+} RetrieveJob;
+
+static void retrieve_job_free(void *p) {
+        RetrieveJob *rj = p;
+        if (!rj)
+                return;
+        for (size_t i = 0; i < rj->n; i++)
+                free(rj->items[i].name);
+        free(rj);
+}
+
+static void broker_remove_entry(Broker *b, Entry *e, const char *why);
+
+static int on_retrieve_reopened(sd_bus_message *m, WorkerOp *ops, size_t n_ops, void *ctx, sd_bus_error *error) {
+        RetrieveJob *rj = ctx;
+        Broker *b = rj->broker;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        Entry *entries[FDS_PER_CALL_MAX];
+        int r;
+
+        for (size_t i = 0; i < rj->n; i++) {
+                entries[i] = registry_get(&b->reg, rj->items[i].name);
+                if (!entries[i] || entries[i]->id != rj->items[i].id)
+                        return sd_bus_error_setf(error, ERROR_NOT_FOUND,
+                                                 "Entry '%s' was removed while it was being reopened.",
+                                                 rj->items[i].name);
+        }
+        for (size_t i = 0; i < rj->n; i++) {
+                const WorkerOp *op = rj->items[i].op >= 0 ? &ops[rj->items[i].op] : NULL;
+                if (op && op->result < 0)
+                        return reopen_failed(error, rj->items[i].name, entries[i]->owner_uid, op->accmode,
+                                             op->result);
+        }
+
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0 && rj->many)
+                r = sd_bus_message_open_container(reply, 'a', "{sh}");
+        for (size_t i = 0; r >= 0 && i < rj->n; i++) {
+                int fd = rj->items[i].op >= 0 ? ops[rj->items[i].op].ret_fd : entries[i]->fd;
+                if (rj->many)
+                        r = sd_bus_message_append(reply, "{sh}", rj->items[i].name, fd);
+                else {
+                        r = sd_bus_message_append(reply, "h", fd);
+                        if (r >= 0)
+                                r = append_info(reply, entries[i]);
+                }
+        }
+        if (r >= 0 && rj->many)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        if (r < 0)
+                return r;
+        note_fds_sent(b, m, (unsigned) rj->n);
+        for (size_t i = 0; i < rj->n; i++)
+                if (entries[i]->once)
+                        broker_remove_entry(b, entries[i], "retrieved once");
+        return 1;
+}
+
+/* Hands the reopenings of entries (want[i] ≥ 0) to a worker; the call is
+ * answered when they are done (on_retrieve_reopened). Returns 1. */
+static int retrieve_async(Broker *b, Peer *p, sd_bus_message *m, bool many, Entry **entries, const int *want,
+                          size_t n, sd_bus_error *error) {
+        WorkerOp ops[FDS_PER_CALL_MAX];
+        RetrieveJob *rj;
+        size_t n_ops = 0;
+        int r;
+
+        rj = calloc(1, sizeof *rj);
+        if (!rj)
+                return -ENOMEM;
+        rj->broker = b;
+        rj->many = many;
+        for (size_t i = 0; i < n; i++) {
+                rj->items[i].name = strdup(entries[i]->name);
+                if (!rj->items[i].name) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
+                rj->n = i + 1;
+                rj->items[i].id = entries[i]->id;
+                rj->items[i].op = -1;
+                if (want[i] < 0)
+                        continue;
+                r = reopen_op(entries[i], want[i], &ops[n_ops]);
+                if (r < 0)
+                        goto fail;
+                rj->items[i].op = (int) n_ops++;
+        }
+        r = worker_submit(b->worker, m, p->uid, entries[0]->name, ops, n_ops, on_retrieve_reopened, rj,
+                          retrieve_job_free, error);
+        return r < 0 ? r : 1;
+
+fail:
+        for (size_t i = 0; i < n_ops; i++)
+                worker_op_done(&ops[i]);
+        retrieve_job_free(rj);
+        return r;
+}
+
+/* Replies to a Retrieve call m with e and consumes a once entry; a
+ * reopening is answered later, from a worker. */
 static int reply_retrieve(Broker *b, Peer *p, sd_bus_message *m, Entry *e, const RetrieveOptions *o, int cap,
                           sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        _cleanup_close_ int fd = -1;
-        int r;
+        int want, r;
 
-        r = make_retrieved_fd(e, o, cap, &fd, error);
+        r = plan_retrieved_fd(e, o, cap, &want, error);
         if (r < 0)
                 return r;
+        if (want >= 0)
+                return retrieve_async(b, p, m, false, &e, &want, 1, error);
         r = sd_bus_message_new_method_return(m, &reply);
         if (r < 0)
                 return r;
-        r = sd_bus_message_append(reply, "h", fd >= 0 ? fd : e->fd);
+        r = sd_bus_message_append(reply, "h", e->fd);
         if (r < 0)
                 return r;
         r = append_info(reply, e);
@@ -599,15 +604,16 @@ static void serve_waiters(Broker *b, const char *name) {
                         return; /* a once entry went to an earlier waiter */
                 /* Waiters are served only what needs no question to polkit:
                  * the others keep waiting, and time out. */
-                int cap;
-                if (!may_retrieve_now(b, w->peer, e, &cap))
+                DecideEntry view = entry_view(e);
+                Decision d = decide_retrieve(b->policy, w->peer->snapshot, &view);
+                if (d.kind != DECISION_ALLOW)
                         continue;
 
                 _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
                 RetrieveOptions o = { .accmode = w->accmode, .reopen = w->reopen };
                 bool once = e->once;
-                bool failed = reply_if_failed(w->message, reply_retrieve(b, w->peer, w->message, e, &o, cap, &error),
-                                              &error);
+                bool failed = reply_if_failed(
+                        w->message, reply_retrieve(b, w->peer, w->message, e, &o, d.access, &error), &error);
                 /* next may be freed only by waiter_free(w); re-read after. */
                 next = w->next;
                 waiter_free(w);
@@ -630,21 +636,288 @@ static int get_caller(Broker *b, sd_bus_message *m, peer_resume_fn handler, Peer
         r = peers_get_caller(&b->peers, m, handler, ret);
         if (r == -EBUSY)
                 return sd_bus_error_setf(error, ERROR_QUOTA, "%s", b->peers.why);
-        return r;
+        if (r <= 0)
+                return r;
+        /* Every peer whose identity is known has its policy snapshot; one
+         * without would be decided for by nobody: refuse rather than guess. */
+        if (!(*ret)->snapshot)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                         "The broker has no policy snapshot of this connection's identity.");
+        /* After a reload: a failure leaves a stale snapshot, which decides
+         * right, only slower. */
+        (void) policy_snapshot_refresh((*ret)->snapshot, b->policy);
+        return 1;
 }
 
 /* ---- methods ----------------------------------------------------------- */
 
-/* Out of fds is a limit reached, not a failure of the broker. name: the
- * entry, or NULL for all of a DepositMany. */
-static int store_failed(sd_bus_error *error, const char *name, int r) {
-        char what[NAME_MAX_LEN + 3];
+/* ---- deposits (the transaction is deposit.c's) ------------------------- */
 
-        snprintf(what, sizeof what, name ? "'%s'" : "the entries", name);
-        if (r == -EMFILE || r == -ENFILE)
+typedef enum DepositCall {
+        DEPOSIT_CALL_ONE,
+        DEPOSIT_CALL_MANY,
+        DEPOSIT_CALL_CREATE_MEMORY,
+} DepositCall;
+
+/* A deposit on its way: the plan, and who committed it. Heap-allocated so
+ * that it can wait for a worker's reopenings. */
+typedef struct DepositJob {
+        DepositPlan plan;
+        Broker *broker;
+        Peer *peer;                   /* NULL while waiting for a worker */
+        DepositCall call;
+} DepositJob;
+
+static DepositJob *deposit_job_new(Broker *b, DepositCall call) {
+        DepositJob *dj = calloc(1, sizeof *dj);
+        if (!dj)
+                return NULL;
+        deposit_plan_init(&dj->plan);
+        dj->broker = b;
+        dj->call = call;
+        return dj;
+}
+
+static void deposit_job_free(void *p) {
+        DepositJob *dj = p;
+        if (!dj)
+                return;
+        deposit_plan_done(&dj->plan);
+        free(dj);
+}
+
+static inline void deposit_job_freep(DepositJob **dj) {
+        deposit_job_free(*dj);
+}
+
+static int deposit_store_charge(void *userdata, DepositPlan *plan, sd_bus_error *error) {
+        DepositJob *dj = userdata;
+        Broker *b = dj->broker;
+        unsigned n_old = 0;
+        uint64_t memory_freed = 0;
+        const char *which;
+        int r;
+
+        for (size_t i = 0; i < plan->n; i++) {
+                DepositItem *it = &plan->items[i];
+                Entry *old = registry_get(&b->reg, it->name);
+
+                if (old && !(plan->o.replace && old->owner_uid == plan->uid)) {
+                        if (dj->call == DEPOSIT_CALL_MANY)
+                                return sd_bus_error_setf(error, ERROR_EXISTS,
+                                                         "An entry named '%s' exists; nothing was deposited.",
+                                                         it->name);
+                        return sd_bus_error_setf(
+                                error, ERROR_EXISTS,
+                                old->owner_uid == plan->uid
+                                        ? "An entry named '%s' exists; to replace it, pass the option "
+                                          "replace=true (fdbrokerctl: --replace)."
+                                        : "An entry named '%s' exists and belongs to someone else.",
+                                it->name);
+                }
+                it->old = old;
+                n_old += !!old;
+                memory_freed += old ? old->memory : 0;
+        }
+
+        /* The quota the registry keeps; per-uid accounting hooks in here. */
+        r = registry_check_quota(&b->reg, plan->uid, (unsigned) plan->n, n_old, plan->memory,
+                                 plan->memory > 0 ? memory_freed : 0, &which);
+        if (r >= 0)
+                return 0;
+        if (dj->call == DEPOSIT_CALL_MANY)
                 return sd_bus_error_setf(error, ERROR_QUOTA,
-                                         "Cannot store %s: the broker is out of file descriptors.", what);
-        return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "Could not store %s: %s.", what, strerror(-r));
+                                         "Cannot deposit %zu entries: the %s limit would be passed; nothing was "
+                                         "deposited.",
+                                         plan->n, which);
+        if (dj->call == DEPOSIT_CALL_CREATE_MEMORY)
+                return sd_bus_error_setf(error, ERROR_QUOTA, "Cannot create '%s' of %" PRIu64 " bytes: over %s.",
+                                         plan->items[0].name, plan->memory, which);
+        return sd_bus_error_setf(error, ERROR_QUOTA, "Cannot deposit '%s': the %s limit is reached.",
+                                 plan->items[0].name, which);
+}
+
+static int deposit_store_add(void *userdata, Entry *e, Entry *old) {
+        DepositJob *dj = userdata;
+        Broker *b = dj->broker;
+        int r;
+
+        r = entry_set_depositor_gids(e, dj->peer->gids, dj->peer->n_gids);
+        if (r < 0)
+                return r;
+        if (old)
+                registry_unlink(&b->reg, old);
+        r = registry_add(&b->reg, e);
+        if (r < 0 && old)
+                (void) registry_add(&b->reg, old); /* its slot was just freed */
+        return r;
+}
+
+static void deposit_store_undo(void *userdata, Entry *e, Entry *old) {
+        DepositJob *dj = userdata;
+        registry_unlink(&dj->broker->reg, e);
+        if (old)
+                (void) registry_add(&dj->broker->reg, old);
+}
+
+static void deposit_store_finish(void *userdata, Entry *e, Entry *old) {
+        DepositJob *dj = userdata;
+        Broker *b = dj->broker;
+        Peer *p = dj->peer;
+        int r;
+
+        e->broker = b;
+        e->created_usec = now_usec(CLOCK_REALTIME);
+        if (dj->plan.o.timeout_usec > 0) {
+                e->expires_usec = e->created_usec + dj->plan.o.timeout_usec;
+                r = arm_expiry(b, e, dj->plan.o.timeout_usec);
+                if (r < 0)
+                        log_error("no expiry timer for '%s': %s", e->name, strerror(-r));
+        }
+        if (!e->persistent) {
+                e->peer = p;
+                e->peer_next = p->entries;
+                if (p->entries)
+                        p->entries->peer_prev = e;
+                p->entries = e;
+        } else {
+                /* The fd first, the state file after (the caller saves it
+                 * once): a crash in between leaves an fd without metadata,
+                 * which the next start drops. */
+                r = persist_store_fd(&b->persist, &b->reg, e);
+                if (r < 0)
+                        log_error("'%s' will not survive a restart: %s", e->name, strerror(-r));
+        }
+        if (old)
+                forget_entry(b, old, "replaced");
+        log_info("%s deposited '%s' (uid %u, %s, %s%s%s)", p->unique_name, e->name, (unsigned) e->owner_uid,
+                 fdkind_to_string(e->kind), fdinfo_accmode_to_string(e->flags), e->persistent ? ", persistent" : "",
+                 e->once ? ", once" : "");
+        watches_entry_added(&b->watches, e, watcher_may_see, append_info, b);
+}
+
+static const DepositStore broker_deposit_store = {
+        .charge = deposit_store_charge,
+        .add = deposit_store_add,
+        .undo = deposit_store_undo,
+        .finish = deposit_store_finish,
+};
+
+/* Commits dj's plan for the call m and answers it. */
+static int deposit_commit_reply(DepositJob *dj, sd_bus_message *m, sd_bus_error *error) {
+        Broker *b = dj->broker;
+        DepositPlan *plan = &dj->plan;
+        int r;
+
+        r = deposit_commit(plan, &broker_deposit_store, dj, error);
+        if (r < 0)
+                return r;
+        if (plan->o.persistent)
+                save_state(b); /* once for all of them */
+        if (dj->call == DEPOSIT_CALL_CREATE_MEMORY) {
+                r = sd_bus_reply_method_return(m, "h", plan->memfd);
+                if (r >= 0)
+                        note_fds_sent(b, m, 1);
+        } else
+                r = sd_bus_reply_method_return(m, NULL);
+        for (size_t i = 0; i < plan->n; i++)
+                serve_waiters(b, plan->items[i].name);
+        return r;
+}
+
+static int on_deposit_reopened(sd_bus_message *m, WorkerOp *ops, size_t n_ops, void *ctx, sd_bus_error *error) {
+        DepositJob *dj = ctx;
+        DepositPlan *plan = &dj->plan;
+        size_t k = 0;
+
+        /* The depositor may have left meanwhile: its connection entries
+         * would go with it, so nothing is stored. */
+        dj->peer = peers_find(&dj->broker->peers, sd_bus_message_get_sender(m));
+        if (!dj->peer || !dj->peer->ready)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_NO_REPLY, "The depositor left; nothing was deposited.");
+        for (size_t i = 0; i < plan->n; i++) {
+                DepositItem *it = &plan->items[i];
+                if (!deposit_item_needs_reopen(it))
+                        continue;
+                if (ops[k].result < 0)
+                        return reopen_failed(error, it->name, plan->uid, O_RDONLY, ops[k].result);
+                it->reopened_fd = TAKE_FD(ops[k].ret_fd);
+                k++;
+        }
+        return deposit_commit_reply(dj, m, error);
+}
+
+/* Runs a planned and authorized deposit: the read-only reopenings of the
+ * caller's fds on a worker first (as the caller), then the commit. dj is
+ * consumed. */
+static int deposit_run(Broker *b, Peer *p, sd_bus_message *m, DepositJob *dj_in, sd_bus_error *error) {
+        _cleanup_(deposit_job_freep) DepositJob *dj = dj_in;
+        WorkerOp ops[FDS_PER_CALL_MAX];
+        const char *what;
+        size_t n_ops = 0;
+        int r;
+
+        dj->plan.uid = p->uid;
+        for (size_t i = 0; i < dj->plan.n; i++) {
+                DepositItem *it = &dj->plan.items[i];
+                WorkerOp op = WORKER_OP_INIT;
+
+                if (!deposit_item_needs_reopen(it))
+                        continue;
+                op.type = WORKER_OP_REOPEN;
+                op.kind = it->kind;
+                op.accmode = O_RDONLY;
+                op.as_depositor = true;
+                op.uid = p->uid;
+                op.fd = fcntl(it->fd, F_DUPFD_CLOEXEC, 3);
+                if (op.fd < 0) {
+                        r = -errno;
+                        goto fail;
+                }
+                if (p->n_gids > 0) {
+                        op.gids = malloc(p->n_gids * sizeof(gid_t));
+                        if (!op.gids) {
+                                safe_close(op.fd);
+                                r = -ENOMEM;
+                                goto fail;
+                        }
+                        memcpy(op.gids, p->gids, p->n_gids * sizeof(gid_t));
+                        op.n_gids = p->n_gids;
+                }
+                ops[n_ops++] = op;
+        }
+        if (n_ops == 0) {
+                dj->peer = p;
+                return deposit_commit_reply(dj, m, error);
+        }
+        what = dj->plan.items[0].name;
+        r = worker_submit(b->worker, m, p->uid, what, ops, n_ops, on_deposit_reopened, TAKE_PTR(dj),
+                          deposit_job_free, error);
+        return r < 0 ? r : 1;
+
+fail:
+        for (size_t i = 0; i < n_ops; i++)
+                worker_op_done(&ops[i]);
+        return r == -EMFILE || r == -ENFILE
+                       ? sd_bus_error_setf(error, ERROR_QUOTA,
+                                           "Cannot deposit '%s': the broker is out of file descriptors.",
+                                           dj->plan.items[0].name)
+                       : r;
+}
+
+/* deposit_plan_item(), and one check that needs the bus: a socket leading
+ * to the bus the broker is on would keep its owner's bus connection open,
+ * and the bus would never say it ended (nor end its connection entries). */
+static int plan_deposit_item(Broker *b, DepositPlan *plan, DepositItem *it, sd_bus_error *error) {
+        int r = deposit_plan_item(plan, it, error);
+        if (r < 0)
+                return r;
+        if (it->kind == FD_KIND_SOCKET && peers_fd_is_bus_connection(&b->peers, it->fd))
+                return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
+                                         "The fd for '%s' is a connection to the bus itself; kept by the broker, it "
+                                         "would keep that connection and its connection entries alive forever.",
+                                         it->name);
+        return 0;
 }
 
 /* A handle index past the fds the message carries: sd-bus says -EBADMSG,
@@ -667,31 +940,34 @@ static int bad_handle(sd_bus_error *error, const char *arg, const char *name) {
  * read-only. No rule: allowed. */
 static int authorize_deposit(Broker *b, sd_bus_message *m, Peer *p, PolicyAction action, const char *name,
                              peer_resume_fn handler, bool *read_only, sd_bus_error *error) {
-        int cap, r;
+        Decision d = decide_action(b->policy, p->snapshot, action, name);
+        int r;
 
-        r = authorize(b, m, p, action, name, handler, &cap, error);
+        r = authorize(b, m, p, &d, name, handler, error);
         if (r <= 0)
                 return r;
-        if (cap == O_RDONLY)
+        if (d.access == O_RDONLY)
                 *read_only = true;
         return 1;
 }
 
 static int method_deposit(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Broker *b = userdata;
-        _cleanup_(deposit_options_done) DepositOptions o = {};
-        Entry *old, *e = NULL;
-        const char *name, *which;
+        _cleanup_(deposit_job_freep) DepositJob *dj = NULL;
+        DepositItem *it;
+        const char *name;
         bool read_only;
-        FdKind kind;
         Peer *p;
-        int fd, fl, r;
+        int fd, r;
 
         r = get_caller(b, m, method_deposit, &p, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
+        dj = deposit_job_new(b, DEPOSIT_CALL_ONE);
+        if (!dj)
+                return -ENOMEM;
 
-        /* Parse and validate. The fd is the message's; we duplicate it. */
+        /* Parse and plan. The fd is the message's, borrowed. */
         r = sd_bus_message_read(m, "s", &name);
         if (r < 0)
                 return r;
@@ -700,90 +976,49 @@ static int method_deposit(sd_bus_message *m, void *userdata, sd_bus_error *error
                 return bad_handle(error, "fd", name);
         if (r < 0)
                 return r;
-        r = options_parse_deposit(m, &o, error);
+        r = options_parse_deposit(m, &dj->plan.o, error);
         if (r < 0)
                 return r;
         r = options_check_name(name, error);
         if (r < 0)
                 return r;
-        r = check_deposit_fd(&b->peers, fd, name, &o, &kind, &fl, error);
+        it = &dj->plan.items[dj->plan.n++];
+        it->name = name;
+        it->fd = fd;
+        it->read_only = dj->plan.o.read_only;
+        r = plan_deposit_item(b, &dj->plan, it, error);
         if (r < 0)
                 return r;
 
-        /* Authorize: the rules, then the name must be free or the caller's
-         * own to replace, and the quotas must allow it. */
-        read_only = o.read_only;
-        r = authorize_deposit(b, m, p, POLICY_ACTION_DEPOSIT, name, method_deposit, &o.read_only, error);
+        /* Authorize; a rule capping the access to read-only plans again. */
+        read_only = it->read_only;
+        r = authorize_deposit(b, m, p, POLICY_ACTION_DEPOSIT, name, method_deposit, &it->read_only, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        if (o.read_only != read_only) {
-                r = check_deposit_fd(&b->peers, fd, name, &o, &kind, &fl, error);
+        if (it->read_only != read_only) {
+                it->read_only_by_rule = true;
+                r = plan_deposit_item(b, &dj->plan, it, error);
                 if (r < 0)
                         return r;
         }
-        old = registry_get(&b->reg, name);
-        if (old && !(o.replace && old->owner_uid == p->uid))
-                return sd_bus_error_setf(error, ERROR_EXISTS,
-                                         old->owner_uid == p->uid
-                                                 ? "An entry named '%s' exists; pass replace=true to replace it."
-                                                 : "An entry named '%s' exists and belongs to someone else.",
-                                         name);
-        r = registry_check_quota(&b->reg, p->uid, 1, old ? 1 : 0, 0, 0, &which);
-        if (r < 0)
-                return sd_bus_error_setf(error, ERROR_QUOTA, "Cannot deposit '%s': the %s limit is reached.", name,
-                                         which);
-
-        /* Act. Sealing changes the depositor's memfd, so it comes last. */
-        r = make_entry(name, fd, kind, fl, p->uid, &o, &e);
-        if (r < 0)
-                return store_failed(error, name, r);
-        if (o.seal) {
-                r = fdinfo_seal(fd);
-                if (r < 0) {
-                        entry_free(e);
-                        if (r == -EBUSY)
-                                return sd_bus_error_setf(error, ERROR_BUSY,
-                                                         "Cannot seal '%s': writable shared mappings of it exist; "
-                                                         "unmap them first.",
-                                                         name);
-                        return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED, "Cannot seal '%s': %s.", name,
-                                                 strerror(-r));
-                }
-        }
-        r = store_entry(b, p, e, old, &o);
-        if (r < 0)
-                return r;
-        if (o.persistent)
-                save_state(b);
-        r = sd_bus_reply_method_return(m, NULL);
-        serve_waiters(b, name);
-        return r;
+        return deposit_run(b, p, m, TAKE_PTR(dj), error);
 }
-
-typedef struct Deposited {
-        const char *name;
-        int fd;         /* borrowed from the message */
-        FdKind kind;
-        int flags;
-        bool read_only;
-        Entry *old;
-        Entry *entry;
-} Deposited;
 
 static int method_deposit_many(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Broker *b = userdata;
-        _cleanup_(deposit_options_done) DepositOptions o = {};
-        Deposited d[FDS_PER_CALL_MAX] = {};
-        size_t n = 0;
-        unsigned n_old = 0;
+        _cleanup_(deposit_job_freep) DepositJob *dj = NULL;
+        DepositPlan *plan;
         bool pending = false;
-        const char *which;
         Peer *p;
         int r;
 
         r = get_caller(b, m, method_deposit_many, &p, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
+        dj = deposit_job_new(b, DEPOSIT_CALL_MANY);
+        if (!dj)
+                return -ENOMEM;
+        plan = &dj->plan;
 
         r = sd_bus_message_enter_container(m, 'a', "{sh}");
         if (r < 0)
@@ -799,132 +1034,77 @@ static int method_deposit_many(sd_bus_message *m, void *userdata, sd_bus_error *
                         return r;
                 if (r == 0)
                         break;
-                if (n >= FDS_PER_CALL_MAX)
+                if (plan->n >= FDS_PER_CALL_MAX)
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                  "DepositMany takes at most %d entries.", FDS_PER_CALL_MAX);
-                d[n++] = (Deposited) { .name = name, .fd = fd };
+                plan->items[plan->n].name = name;
+                plan->items[plan->n].fd = fd;
+                plan->n++;
         }
         r = sd_bus_message_exit_container(m);
         if (r < 0)
                 return r;
-        r = options_parse_deposit(m, &o, error);
+        r = options_parse_deposit(m, &plan->o, error);
         if (r < 0)
                 return r;
-        if (n == 0)
+        if (plan->n == 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "DepositMany needs at least one entry.");
 
-        for (size_t i = 0; i < n; i++) {
-                r = options_check_name(d[i].name, error);
+        for (size_t i = 0; i < plan->n; i++) {
+                DepositItem *it = &plan->items[i];
+                r = options_check_name(it->name, error);
                 if (r < 0)
                         return r;
                 for (size_t j = 0; j < i; j++)
-                        if (strcmp(d[i].name, d[j].name) == 0)
+                        if (strcmp(it->name, plan->items[j].name) == 0)
                                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                         "Entry '%s' is named twice.", d[i].name);
-                r = check_deposit_fd(&b->peers, d[i].fd, d[i].name, &o, &d[i].kind, &d[i].flags, error);
+                                                         "Entry '%s' is named twice.", it->name);
+                it->read_only = plan->o.read_only;
+                r = plan_deposit_item(b, plan, it, error);
                 if (r < 0)
                         return r;
         }
 
         /* Every name is authorized before anything is stored; questions to
          * polkit go out together and the call runs again when all are in. */
-        for (size_t i = 0; i < n; i++) {
-                d[i].read_only = o.read_only;
-                r = authorize_deposit(b, m, p, POLICY_ACTION_DEPOSIT, d[i].name, method_deposit_many,
-                                      &d[i].read_only, error);
+        for (size_t i = 0; i < plan->n; i++) {
+                DepositItem *it = &plan->items[i];
+                bool read_only = it->read_only;
+                r = authorize_deposit(b, m, p, POLICY_ACTION_DEPOSIT, it->name, method_deposit_many, &it->read_only,
+                                      error);
                 if (r < 0)
                         return r;
                 pending = pending || r == 0;
+                if (r > 0 && it->read_only != read_only) {
+                        it->read_only_by_rule = true;
+                        r = plan_deposit_item(b, plan, it, error);
+                        if (r < 0)
+                                return r;
+                }
         }
         if (pending)
                 return 1;
-        for (size_t i = 0; i < n; i++) {
-                DepositOptions oi = o;
-                oi.read_only = d[i].read_only;
-                r = check_deposit_fd(&b->peers, d[i].fd, d[i].name, &oi, &d[i].kind, &d[i].flags, error);
-                if (r < 0)
-                        return r;
-        }
-        for (size_t i = 0; i < n; i++) {
-                Entry *old = registry_get(&b->reg, d[i].name);
-                if (old && !(o.replace && old->owner_uid == p->uid))
-                        return sd_bus_error_setf(error, ERROR_EXISTS,
-                                                 "An entry named '%s' exists; nothing was deposited.", d[i].name);
-                d[i].old = old;
-                n_old += !!old;
-        }
-        r = registry_check_quota(&b->reg, p->uid, n, n_old, 0, 0, &which);
-        if (r < 0)
-                return sd_bus_error_setf(error, ERROR_QUOTA,
-                                         "Cannot deposit %zu entries: the %s limit would be passed; nothing was "
-                                         "deposited.",
-                                         n, which);
-
-        for (size_t i = 0; i < n; i++) {
-                DepositOptions oi = o;
-                oi.read_only = d[i].read_only;
-                r = make_entry(d[i].name, d[i].fd, d[i].kind, d[i].flags, p->uid, &oi, &d[i].entry);
-                if (r < 0)
-                        goto fail;
-        }
-        if (o.seal)
-                for (size_t i = 0; i < n; i++) {
-                        r = fdinfo_seal(d[i].fd);
-                        if (r < 0) {
-                                for (size_t j = 0; j < n; j++)
-                                        entry_free(d[j].entry);
-                                if (r == -EBUSY)
-                                        return sd_bus_error_setf(
-                                                error, ERROR_BUSY,
-                                                "Cannot seal '%s': writable shared mappings of it exist; nothing was "
-                                                "deposited (memfds listed before it were sealed).",
-                                                d[i].name);
-                                return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
-                                                         "Cannot seal '%s': %s; nothing was deposited.", d[i].name,
-                                                         strerror(-r));
-                        }
-                }
-        for (size_t i = 0; i < n; i++) {
-                r = store_entry(b, p, TAKE_PTR(d[i].entry), d[i].old, &o);
-                if (r < 0)
-                        log_error("could not store '%s' after all checks passed: %s", d[i].name, strerror(-r));
-        }
-        if (o.persistent)
-                save_state(b); /* once for all of them */
-        r = sd_bus_reply_method_return(m, NULL);
-        for (size_t i = 0; i < n; i++)
-                serve_waiters(b, d[i].name);
-        return r;
-
-fail:
-        for (size_t j = 0; j < n; j++)
-                entry_free(d[j].entry);
-        return store_failed(error, NULL, r);
+        return deposit_run(b, p, m, TAKE_PTR(dj), error);
 }
 
-/* Authorizes retrieving name. Returns 1 with *ret_entry and *ret_cap when
- * allowed, 0 while polkit is asked, AUTH_NO_RULE when the entry is not there
- * for this caller (missing, or invisible to it: the caller may wait), or
- * negative with error set. */
+/* Authorizes retrieving name: authorize()'s answers, and with 1 the entry
+ * and the access cap. -ENOENT also when there is no such entry. */
 static int authorize_retrieve(Broker *b, sd_bus_message *m, Peer *p, const char *name, peer_resume_fn handler,
                               Entry **ret_entry, int *ret_cap, sd_bus_error *error) {
         Entry *e = registry_get(&b->reg, name);
+        DecideEntry view;
+        Decision d;
         int r;
 
         if (!e)
-                return AUTH_NO_RULE;
-        r = authorize(b, m, p, POLICY_ACTION_RETRIEVE, name, handler, ret_cap, error);
-        if (r == AUTH_NO_RULE) {
-                if (!acl_allows(p, e))
-                        return AUTH_NO_RULE;
-                r = 1;
-        } else if (r < 0 && sd_bus_error_has_name(error, SD_BUS_ERROR_ACCESS_DENIED) && !acl_allows(p, e)) {
-                /* Refused, and the caller could not have known it exists. */
-                sd_bus_error_free(error);
-                return AUTH_NO_RULE;
-        }
-        if (r > 0)
+                return -ENOENT;
+        view = entry_view(e);
+        d = decide_retrieve(b->policy, p->snapshot, &view);
+        r = authorize(b, m, p, &d, name, handler, error);
+        if (r > 0) {
                 *ret_entry = e;
+                *ret_cap = d.access;
+        }
         return r;
 }
 
@@ -951,15 +1131,13 @@ static int method_retrieve(sd_bus_message *m, void *userdata, sd_bus_error *erro
                 return r;
 
         r = authorize_retrieve(b, m, p, name, method_retrieve, &e, &cap, error);
-        if (r < 0)
-                return r;
-        if (r == 0)
-                return 1;
-        if (r == AUTH_NO_RULE) {
+        if (r == -ENOENT) {
                 if (o.wait_usec > 0)
                         return park_retrieve(b, p, m, name, &o, error);
                 return not_found(error, name);
         }
+        if (r <= 0)
+                return r < 0 ? r : 1;
         return reply_retrieve(b, p, m, e, &o, cap, error);
 }
 
@@ -968,8 +1146,8 @@ static int method_retrieve_many(sd_bus_message *m, void *userdata, sd_bus_error 
         _cleanup_(strv_freep) char **names = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         Entry *entries[FDS_PER_CALL_MAX];
-        int fds[FDS_PER_CALL_MAX], caps[FDS_PER_CALL_MAX];
-        bool pending = false;
+        int want[FDS_PER_CALL_MAX], caps[FDS_PER_CALL_MAX];
+        bool pending = false, any_reopen = false;
         RetrieveOptions o;
         size_t n = 0;
         Peer *p;
@@ -1004,31 +1182,33 @@ static int method_retrieve_many(sd_bus_message *m, void *userdata, sd_bus_error 
         for (size_t i = 0; i < n; i++) {
                 entries[i] = NULL;
                 r = authorize_retrieve(b, m, p, names[i], method_retrieve_many, &entries[i], &caps[i], error);
-                if (r < 0)
-                        return r;
-                if (r == AUTH_NO_RULE)
+                if (r == -ENOENT)
                         return sd_bus_error_setf(error, ERROR_NOT_FOUND,
                                                  "No entry named '%s' that you may retrieve; nothing was retrieved.",
                                                  names[i]);
+                if (r < 0)
+                        return r;
                 pending = pending || r == 0;
         }
         if (pending)
                 return 1;
 
-        for (size_t i = 0; i < n; i++)
-                fds[i] = -1;
+        for (size_t i = 0; i < n; i++) {
+                r = plan_retrieved_fd(entries[i], &o, caps[i], &want[i], error);
+                if (r < 0)
+                        return r;
+                any_reopen = any_reopen || want[i] >= 0;
+        }
+        if (any_reopen)
+                return retrieve_async(b, p, m, true, entries, want, n, error);
+
         r = sd_bus_message_new_method_return(m, &reply);
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "{sh}");
-        for (size_t i = 0; r >= 0 && i < n; i++) {
-                r = make_retrieved_fd(entries[i], &o, caps[i], &fds[i], error);
-                if (r >= 0)
-                        r = sd_bus_message_append(reply, "{sh}", names[i], fds[i] >= 0 ? fds[i] : entries[i]->fd);
-        }
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = sd_bus_message_append(reply, "{sh}", names[i], entries[i]->fd);
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
-        for (size_t i = 0; i < n; i++)
-                safe_close(fds[i]);
         if (r < 0)
                 return r;
         r = sd_bus_send(NULL, reply, NULL);
@@ -1044,7 +1224,8 @@ static int method_retrieve_many(sd_bus_message *m, void *userdata, sd_bus_error 
 static int method_remove(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Broker *b = userdata;
         const char *name;
-        bool visible;
+        DecideEntry view;
+        Decision d;
         Entry *e;
         Peer *p;
         int r;
@@ -1062,31 +1243,14 @@ static int method_remove(sd_bus_message *m, void *userdata, sd_bus_error *error)
 
         e = registry_get(&b->reg, name);
         if (!e)
-                return not_found(error, name);
-        visible = may_see(b, p, e);
-
-        /* A remove rule decides first; then the owner and root may; then a
-         * manage rule, or polkit's org.fdbroker.manage. Callers who may not
-         * see the entry never reach polkit: it would tell them it exists. */
-        r = authorize(b, m, p, POLICY_ACTION_REMOVE, name, method_remove, NULL, error);
-        if (r == AUTH_NO_RULE && (p->uid == 0 || p->uid == e->owner_uid))
-                r = 1;
-        else if (r == AUTH_NO_RULE) {
-                r = authorize(b, m, p, POLICY_ACTION_MANAGE, name, method_remove, NULL, error);
-                if (r == AUTH_NO_RULE) {
-                        if (!visible)
-                                return not_found(error, name);
-                        r = ask_polkit(b, m, p, POLICY_ACTION_MANAGE, name, "auth_admin_keep", method_remove, error);
-                }
-        }
-        if (r < 0 && !visible) {
-                sd_bus_error_free(error);
-                return not_found(error, name);
-        }
-        if (r < 0)
-                return r;
-        if (r == 0)
-                return 1;
+                return not_found_to_remove(error, name);
+        view = entry_view(e);
+        d = decide_remove(b->policy, p->snapshot, &view);
+        r = authorize(b, m, p, &d, name, method_remove, error);
+        if (r == -ENOENT)
+                return not_found_to_remove(error, name);
+        if (r <= 0)
+                return r < 0 ? r : 1;
 
         char why[128];
         snprintf(why, sizeof why, "removed by %s (uid %u)", p->unique_name, (unsigned) p->uid);
@@ -1098,13 +1262,10 @@ static int compare_entries(const void *a, const void *b) {
         return strcmp((*(Entry *const *) a)->name, (*(Entry *const *) b)->name);
 }
 
-/* List never asks polkit: a list rule other than yes hides the entries it
- * matches. */
+/* List never asks polkit (decide_listed()). */
 static bool may_list(const Broker *b, const Peer *p, const Entry *e) {
-        PolicyDecision d = decide(b, p, POLICY_ACTION_LIST, e->name);
-        if (d.matched && d.result != POLICY_RESULT_YES)
-                return false;
-        return may_see(b, p, e);
+        DecideEntry view = entry_view(e);
+        return decide_listed(b->policy, p->snapshot, &view);
 }
 
 static int method_list(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -1152,13 +1313,46 @@ static int method_list(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         return sd_bus_send(NULL, reply, NULL);
 }
 
+/* Watchers hear of what List would show them. */
+static bool watcher_may_see(const Peer *p, const Entry *e, void *userdata) {
+        return may_list(userdata, p, e);
+}
+
+static int method_watch(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Broker *b = userdata;
+        Peer *p;
+        int r;
+
+        r = get_caller(b, m, method_watch, &p, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = watches_handle_watch(&b->watches, m, p, error);
+        if (r <= 0)
+                return r;
+        log_debug("%s (uid %u) watches entries", p->unique_name, (unsigned) p->uid);
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+/* Unwatch without a watch is not an error: the caller wanted none, and has
+ * none. */
+static int method_unwatch(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Broker *b = userdata;
+        Peer *p;
+        int r;
+
+        r = get_caller(b, m, method_unwatch, &p, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        (void) watches_remove_for(&b->watches, m);
+        return sd_bus_reply_method_return(m, NULL);
+}
+
 static int method_create_memory(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Broker *b = userdata;
-        _cleanup_(deposit_options_done) DepositOptions o = {};
-        _cleanup_close_ int mfd = -1;
+        _cleanup_(deposit_job_freep) DepositJob *dj = NULL;
         char memfd_name[250];
-        Entry *old, *e = NULL;
-        const char *name, *which;
+        DepositItem *it;
+        const char *name;
         uint64_t size;
         Peer *p;
         int r;
@@ -1166,11 +1360,14 @@ static int method_create_memory(sd_bus_message *m, void *userdata, sd_bus_error 
         r = get_caller(b, m, method_create_memory, &p, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
+        dj = deposit_job_new(b, DEPOSIT_CALL_CREATE_MEMORY);
+        if (!dj)
+                return -ENOMEM;
 
         r = sd_bus_message_read(m, "st", &name, &size);
         if (r < 0)
                 return r;
-        r = options_parse_deposit(m, &o, error);
+        r = options_parse_deposit(m, &dj->plan.o, error);
         if (r < 0)
                 return r;
         r = options_check_name(name, error);
@@ -1184,116 +1381,61 @@ static int method_create_memory(sd_bus_message *m, void *userdata, sd_bus_error 
                                          "Size %" PRIu64 " of '%s' is above MaxMemorySize (%" PRIu64 " bytes).", size,
                                          name, b->reg.max_memory);
 
-        r = authorize_deposit(b, m, p, POLICY_ACTION_CREATE_MEMORY, name, method_create_memory, &o.read_only, error);
+        r = authorize_deposit(b, m, p, POLICY_ACTION_CREATE_MEMORY, name, method_create_memory,
+                              &dj->plan.o.read_only, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        old = registry_get(&b->reg, name);
-        if (old && !(o.replace && old->owner_uid == p->uid))
-                return sd_bus_error_setf(error, ERROR_EXISTS, "An entry named '%s' exists.", name);
-        r = registry_check_quota(&b->reg, p->uid, 1, old ? 1 : 0, size, old ? old->memory : 0, &which);
-        if (r < 0)
-                return sd_bus_error_setf(error, ERROR_QUOTA, "Cannot create '%s' of %" PRIu64 " bytes: over %s.",
-                                         name, size, which);
 
+        /* The broker's own memfd: nothing about it is the caller's to
+         * control, so even its read-only reopening is made here. */
         snprintf(memfd_name, sizeof memfd_name, "fdbroker:%s", name);
-        mfd = memfd_create(memfd_name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
-        if (mfd < 0)
+        dj->plan.memfd = memfd_create(memfd_name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (dj->plan.memfd < 0)
                 return sd_bus_error_set_errnof(error, errno, "Could not create memory for '%s': %m.", name);
-        if (ftruncate(mfd, (off_t) size) < 0)
+        if (ftruncate(dj->plan.memfd, (off_t) size) < 0)
                 return sd_bus_error_set_errnof(error, errno, "Could not size memory for '%s': %m.", name);
         /* SPEC §1: the size accounted is the size held. Sealed before the
          * fd leaves the broker, so nobody can ftruncate it past its charge. */
-        if (fcntl(mfd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK) < 0)
+        if (fcntl(dj->plan.memfd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK) < 0)
                 return sd_bus_error_set_errnof(error, errno, "Could not seal the size of '%s': %m.", name);
-
-        r = make_entry(name, mfd, FD_KIND_MEMFD, O_RDWR, p->uid, &o, &e);
-        if (r < 0)
-                return store_failed(error, name, r);
-        e->memory = size;
-        if (o.seal) {
-                r = fdinfo_seal(mfd);
-                if (r < 0) {
-                        entry_free(e);
-                        return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED, "Cannot seal '%s': %s.", name,
-                                                 strerror(-r));
-                }
-        }
-        r = store_entry(b, p, e, old, &o);
+        dj->plan.memory = size;
+        dj->plan.uid = p->uid;
+        it = &dj->plan.items[dj->plan.n++];
+        it->name = name;
+        it->fd = dj->plan.memfd;
+        it->read_only = dj->plan.o.read_only;
+        r = deposit_plan_item(&dj->plan, it, error);
         if (r < 0)
                 return r;
-        if (o.persistent)
-                save_state(b);
-        r = sd_bus_reply_method_return(m, "h", mfd);
-        if (r >= 0)
-                peers_note_fds_sent(&b->peers, p, 1);
-        serve_waiters(b, name);
-        return r;
-}
-
-static bool path_is_normalised_absolute(const char *path) {
-        if (path[0] != '/' || strlen(path) > 4095)
-                return false;
-        if (path[1] == '\0')
-                return true;
-        for (const char *p = path; *p;) {
-                size_t n;
-                p++; /* skip '/' */
-                n = strcspn(p, "/");
-                if (n == 0)
-                        return false; /* "//" or a trailing '/' */
-                if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
-                        return false;
-                p += n;
+        if (deposit_item_needs_reopen(it)) {
+                r = fdinfo_reopen(it->fd, it->kind, O_RDONLY, &it->reopened_fd);
+                if (r < 0)
+                        return reopen_failed(error, name, p->uid, O_RDONLY, r);
         }
-        return true;
+        dj->peer = p;
+        return deposit_commit_reply(dj, m, error);
 }
 
-/* Opens path for the caller: no symlink on the way, regular files and
- * devices only, and nothing that could block the broker (the open is
- * non-blocking; O_NONBLOCK is cleared after unless asked for). Returns a
- * new fd owned by the caller, or negative errno (-EMEDIUMTYPE for a file of
- * the wrong type). */
-static int open_path(const char *path, int accmode, bool nonblock, int *ret_fd) {
-        struct open_how how = {
-                .flags = (uint64_t) (accmode | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW),
-                .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
-        };
-        _cleanup_close_ int fd = -1;
-        struct stat st;
+/* OpenPath's open ran on a worker. */
+static int on_path_opened(sd_bus_message *m, WorkerOp *ops, size_t n_ops, void *ctx, sd_bus_error *error) {
+        int r;
 
-        /* A FIFO would be opened (and would not block, thanks to O_NONBLOCK)
-         * before we could see what it is; look first, through O_PATH. */
-        struct open_how probe = { .flags = O_PATH | O_CLOEXEC | O_NOFOLLOW, .resolve = how.resolve };
-        fd = (int) syscall(SYS_openat2, AT_FDCWD, path, &probe, sizeof probe);
-        if (fd < 0)
-                return -errno;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (S_ISLNK(st.st_mode))
-                return -ELOOP; /* O_PATH|O_NOFOLLOW hands back the link itself */
-        if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode))
-                return -EMEDIUMTYPE;
-        fd = safe_close(fd);
-
-        fd = (int) syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how);
-        if (fd < 0)
-                return -errno;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode))
-                return -EMEDIUMTYPE; /* swapped between the two opens */
-        if (!nonblock && fcntl(fd, F_SETFL, 0) < 0)
-                return -errno;
-        *ret_fd = TAKE_FD(fd);
-        return 0;
+        if (ops[0].result < 0)
+                return openpath_set_error(error, ops[0].path, ops[0].accmode, ops[0].result);
+        log_info("%s opened '%s' %s", sd_bus_message_get_sender(m) ?: "?", ops[0].path,
+                 fdinfo_accmode_to_string(ops[0].accmode));
+        r = sd_bus_reply_method_return(m, "h", ops[0].ret_fd);
+        if (r >= 0)
+                note_fds_sent(ctx, m, 1);
+        return r;
 }
 
 static int method_open_path(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Broker *b = userdata;
-        _cleanup_close_ int fd = -1;
         const char *path;
         bool nonblock = false;
         int accmode = O_RDONLY, cap, r;
+        Decision d;
         Peer *p;
 
         r = get_caller(b, m, method_open_path, &p, error);
@@ -1306,44 +1448,32 @@ static int method_open_path(sd_bus_message *m, void *userdata, sd_bus_error *err
         r = options_parse_open_path(m, &accmode, &nonblock, error);
         if (r < 0)
                 return r;
-        if (!path_is_normalised_absolute(path))
+        if (!openpath_is_normalised_absolute(path))
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Path '%s' must be absolute and normalised (no '.', '..', '//' or trailing "
                                          "'/').",
                                          path);
 
         /* An open-path rule decides; without one, polkit does. */
-        r = authorize(b, m, p, POLICY_ACTION_OPEN_PATH, path, method_open_path, &cap, error);
-        if (r == AUTH_NO_RULE)
-                r = ask_polkit(b, m, p, POLICY_ACTION_OPEN_PATH, path, "auth_admin_keep", method_open_path, error);
-        if (r < 0)
-                return r;
-        if (r == 0)
-                return 1;
+        d = decide_action(b->policy, p->snapshot, POLICY_ACTION_OPEN_PATH, path);
+        r = authorize(b, m, p, &d, path, method_open_path, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        cap = d.access;
         if (cap != POLICY_ACCESS_ANY && cap != O_RDWR && cap != accmode)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
                                          "Policy lets you open '%s' only %s, not %s.", path,
                                          fdinfo_accmode_to_string(cap), fdinfo_accmode_to_string(accmode));
 
-        r = open_path(path, accmode, nonblock, &fd);
-        if (r == -ELOOP)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "'%s' is or passes through a symbolic link, which OpenPath never follows.",
-                                         path);
-        if (r == -EMEDIUMTYPE)
-                return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
-                                         "'%s' is not a regular file or a device; OpenPath opens only those.", path);
-        if (r == -ENOENT)
-                return sd_bus_error_setf(error, ERROR_NOT_FOUND, "'%s' does not exist.", path);
-        if (r < 0)
-                return sd_bus_error_set_errnof(error, -r, "Could not open '%s': %s.", path, strerror(-r));
-
-        log_info("%s (uid %u) opened '%s' %s", p->unique_name, (unsigned) p->uid, path,
-                 fdinfo_accmode_to_string(accmode));
-        r = sd_bus_reply_method_return(m, "h", fd);
-        if (r >= 0)
-                peers_note_fds_sent(&b->peers, p, 1);
-        return r;
+        WorkerOp op = WORKER_OP_INIT;
+        op.type = WORKER_OP_OPEN_PATH;
+        op.accmode = accmode;
+        op.nonblock = nonblock;
+        op.path = strdup(path);
+        if (!op.path)
+                return -ENOMEM;
+        r = worker_submit(b->worker, m, p->uid, path, &op, 1, on_path_opened, b, NULL, error);
+        return r < 0 ? r : 1;
 }
 
 /* ---- properties -------------------------------------------------------- */
@@ -1382,6 +1512,12 @@ static const sd_bus_vtable broker_vtable[] = {
                                 SD_BUS_RESULT("h", fd), method_create_memory, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("OpenPath", SD_BUS_ARGS("s", path, "a{sv}", options), SD_BUS_RESULT("h", fd),
                                 method_open_path, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Watch", SD_BUS_ARGS("as", patterns, "a{sv}", options), SD_BUS_NO_RESULT,
+                                method_watch, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Unwatch", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_unwatch,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_ARGS("EntryAdded", SD_BUS_ARGS("s", name, "a{sv}", info), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("EntryRemoved", SD_BUS_ARGS("s", name, "s", reason), 0),
         SD_BUS_VTABLE_END,
 };
 
@@ -1411,6 +1547,7 @@ static void on_peer_gone(Peer *p, void *userdata) {
         Broker *b = userdata;
 
         polkit_forget_peer(&b->polkit, p);
+        watches_forget_peer(&b->watches, p); /* before its entries: it is gone */
         while (p->waiters)
                 waiter_free(p->waiters);
         while (p->entries)
@@ -1428,13 +1565,18 @@ int broker_new(sd_event *event, sd_bus *bus, Broker **ret) {
         accounting_init(&b->acct);
         registry_init(&b->reg);
         b->reg.acct = &b->acct;
+        watches_init(&b->watches);
         b->fd_budget = fd_budget();
+        r = worker_new(event, &b->worker);
+        if (r < 0)
+                return r;
         polkit_init(&b->polkit, bus, b);
         b->polkit.acct = &b->acct;
         r = peers_init(&b->peers, bus, on_peer_gone, b);
         if (r < 0)
                 return r;
         b->peers.acct = &b->acct;
+        b->peers.policy = &b->policy; /* peers build their snapshots against it */
         r = sd_bus_add_object_vtable(bus, &b->object, OBJECT_PATH, INTERFACE, broker_vtable, b);
         if (r < 0)
                 return r;
@@ -1445,8 +1587,10 @@ int broker_new(sd_event *event, sd_bus *bus, Broker **ret) {
 Broker *broker_free(Broker *b) {
         if (!b)
                 return NULL;
+        b->worker = worker_free(b->worker); /* unanswered opens first: they name entries */
         peers_done(&b->peers); /* drops waiters, polkit questions, connection entries */
         polkit_done(&b->polkit);
+        watches_done(&b->watches); /* before the registry: nobody to tell */
         registry_done(&b->reg);
         accounting_done(&b->acct);
         policy_free(b->policy);
@@ -1463,7 +1607,7 @@ Broker *broker_free(Broker *b) {
 static void set_accounting_limits(Broker *b, const PolicyLimits *l) {
         static const struct {
                 AcctResource res;
-                int total, per_user; /* PolicyLimitKey, -1: none */
+                PolicyLimitKey total, per_user;
         } keys[] = {
                 { ACCT_QUEUED_CALLS, POLICY_LIMIT_MAX_QUEUED_CALLS, POLICY_LIMIT_MAX_QUEUED_CALLS_PER_USER },
                 { ACCT_WAITERS, POLICY_LIMIT_MAX_WAITS, POLICY_LIMIT_MAX_WAITS_PER_USER },
@@ -1549,7 +1693,8 @@ int broker_restore(Broker *b, const char *runtime_dir) {
 }
 
 bool broker_is_idle(const Broker *b) {
-        return b->reg.n_entries == 0 && !b->waiters && !b->polkit.queries && peers_all_ready(&b->peers);
+        return b->reg.n_entries == 0 && !b->waiters && !b->polkit.queries && peers_all_ready(&b->peers) &&
+               (!b->worker || worker_is_idle(b->worker)) && !watches_any(&b->watches);
 }
 
 void broker_format_status(const Broker *b, char *buf, size_t size) {

@@ -6,7 +6,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
+
+#include <linux/magic.h>
 
 #include "cleanup.h"
 
@@ -43,17 +46,28 @@ static int fd_link(int fd, char *buf, size_t size) {
         return 0;
 }
 
+/* fstat() that never waits for a file system: FUSE and NFS serve
+ * AT_STATX_DONT_SYNC from the attributes they cached, where a plain fstat()
+ * may ask a server that never answers. The type never changes, and a size
+ * as the kernel last knew it is what info promises. */
+static int stat_cached(int fd, struct statx *ret) {
+        if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE | STATX_SIZE, ret) < 0)
+                return -errno;
+        return 0;
+}
+
 static bool startswith(const char *s, const char *p) {
         return strncmp(s, p, strlen(p)) == 0;
 }
 
 int fdinfo_classify(int fd, FdKind *ret) {
-        struct stat st;
+        struct statx st;
         char link[4096];
         int r;
 
-        if (fstat(fd, &st) < 0)
-                return -errno;
+        r = stat_cached(fd, &st);
+        if (r < 0)
+                return r;
         r = fd_link(fd, link, sizeof link);
         if (r < 0)
                 return r;
@@ -79,7 +93,7 @@ int fdinfo_classify(int fd, FdKind *ret) {
                         return 0;
                 }
 
-        switch (st.st_mode & S_IFMT) {
+        switch (st.stx_mode & S_IFMT) {
         case S_IFREG:
                 *ret = startswith(link, "/memfd:") ? FD_KIND_MEMFD : FD_KIND_REGULAR;
                 break;
@@ -128,6 +142,53 @@ bool fdkind_can_reopen(FdKind k) {
                k == FD_KIND_CHAR_DEVICE || k == FD_KIND_BLOCK_DEVICE;
 }
 
+/* File systems whose open() decides by who opens, not only by the inode's
+ * mode bits: /proc/PID/mem and friends check ptrace access of the opener,
+ * /proc/kallsyms and sysfs attributes show or hide by the opener's
+ * capabilities. A reopening there would be made with the broker's
+ * authority, whatever credentials the thread carries for DAC. */
+static const struct {
+        unsigned long magic;
+        const char *name;
+} opener_checking_fs[] = {
+        { PROC_SUPER_MAGIC, "proc" },
+        { SYSFS_MAGIC, "sysfs" },
+        { DEBUGFS_MAGIC, "debugfs" },
+        { TRACEFS_MAGIC, "tracefs" },
+        { SECURITYFS_MAGIC, "securityfs" },
+        { CGROUP_SUPER_MAGIC, "cgroup" },
+        { CGROUP2_SUPER_MAGIC, "cgroup2" },
+        { BPF_FS_MAGIC, "bpf" },
+        { 0x62656570UL, "configfs" },
+        { EFIVARFS_MAGIC, "efivarfs" },
+        { PSTOREFS_MAGIC, "pstore" },
+        { SELINUX_MAGIC, "selinuxfs" },
+        { SMACK_MAGIC, "smackfs" },
+        { BINFMTFS_MAGIC, "binfmt_misc" },
+        { 0x65735543UL, "fusectl" },
+        { NSFS_MAGIC, "nsfs" },
+};
+
+int fdinfo_check_reopen_fs(int fd, const char **ret_fs) {
+        struct statfs sfs;
+
+        if (fstatfs(fd, &sfs) < 0)
+                return -errno;
+        for (size_t i = 0; i < ELEMENTSOF(opener_checking_fs); i++)
+                if ((unsigned long) sfs.f_type == opener_checking_fs[i].magic) {
+                        if (ret_fs)
+                                *ret_fs = opener_checking_fs[i].name;
+                        return -EXDEV;
+                }
+        return 0;
+}
+
+const char *fdinfo_reopen_fs_name(int fd) {
+        const char *name = "a pseudo file system";
+        (void) fdinfo_check_reopen_fs(fd, &name);
+        return name;
+}
+
 int fdinfo_reopen(int fd, FdKind kind, int accmode, int *ret_fd) {
         char path[64];
         int fl, r, flags, nfd;
@@ -137,19 +198,23 @@ int fdinfo_reopen(int fd, FdKind kind, int accmode, int *ret_fd) {
         r = fdinfo_get_flags(fd, &fl);
         if (r < 0)
                 return r;
+        r = fdinfo_check_reopen_fs(fd, NULL);
+        if (r < 0)
+                return r;
 
-        flags = (accmode & O_ACCMODE) | O_CLOEXEC | O_NOCTTY | (fl & (O_APPEND | O_NONBLOCK));
+        /* O_NONBLOCK always: a FIFO would wait for its other end, and a file
+         * under a lease would wait for the lease break (EWOULDBLOCK instead).
+         * It is cleared below unless fd had it. */
+        flags = (accmode & O_ACCMODE) | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | (fl & O_APPEND);
         if (kind == FD_KIND_DIRECTORY)
                 flags |= O_DIRECTORY;
-        if (kind == FD_KIND_FIFO)
-                flags |= O_NONBLOCK; /* a FIFO open would wait for the other end */
 
         snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
         nfd = open(path, flags);
         if (nfd < 0)
                 return errno == ENXIO ? -EOPNOTSUPP : -errno;
 
-        if (kind == FD_KIND_FIFO && !(fl & O_NONBLOCK) && fcntl(nfd, F_SETFL, flags & ~O_NONBLOCK & ~O_ACCMODE) < 0) {
+        if (!(fl & O_NONBLOCK) && fcntl(nfd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
                 r = -errno;
                 safe_close(nfd);
                 return r;
@@ -180,10 +245,11 @@ bool fdinfo_is_sealed(int fd) {
 }
 
 int fdinfo_get_size(int fd, uint64_t *ret) {
-        struct stat st;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        *ret = (uint64_t) st.st_size;
+        struct statx st;
+        int r = stat_cached(fd, &st);
+        if (r < 0)
+                return r;
+        *ret = (uint64_t) st.stx_size;
         return 0;
 }
 

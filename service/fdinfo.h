@@ -29,7 +29,9 @@ typedef enum FdKind {
 
 const char *fdkind_to_string(FdKind k);
 
-/* Classifies fd (borrowed) from fstat() and the /proc/self/fd link. */
+/* Classifies fd (borrowed) from cached attributes (statx
+ * AT_STATX_DONT_SYNC: never waits for a FUSE or NFS server) and the
+ * /proc/self/fd link. */
 int fdinfo_classify(int fd, FdKind *ret);
 
 /* The fd's F_GETFL flags (borrowed fd). */
@@ -40,10 +42,25 @@ const char *fdinfo_accmode_to_string(int accmode);
 /* True when a kind's fds can be reopened through /proc/self/fd. */
 bool fdkind_can_reopen(FdKind k);
 
+/* -EXDEV (and *ret_fs, a static name) when fd (borrowed) lives on a
+ * pseudo file system whose open() checks the opener rather than the inode
+ * (proc, sysfs, debugfs, tracefs, securityfs, cgroup, bpf, configfs,
+ * efivarfs, pstore, selinuxfs, smackfs, ...): nothing there may be
+ * reopened on a caller's behalf. 0 otherwise. fstatfs() may wait for a
+ * FUSE or NFS server: call it off the event loop (worker.h). */
+int fdinfo_check_reopen_fs(int fd, const char **ret_fs);
+
+/* The name fdinfo_check_reopen_fs() gives, for messages. */
+const char *fdinfo_reopen_fs_name(int fd);
+
 /* Opens a new file description for the file behind fd (borrowed), with
  * access mode accmode (O_RDONLY, O_WRONLY or O_RDWR), keeping O_APPEND and
  * O_NONBLOCK as fd has them. The caller checks that accmode does not widen
- * fd's own mode. Returns -EOPNOTSUPP for kinds that cannot be reopened. On
+ * fd's own mode. Returns -EOPNOTSUPP for kinds that cannot be reopened,
+ * -EXDEV on a pseudo file system (fdinfo_check_reopen_fs()), -EWOULDBLOCK
+ * when a lease is being broken (the open is non-blocking). The open runs
+ * with the calling thread's credentials and may block on a file system that
+ * does not answer: call it on a worker (worker.h), never on the loop. On
  * success *ret_fd is a new O_CLOEXEC fd owned by the caller. */
 int fdinfo_reopen(int fd, FdKind kind, int accmode, int *ret_fd);
 

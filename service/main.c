@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <systemd/sd-bus.h>
 #include <systemd/sd-daemon.h>
@@ -97,6 +99,41 @@ static int bus_open(const char *which, sd_bus **ret) {
         return 0;
 }
 
+/* Says why the bus named by --bus could not be reached, in terms of what
+ * sd-bus looked at, and what to do about it. */
+static void log_bus_failure(const char *which, int r) {
+        const char *addr, *runtime;
+        bool session = strcmp(which, "session") == 0;
+
+        if (!session && strcmp(which, "system") != 0) {
+                log_error("could not connect to the bus at '%s': %s; check the address (e.g. "
+                          "unix:path=/run/dbus/system_bus_socket)",
+                          which, strerror(-r));
+                return;
+        }
+        addr = getenv(session ? "DBUS_SESSION_BUS_ADDRESS" : "DBUS_SYSTEM_BUS_ADDRESS");
+        if (addr && *addr) {
+                log_error("could not connect to the %s bus at $%s (%s): %s; use --bus=ADDRESS for another bus",
+                          which, session ? "DBUS_SESSION_BUS_ADDRESS" : "DBUS_SYSTEM_BUS_ADDRESS", addr,
+                          strerror(-r));
+                return;
+        }
+        if (!session) {
+                log_error("no system bus: $DBUS_SYSTEM_BUS_ADDRESS is unset and /run/dbus/system_bus_socket %s (%s); "
+                          "start dbus, or use --bus=ADDRESS",
+                          r == -ENOENT ? "does not exist" : "does not answer", strerror(-r));
+                return;
+        }
+        runtime = getenv("XDG_RUNTIME_DIR");
+        if (!runtime || !*runtime)
+                log_error("no session bus: $DBUS_SESSION_BUS_ADDRESS and $XDG_RUNTIME_DIR are unset; "
+                          "use --bus=ADDRESS");
+        else
+                log_error("no session bus: $DBUS_SESSION_BUS_ADDRESS is unset and $XDG_RUNTIME_DIR/bus (%s/bus) %s "
+                          "(%s); use --bus=ADDRESS",
+                          runtime, r == -ENOENT ? "does not exist" : "does not answer", strerror(-r));
+}
+
 /* Loads the policy; problems are printed, one "FILE:LINE: message" each,
  * bare for --check-policy and as log lines for the daemon. */
 static int load_policy(Policy **ret, bool bare) {
@@ -114,15 +151,64 @@ static int load_policy(Policy **ret, bool bare) {
         return r;
 }
 
+/* How many of the files read came from dir. */
+static size_t files_from(const Policy *p, const char *dir) {
+        size_t n = 0, len = strlen(dir);
+
+        for (char **f = p->files; f && *f; f++)
+                if (strncmp(*f, dir, len) == 0 && (*f)[len] == '/' && !strchr(*f + len + 1, '/'))
+                        n++;
+        return n;
+}
+
+/* --check-policy: says which directories were read (and which did not
+ * exist), then the rules and files, or the problems. A directory named with
+ * --policy-dir must exist: a typo there would otherwise check nothing and
+ * say OK. The default directories need not exist. */
 static int check_policy(void) {
-        Policy *p = NULL;
-        int r = load_policy(&p, true);
+        _cleanup_(policy_freep) Policy *p = NULL;
+        bool missing[POLICY_DIRS_MAX];
+        size_t n_files = 0;
+        int r;
+
+        for (size_t i = 0; arg_policy_dirs[i]; i++) {
+                struct stat st;
+
+                missing[i] = stat(arg_policy_dirs[i], &st) < 0;
+                if (missing[i] && errno != ENOENT) {
+                        fprintf(stderr, "fdbroker: cannot read policy directory %s: %s\n", arg_policy_dirs[i],
+                                strerror(errno));
+                        return -errno;
+                }
+                if (!missing[i] && !S_ISDIR(st.st_mode)) {
+                        fprintf(stderr, "fdbroker: --policy-dir=%s is not a directory.\n", arg_policy_dirs[i]);
+                        return -ENOTDIR;
+                }
+                if (missing[i] && arg_policy_dirs_given) {
+                        fprintf(stderr, "fdbroker: FAIL: --policy-dir=%s does not exist; check the path.\n",
+                                arg_policy_dirs[i]);
+                        return -ENOENT;
+                }
+        }
+
+        r = load_policy(&p, true);
         if (r < 0)
                 return r;
-        printf("%zu rule(s) in %s: OK\n", p->n_rules, p->files && p->files[0] ? "the policy files" : "no files");
+        for (char **f = p->files; f && *f; f++)
+                n_files++;
+
+        printf("Policy directories, highest priority first:\n");
+        for (size_t i = 0; arg_policy_dirs[i]; i++)
+                if (missing[i])
+                        printf("  %s: does not exist (nothing to read there)\n", arg_policy_dirs[i]);
+                else
+                        printf("  %s: %zu file(s) read\n", arg_policy_dirs[i], files_from(p, arg_policy_dirs[i]));
+        if (n_files == 0)
+                printf("%zu rule(s): no *.conf files in these directories: OK\n", p->n_rules);
+        else
+                printf("%zu rule(s) in %zu file(s): OK\n", p->n_rules, n_files);
         for (char **f = p->files; f && *f; f++)
                 printf("  %s\n", *f);
-        policy_free(p);
         return 0;
 }
 
@@ -203,6 +289,12 @@ static int run(const char *bus_arg) {
 
         raise_nofile_limit();
 
+        /* A directory named on the command line that is not there is most
+         * likely a typo: say so (the default directories need not exist). */
+        for (size_t i = 0; arg_policy_dirs_given && arg_policy_dirs[i]; i++)
+                if (access(arg_policy_dirs[i], F_OK) < 0)
+                        log_warning("policy directory %s does not exist: no rules from it", arg_policy_dirs[i]);
+
         /* A broken policy is not served with: refuse to start. */
         r = load_policy(&policy, false);
         if (r < 0) {
@@ -224,7 +316,7 @@ static int run(const char *bus_arg) {
 
         r = bus_open(bus_arg, &bus);
         if (r < 0)
-                return log_error("could not connect to the %s bus: %s", bus_arg, strerror(-r)), r;
+                return log_bus_failure(bus_arg, r), r;
         r = sd_bus_attach_event(bus, event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0)
                 return r;

@@ -42,6 +42,7 @@ static void peer_free(Peer *p) {
         free(p->unique_name);
         free(p->gids);
         free(p->label);
+        policy_snapshot_free(p->snapshot);
         free(p);
 }
 
@@ -210,6 +211,13 @@ static int on_credentials(sd_bus_message *reply, void *userdata, sd_bus_error *r
         r = parse_credentials(p, reply);
         if (r < 0) {
                 log_warning("bus gave no usable credentials for %s: %s", p->unique_name, strerror(-r));
+                peer_drop(ps, p);
+                return 0;
+        }
+        Identity id = peer_identity(p);
+        r = policy_snapshot_new(ps->policy ? *ps->policy : NULL, &id, &p->snapshot);
+        if (r < 0) {
+                log_warning("no policy snapshot for %s: %s", p->unique_name, strerror(-r));
                 peer_drop(ps, p);
                 return 0;
         }
@@ -615,4 +623,8 @@ bool peers_all_ready(const Peers *ps) {
                 if (!container_of(l, Peer, link)->ready || container_of(l, Peer, link)->n_queued > 0)
                         return false;
         return true;
+}
+
+Peer *peers_find(Peers *ps, const char *unique_name) {
+        return unique_name ? peer_find(ps, unique_name) : NULL;
 }

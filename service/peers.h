@@ -42,6 +42,7 @@
 
 #include "accounting.h"
 #include "acl.h"
+#include "decide.h"
 #include "hashtable.h"
 #include "protocol.h"
 #include "registry.h"
@@ -79,6 +80,7 @@ typedef struct Peer {
         char *label;
         int pidfd;                /* ProcessFD where the bus gives one (owned, O_CLOEXEC), or -1 */
         pid_t pid;                /* for log lines only, never for decisions; 0: unknown */
+        PolicySnapshot *snapshot; /* built from the above when it arrived; the only input to decisions */
 
         sd_bus_slot *lookup;      /* GetConnectionCredentials in flight */
         QueuedCall queue[PEER_QUEUE_MAX];
@@ -119,6 +121,7 @@ struct Peers {
         bool unlimited;            /* the bus cannot tell who reads, or need not: no limit */
         sd_bus_slot *probe;        /* does the bus have GetConnectionStats? */
         char why[512];             /* why peers_get_caller() last said -EBUSY */
+        Policy *const *policy;     /* the owner's policy pointer: snapshots are built against it */
 };
 
 /* Sets up the cache on bus and subscribes to disconnections. */
@@ -145,6 +148,10 @@ bool peers_fd_is_bus_connection(const Peers *ps, int fd);
 void peers_note_fds_sent(Peers *ps, Peer *p, unsigned n);
 
 Identity peer_identity(const Peer *p);
+
+/* The peer of unique_name if it is still on the bus, else NULL; for calls
+ * answered later (worker.h). */
+Peer *peers_find(Peers *ps, const char *unique_name);
 
 /* False while some peer's calls wait for its credentials. */
 bool peers_all_ready(const Peers *ps);

@@ -4,6 +4,14 @@
  *
  *   E ID STORE-ID NAME OWNER-UID ONCE CREATED-USEC EXPIRES-USEC MEMORY DESCRIPTION ALLOW
  *
+ * An entry whose depositor had supplementary gids is preceded by
+ *
+ *   G GID,GID,...
+ *
+ * (reopenings run with them, broker.c). A reader that does not know "G"
+ * lines drops them with a warning and keeps the entry: the format stays
+ * readable both ways.
+ *
  * STORE-ID names the fd in the fd store (FDNAME=e<STORE-ID>); entries that
  * share one open file share it.
  *
@@ -142,6 +150,10 @@ static int unescape(const char *s, char **ret) {
 }
 
 static int write_entry(FILE *f, const Entry *e) {
+        for (size_t i = 0; i < e->n_depositor_gids; i++)
+                fprintf(f, "%s%u", i == 0 ? "G " : ",", (unsigned) e->depositor_gids[i]);
+        if (e->n_depositor_gids > 0)
+                fputc('\n', f);
         fprintf(f, "E %" PRIu64 " %" PRIu64 " ", e->id, e->store_id);
         write_escaped(f, e->name);
         fprintf(f, " %u %d %" PRIu64 " %" PRIu64 " %" PRIu64 " ", (unsigned) e->owner_uid, e->once ? 1 : 0,
@@ -235,6 +247,35 @@ static int parse_allow(const char *field, Entry *e) {
         return 0;
 }
 
+/* Parses a "G ..." line's gids into a new array. */
+static int parse_gids(const char *line, gid_t **ret, size_t *ret_n) {
+        _cleanup_free_ gid_t *gids = NULL;
+        size_t n = 1;
+        const char *p = line + 2;
+
+        for (const char *c = p; *c; c++)
+                n += *c == ',';
+        if (n > ENTRY_GIDS_MAX)
+                return -EINVAL;
+        gids = calloc(n, sizeof(gid_t));
+        if (!gids)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                char *end;
+                unsigned long v;
+
+                errno = 0;
+                v = strtoul(p, &end, 10);
+                if (errno != 0 || end == p || v >= UINT32_MAX || (*end != ',' && *end != '\n' && *end != '\0'))
+                        return -EINVAL;
+                gids[i] = (gid_t) v;
+                p = *end == ',' ? end + 1 : end;
+        }
+        *ret = TAKE_PTR(gids);
+        *ret_n = n;
+        return 0;
+}
+
 /* Parses one "E ..." line into a new entry without an fd. */
 static int parse_line(char *line, Entry **ret) {
         _cleanup_(entry_freep) Entry *e = NULL;
@@ -292,6 +333,8 @@ int persist_restore(const Persist *ps, const Registry *reg_const, void (*restore
         size_t n_passed = 0;
         FILE *f = NULL;
         char *line = NULL;
+        gid_t *gids = NULL;    /* from a "G" line, for the next entry */
+        size_t n_gids = 0;
         size_t cap = 0;
         unsigned lineno = 0;
         int n, restored_count = 0;
@@ -341,11 +384,26 @@ int persist_restore(const Persist *ps, const Registry *reg_const, void (*restore
                 lineno++;
                 if (line[0] == '#' || line[0] == '\n')
                         continue;
+                if (line[0] == 'G' && line[1] == ' ') {
+                        free(gids);
+                        gids = NULL;
+                        n_gids = 0;
+                        if (parse_gids(line, &gids, &n_gids) < 0)
+                                log_warning("%s:%u: unreadable gids, the next entry reopens without them",
+                                            ps->state_path, lineno);
+                        continue;
+                }
                 r = parse_line(line, &e);
                 if (r < 0) {
                         log_warning("%s:%u: unreadable entry, dropped", ps->state_path, lineno);
+                        free(gids);
+                        gids = NULL;
+                        n_gids = 0;
                         continue;
                 }
+                e->depositor_gids = TAKE_PTR(gids);
+                e->n_depositor_gids = n_gids;
+                n_gids = 0;
                 /* Entries sharing an open file share its stored fd. */
                 for (size_t i = 0; i < n_passed; i++)
                         if (passed[i].id == e->store_id) {
@@ -370,6 +428,7 @@ int persist_restore(const Persist *ps, const Registry *reg_const, void (*restore
                 restored_count++;
         }
         free(line);
+        free(gids);
         if (f)
                 fclose(f);
 

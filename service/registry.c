@@ -29,9 +29,27 @@ void entry_free(Entry *e) {
                 return;
         safe_close(e->fd);
         free(e->description);
+        free(e->depositor_gids);
         acl_subjects_free(e->allow, e->n_allow);
         sd_event_source_disable_unref(e->expire_source);
         free(e);
+}
+
+int entry_set_depositor_gids(Entry *e, const gid_t *gids, size_t n) {
+        gid_t *copy = NULL;
+
+        if (n > ENTRY_GIDS_MAX)
+                return -E2BIG;
+        if (n > 0) {
+                copy = malloc(n * sizeof(gid_t));
+                if (!copy)
+                        return -ENOMEM;
+                memcpy(copy, gids, n * sizeof(gid_t));
+        }
+        free(e->depositor_gids);
+        e->depositor_gids = copy;
+        e->n_depositor_gids = n;
+        return 0;
 }
 
 void registry_init(Registry *reg) {

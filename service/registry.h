@@ -30,7 +30,10 @@ typedef struct Entry {
         int fd;                 /* owned, O_CLOEXEC */
         FdKind kind;
         int flags;              /* F_GETFL of fd when stored */
-        uid_t owner_uid;
+        uid_t owner_uid;        /* also the depositor: reopenings run as it */
+        gid_t *depositor_gids;  /* supplementary gids the bus reported for
+                                 * the depositor; reopenings carry them */
+        size_t n_depositor_gids;
         bool persistent;
         bool once;
         char *description;      /* NULL when empty: most entries have none */
@@ -68,6 +71,12 @@ typedef struct Registry {
 
 /* A new entry named name (copied), owning nothing yet (fd = -1). */
 Entry *entry_new(const char *name);
+
+/* NGROUPS_MAX of Linux. */
+#define ENTRY_GIDS_MAX 65536u
+
+/* Copies the depositor's supplementary gids into e. */
+int entry_set_depositor_gids(Entry *e, const gid_t *gids, size_t n);
 
 /* The description, "" when there is none. */
 static inline const char *entry_description(const Entry *e) {

@@ -255,6 +255,14 @@ class Demo:
             self.failures.append(what)
         return ok
 
+    def check_glib_output(self, output, who):
+        """GLib programs run with G_DEBUG=fatal-criticals; a warning they
+        print is a problem of the demo too."""
+        bad = [line for line in output.decode(errors='replace').splitlines()
+               if 'CRITICAL' in line or 'WARNING' in line]
+        if bad:
+            self.check(False, f'{who} printed a GLib warning: {bad[0]}')
+
     # -- acting as a user ----------------------------------------------------
 
     def run_as(self, user, role):
@@ -262,7 +270,7 @@ class Demo:
         its @result dict."""
         pw = pwd.getpwnam(user)
         env = {'PATH': '/usr/sbin:/usr/bin:/sbin:/bin', 'HOME': '/', 'LANG': 'C.UTF-8',
-               'USER': user, 'LOGNAME': user}
+               'USER': user, 'LOGNAME': user, 'G_DEBUG': 'fatal-criticals'}
         with open(os.path.abspath(__file__), 'rb') as source:
             proc = subprocess.run(
                 [sys.executable, '-', '--role', role, '--address', self.bus.address],
@@ -275,6 +283,7 @@ class Demo:
                 result = json.loads(line[len('@result '):])
             else:
                 print(f'   {user:>15} | {line}', flush=True)
+        self.check_glib_output(proc.stdout, f'the {role} ({user})')
         if proc.returncode != 0 or result is None:
             raise DemoFailed(f'the {role} ({user}) did not finish its part '
                              f'(exit status {proc.returncode})')
@@ -289,13 +298,15 @@ class Demo:
         stdin = open(stdin_path, 'rb') if stdin_path else subprocess.DEVNULL
         try:
             proc = subprocess.run(argv, stdin=stdin, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, timeout=60)
+                                  stderr=subprocess.STDOUT, timeout=60,
+                                  env=dict(os.environ, G_DEBUG='fatal-criticals'))
         finally:
             if stdin_path:
                 stdin.close()
         out = proc.stdout.decode(errors='replace').rstrip('\n')
         for line in out.splitlines() or ['(no output)']:
             print(f'     {line}', flush=True)
+        self.check_glib_output(proc.stdout, f'`{argv[0]}`')
         failed = proc.returncode != 0
         if failed != expect_failure:
             what = 'failed' if failed else 'succeeded'

@@ -17,7 +17,7 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
-sh tools/install-deps.sh
+sh tools/install-deps.sh --demo
 
 echo "demo: building fdbroker in ./build"
 log=$(mktemp)

@@ -95,4 +95,16 @@ void fdb_client_open_path(FdbClient *client, const char *path, FdbAccess access,
                           GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data);
 int fdb_client_open_path_finish(FdbClient *client, GAsyncResult *result, GError **error);
 
+/* Watch: the entry-added and entry-removed signals */
+gboolean fdb_client_watch_sync(FdbClient *client, const char *const *patterns, GCancellable *cancellable,
+                               GError **error);
+void fdb_client_watch(FdbClient *client, const char *const *patterns, GCancellable *cancellable,
+                      GAsyncReadyCallback callback, gpointer user_data);
+gboolean fdb_client_watch_finish(FdbClient *client, GAsyncResult *result, GError **error);
+
+gboolean fdb_client_unwatch_sync(FdbClient *client, GCancellable *cancellable, GError **error);
+void fdb_client_unwatch(FdbClient *client, GCancellable *cancellable, GAsyncReadyCallback callback,
+                        gpointer user_data);
+gboolean fdb_client_unwatch_finish(FdbClient *client, GAsyncResult *result, GError **error);
+
 G_END_DECLS

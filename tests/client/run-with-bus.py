@@ -5,13 +5,13 @@
     run-with-bus.py PROGRAM [ARG...]
 
 Starts tests/integration/harness.py's PrivateBus (which bus-activates the
-service from the build tree), runs PROGRAM with FDBROKER_TEST_ADDRESS set,
-and exits with PROGRAM's status; its TAP output goes straight to ours. On
+service from the build tree), runs PROGRAM with FDBROKER_TEST_ADDRESS and G_DEBUG=fatal-criticals set,
+passes its TAP output on and adds one subtest: no GLib CRITICAL or WARNING
+on its stderr. On
 failure the service's and the bus's logs go to stderr. Without what the bus
 needs, the whole program is skipped (TAP "1..0 # SKIP").
 """
 import os
-import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -37,17 +37,17 @@ def main():
         skip(str(e))
 
     with harness.PrivateBus(harness.service_binary(), harness.source_dir()) as bus:
-        env = dict(os.environ, FDBROKER_TEST_ADDRESS=bus.address)
-        env.pop('DBUS_SYSTEM_BUS_ADDRESS', None)
-        env.pop('DBUS_SESSION_BUS_ADDRESS', None)
-        r = subprocess.run(sys.argv[1:], env=env)
-        if r.returncode != 0:
-            sys.stderr.write('---- %s exited with %d; fdbroker.log ----\n' % (sys.argv[1], r.returncode))
+        # G_DEBUG=fatal-criticals, and a GLib warning or critical on its
+        # stderr is one more failing subtest (harness.run_glib_checked).
+        rc = harness.run_glib_checked(sys.argv[1:], {'FDBROKER_TEST_ADDRESS': bus.address},
+                                      drop_env=('DBUS_SYSTEM_BUS_ADDRESS', 'DBUS_SESSION_BUS_ADDRESS'))
+        if rc != 0:
+            sys.stderr.write('---- %s failed; fdbroker.log ----\n' % sys.argv[1])
             sys.stderr.write(bus.service_log())
             sys.stderr.write('\n---- dbus-daemon.log ----\n')
             sys.stderr.write(bus.daemon_log())
             sys.stderr.write('\n---- end of logs ----\n')
-    sys.exit(r.returncode if r.returncode >= 0 else 128 - r.returncode)
+    sys.exit(rc)
 
 
 if __name__ == '__main__':

@@ -911,6 +911,132 @@ static void test_no_fd_leak(void) {
         g_assert_cmpuint(after, ==, before);
 }
 
+/* ---- watching ----------------------------------------------------------------- */
+
+typedef struct Heard {
+        GPtrArray *events;      /* "added NAME DESCRIPTION SIZE" or "removed NAME REASON" */
+} Heard;
+
+static void on_entry_added(FdbClient *c, const char *name, FdbEntryInfo *info, gpointer user_data) {
+        Heard *h = user_data;
+
+        g_assert_cmpstr(name, ==, fdb_entry_info_get_name(info));
+        g_ptr_array_add(h->events, g_strdup_printf("added %s %s %" G_GUINT64_FORMAT, name,
+                                                   fdb_entry_info_get_description(info),
+                                                   fdb_entry_info_get_size(info)));
+}
+
+static void on_entry_removed(FdbClient *c, const char *name, const char *reason, gpointer user_data) {
+        Heard *h = user_data;
+
+        g_ptr_array_add(h->events, g_strdup_printf("removed %s %s", name, reason));
+}
+
+/* Everything heard so far: the broker sends a watcher's signals before it
+ * answers any later call, so after a round trip on the watcher's connection
+ * they are queued for this main context. */
+static char *heard(FdbClient *watcher, Heard *h) {
+        g_autoptr(GError) error = NULL;
+        g_autofree char *joined = NULL;
+
+        g_assert_nonnull(fdb_client_list_sync(watcher, "none/", NULL, &error));
+        g_assert_no_error(error);
+        while (g_main_context_iteration(NULL, FALSE))
+                ;
+        g_ptr_array_add(h->events, NULL);
+        joined = g_strjoinv("; ", (char **) h->events->pdata);
+        g_ptr_array_set_size(h->events, 0);
+        return g_steal_pointer(&joined);
+}
+
+static void deposit_described(const char *name, const char *description) {
+        g_autoptr(FdbDepositOptions) o = fdb_deposit_options_new();
+        g_autoptr(GError) error = NULL;
+        int fd = make_memfd("watched");
+
+        fdb_deposit_options_set_description(o, description);
+        g_assert_true(fdb_client_deposit_sync(client, name, fd, o, NULL, &error));
+        g_assert_no_error(error);
+        close(fd);
+}
+
+static void test_watch_sync(void) {
+        g_autoptr(GError) error = NULL;
+        g_autoptr(FdbClient) w = fdb_client_new_for_address_sync(address, NULL, &error);
+        g_autoptr(GPtrArray) events = g_ptr_array_new_with_free_func(g_free);
+        Heard h = { events };
+        const char *const patterns[] = { "watch/*", "other/deep/**", NULL };
+        g_autofree char *got1 = NULL, *got2 = NULL, *got3 = NULL;
+
+        g_assert_no_error(error);
+        g_signal_connect(w, "entry-added", G_CALLBACK(on_entry_added), &h);
+        g_signal_connect(w, "entry-removed", G_CALLBACK(on_entry_removed), &h);
+        g_assert_true(fdb_client_watch_sync(w, patterns, NULL, &error));
+        g_assert_no_error(error);
+
+        deposit_described("watch/a", "first");
+        deposit_described("watch/no/match", "deeper than *");
+        deposit_described("other/deep/x/y", "below");
+        g_assert_true(fdb_client_remove_sync(client, "watch/a", NULL, &error));
+        got1 = heard(w, &h);
+        g_assert_cmpstr(got1, ==, "added watch/a first 7; added other/deep/x/y below 7; removed watch/a removed");
+
+        g_assert_true(fdb_client_unwatch_sync(w, NULL, &error));
+        g_assert_no_error(error);
+        deposit_described("watch/b", "after unwatch");
+        got2 = heard(w, &h);
+        g_assert_cmpstr(got2, ==, "");
+
+        /* Unwatch without a watch is fine; a bad pattern is InvalidArgs
+         * naming it and leaves no watch behind. */
+        g_assert_true(fdb_client_unwatch_sync(w, NULL, &error));
+        g_assert_no_error(error);
+        {
+                const char *const bad[] = { "watch/*", "bad//pattern", NULL };
+                g_assert_false(fdb_client_watch_sync(w, bad, NULL, &error));
+                assert_fdb_error(error, FDB_ERROR_INVALID_ARGS, "bad//pattern");
+                g_clear_error(&error);
+        }
+        remove_quietly("watch/b");
+        got3 = heard(w, &h);
+        g_assert_cmpstr(got3, ==, "");
+        remove_quietly("watch/no/match");
+        remove_quietly("other/deep/x/y");
+}
+
+static void test_watch_async(void) {
+        g_autoptr(GError) error = NULL;
+        g_autoptr(FdbClient) w = fdb_client_new_for_address_sync(address, NULL, &error);
+        g_autoptr(GPtrArray) events = g_ptr_array_new_with_free_func(g_free);
+        g_autoptr(GAsyncResult) r1 = NULL, r2 = NULL;
+        Heard h = { events };
+        const char *const patterns[] = { "**", NULL };
+        g_autofree char *got = NULL;
+        g_autoptr(FdbDepositOptions) once = fdb_deposit_options_new();
+        int fd, out;
+
+        g_assert_no_error(error);
+        g_signal_connect(w, "entry-added", G_CALLBACK(on_entry_added), &h);
+        g_signal_connect(w, "entry-removed", G_CALLBACK(on_entry_removed), &h);
+        fdb_client_watch(w, patterns, NULL, on_result, &r1);
+        g_assert_true(fdb_client_watch_finish(w, await_result(&r1), &error));
+        g_assert_no_error(error);
+
+        fdb_deposit_options_set_once(once, TRUE);
+        fd = make_memfd("hand-off");
+        g_assert_true(fdb_client_deposit_sync(client, "watch/once", fd, once, NULL, &error));
+        close(fd);
+        out = fdb_client_retrieve_sync(client, "watch/once", NULL, NULL, NULL, &error);
+        g_assert_no_error(error);
+        close(out);
+        got = heard(w, &h);
+        g_assert_cmpstr(got, ==, "added watch/once  8; removed watch/once retrieved-once");
+
+        fdb_client_unwatch(w, NULL, on_result, &r2);
+        g_assert_true(fdb_client_unwatch_finish(w, await_result(&r2), &error));
+        g_assert_no_error(error);
+}
+
 int main(int argc, char *argv[]) {
         g_autoptr(GError) error = NULL;
         int r;
@@ -952,6 +1078,8 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/client/error/access-denied", test_error_access_denied);
         g_test_add_func("/client/error/invalid-args", test_error_invalid_args);
         g_test_add_func("/client/no-fd-leak", test_no_fd_leak);
+        g_test_add_func("/client/watch/sync", test_watch_sync);
+        g_test_add_func("/client/watch/async", test_watch_async);
 
         r = g_test_run();
         g_object_unref(client);

@@ -31,5 +31,14 @@ check 'open --access values' 'read-only read-write ' fdbrokerctl open /dev/null 
 check '--allow subjects' 'uid: user: ' fdbrokerctl deposit n f --allow u
 check 'list options' '--json ' fdbrokerctl list --j
 check 'nothing for --description' '' fdbrokerctl deposit n f --description x
+check 'monitor is a command' 'monitor ' fdbrokerctl mon
+check 'monitor options' '--json ' fdbrokerctl monitor 'camera/*' --j
+check 'deposit --from-pid' '--from-pid ' fdbrokerctl deposit n --fr
+# The highest pid: no other pid has it as a prefix (it would be higher).
+top=$(ls /proc | grep -E '^[0-9]+$' | sort -n | tail -n1)
+check '--from-pid completes pids' "$top " fdbrokerctl deposit n --from-pid "$top"
+check '--socket is a global option' '--socket ' fdbrokerctl --so
+check '--socket after a command' '--socket ' fdbrokerctl cat --so
+check 'nothing for --fd' '' fdbrokerctl deposit n --from-pid 1 --fd 3
 echo "1..$n"
 exit $failed

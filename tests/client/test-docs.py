@@ -30,7 +30,7 @@ def blocks():
 
 def body(tap):
     found = blocks()
-    tap.eq(sorted(found), ['fdbrokerctl.sh', 'share-frame.c', 'share.py', 'view-frame.c'],
+    tap.eq(sorted(found), ['fdbrokerctl.sh', 'share-frame.c', 'share.py', 'view-frame.c', 'watch.py'],
            'docs/client.md has its tested blocks')
     for tool in ('cc', 'pkg-config'):
         if not shutil.which(tool):
@@ -58,8 +58,13 @@ def body(tap):
                    GI_TYPELIB_PATH=os.path.join(BUILD, 'client'),
                    PATH=os.path.join(BUILD, 'client') + ':/usr/bin:/bin')
 
+        env = harness.glib_env(env)  # G_DEBUG=fatal-criticals
+        glib_problems = []
+
         def run(*cmd):
-            return subprocess.run(list(cmd), cwd=tmp, env=env, capture_output=True, text=True, timeout=60)
+            r = subprocess.run(list(cmd), cwd=tmp, env=env, capture_output=True, text=True, timeout=60)
+            glib_problems.extend('%s: %s' % (' '.join(cmd), line) for line in harness.glib_stderr_problems(r.stderr))
+            return r
 
         r = run('./view-frame')
         tap.ok(r.returncode == 1 and 'no frame yet' in r.stderr and 'camera/frame' in r.stderr,
@@ -75,6 +80,10 @@ def body(tap):
                          "not there: No entry named 'demo/missing' that you may retrieve.\n",
                'share.py prints what the page says')
 
+        r = run('/usr/bin/python3', 'watch.py')
+        tap.eq(r.stdout, 'added pictures/cat memfd 5\nremoved pictures/cat removed\n',
+               'watch.py prints what the page says')
+
         r = run('sh', '-e', 'fdbrokerctl.sh')
         out = r.stdout
         tap.ok(out.startswith('settings=1\nconfig/app on fd 3: settings=1\n['), 'fdbrokerctl.sh: cat and retrieve',
@@ -88,6 +97,7 @@ def body(tap):
         tap.ok(out.endswith('exit status 1\n') and
                "fdbrokerctl: No entry named 'config/app' that you may retrieve." in r.stderr,
                'fdbrokerctl.sh: cat after remove fails as shown', r)
+        tap.eq(glib_problems, [], 'no example printed a GLib CRITICAL or WARNING (G_DEBUG=fatal-criticals)')
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

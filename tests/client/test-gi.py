@@ -16,7 +16,7 @@ import harness  # noqa: E402
 try:
     import gi
     gi.require_version('FdBroker', '1.0')
-    from gi.repository import FdBroker, GLib
+    from gi.repository import FdBroker, GLib, GObject
 except Exception as e:  # noqa: BLE001
     harness.skip_all('FdBroker-1.0 typelib not loadable (GI_TYPELIB_PATH=%s): %s'
                      % (os.environ.get('GI_TYPELIB_PATH'), e))
@@ -107,9 +107,50 @@ def body(tap):
     if 'value' in result:
         os.close(result['value'][0])
 
+    # watching: entry-added / entry-removed through the typelib
+    tap.ok(GObject.signal_lookup('entry-added', FdBroker.Client) != 0
+           and GObject.signal_lookup('entry-removed', FdBroker.Client) != 0,
+           'the typelib knows the entry-added and entry-removed signals')
+    watcher = FdBroker.Client.new_for_address_sync(bus.address, None)
+    heard = []
+    watcher.connect('entry-added', lambda c, name, info: heard.append(
+        ('added', name, info.get_description(), info.get_size())))
+    watcher.connect('entry-removed', lambda c, name, reason: heard.append(('removed', name, reason)))
+    tap.ok(watcher.watch_sync(['gi/w/*'], None), 'watch_sync([gi/w/*]) returns True')
+    wopts = FdBroker.DepositOptions.new()
+    wopts.set_description('watched')
+    fd = memfd(b'12345')
+    client.deposit_sync('gi/w/x', fd, wopts, None)
+    client.deposit_sync('gi/unwatched', fd, None, None)
+    os.close(fd)
+    client.remove_sync('gi/w/x', None)
+    client.remove_sync('gi/unwatched', None)
+    ctx = GLib.MainContext.default()
+    deadline = GLib.get_monotonic_time() + 30 * 1000000
+    while len(heard) < 2 and GLib.get_monotonic_time() < deadline:
+        ctx.iteration(True) if ctx.pending() else GLib.usleep(10000)
+    watcher.list_sync('none/', None)  # a round trip: anything else sent is queued now
+    while ctx.iteration(False):
+        pass
+    tap.eq(heard, [('added', 'gi/w/x', 'watched', 5), ('removed', 'gi/w/x', 'removed')],
+           'the watcher hears gi/w/x added (with its info) and removed, and nothing of gi/unwatched')
+    try:
+        watcher.watch_sync(['gi//bad'], None)
+        tap.ok(False, 'watch_sync of a bad pattern raises')
+    except GLib.Error as e:
+        tap.ok(e.matches(FdBroker.error_quark(), FdBroker.Error.INVALID_ARGS) and 'gi//bad' in e.message,
+               'a bad pattern raises INVALID_ARGS naming it', e.message)
+    tap.ok(watcher.unwatch_sync(None), 'unwatch_sync returns True')
+
     for name in ('gi/frame', 'gi/1', 'gi/2', 'gi/mem'):
         client.remove_sync(name, None)
     tap.eq(list(client.list_sync('gi/', None)), [], 'remove_sync removed everything')
 
 
-harness.main(body)
+if __name__ == '__main__':
+    if os.environ.get('FDBROKER_GI_CHILD') != '1':
+        # Run the checks in a child with G_DEBUG=fatal-criticals, and check
+        # its stderr: a GLib warning or critical is a failure too.
+        sys.exit(harness.run_glib_checked([sys.executable, os.path.abspath(__file__)],
+                                          {'FDBROKER_GI_CHILD': '1'}))
+    harness.main(body)

@@ -4,17 +4,23 @@
  * checks what the parser promises: either a policy and no problems, or
  * problems and no policy, each problem "FILE:LINE: message" with a line
  * inside the text. A parsed policy is then asked a few decisions, so that
- * the globs and subjects it kept are used, and everything is freed (ASan's
- * leak check catches what is not). Built with -fsanitize=fuzzer,address
+ * the globs and subjects it kept are used: policy_decide() for the rule it
+ * picks, and the decision engine (decide.c) for every question the broker
+ * asks, checking what it promises (a snapshot built against the rules and a
+ * stale one agree; the owner and root are never told an entry is hidden;
+ * what List shows is visible; a hidden answer names no rule). Everything is
+ * freed (ASan's leak check catches what is not). Built with -fsanitize=fuzzer,address
  * when meson is configured with clang and -Dfuzz=true; fuzz-driver.c runs
  * the same function over the seed corpus in every build. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "decide.h"
 #include "policy.h"
 
 #define FUZZ_PATH "fuzz.conf"
@@ -51,6 +57,73 @@ static void check_problem(const char *problem, unsigned max_line) {
                 fail("a problem is not FILE:LINE: message", problem);
 }
 
+static bool decision_eq(const Decision *a, const Decision *b) {
+        return a->kind == b->kind && a->action == b->action && a->access == b->access &&
+               a->rule == b->rule && (a->kind != DECISION_ASK_POLKIT ||
+                                      (a->polkit_result == b->polkit_result && a->refusal_hidden == b->refusal_hidden));
+}
+
+static void check_decision(const Decision *d, const char *what) {
+        if (d->kind < DECISION_ALLOW || d->kind > DECISION_ASK_POLKIT)
+                fail("a decision of no known kind", what);
+        if (d->access != POLICY_ACCESS_ANY && d->access != O_RDONLY && d->access != O_WRONLY && d->access != O_RDWR)
+                fail("a decision with an access cap that is no access mode", what);
+        if (d->kind == DECISION_HIDDEN && d->rule)
+                fail("a hidden answer names a rule", what);
+        if (d->kind == DECISION_DENY && !d->rule)
+                fail("a denial by no rule", what);
+        if (d->kind == DECISION_ASK_POLKIT &&
+            (d->polkit_result < POLICY_RESULT_AUTH_SELF || d->polkit_result >= _POLICY_RESULT_MAX))
+                fail("polkit asked for a result that is no auth_*", what);
+}
+
+/* The engine's questions for one caller about one name, with a snapshot
+ * fresh from p and one built before it (as after a reload). */
+static void exercise_engine(const Policy *p, const Identity *id, const char *name) {
+        static const Subject acl[] = { { .kind = SUBJECT_GID, .gid = 44 }, { .kind = SUBJECT_UID, .uid = 65534 } };
+        PolicySnapshot *fresh = NULL, *stale = NULL;
+        const uid_t owners[] = { id->uid, 1000, 4242 };
+
+        if (policy_snapshot_new(p, id, &fresh) < 0 || policy_snapshot_new(NULL, id, &stale) < 0)
+                goto out; /* out of memory is not a finding */
+        for (size_t o = 0; o < sizeof owners / sizeof owners[0]; o++)
+                for (size_t n_acl = 0; n_acl <= 2; n_acl += 2) {
+                        DecideEntry e = { .name = name, .owner_uid = owners[o], .allow = acl, .n_allow = n_acl };
+                        Decision a = decide_retrieve(p, fresh, &e), b = decide_retrieve(p, stale, &e);
+                        bool mine = id->uid == 0 || id->uid == owners[o];
+
+                        check_decision(&a, name);
+                        if (!decision_eq(&a, &b))
+                                fail("a stale snapshot decides retrieve otherwise", name);
+                        if (mine && (a.kind == DECISION_HIDDEN || a.refusal_hidden))
+                                fail("the owner or root is told their entry is hidden", name);
+                        a = decide_remove(p, fresh, &e);
+                        b = decide_remove(p, stale, &e);
+                        check_decision(&a, name);
+                        if (!decision_eq(&a, &b))
+                                fail("a stale snapshot decides remove otherwise", name);
+                        if (mine && (a.kind == DECISION_HIDDEN || a.refusal_hidden))
+                                fail("the owner or root is told their entry is hidden from removal", name);
+                        if (decide_listed(p, fresh, &e) && !decide_visible(p, fresh, &e))
+                                fail("List shows an entry its caller may not see", name);
+                        if (decide_visible(p, fresh, &e) != decide_visible(p, stale, &e) ||
+                            decide_listed(p, fresh, &e) != decide_listed(p, stale, &e))
+                                fail("a stale snapshot sees otherwise", name);
+                }
+        for (int a = 0; a < _POLICY_ACTION_MAX; a++) {
+                Decision x = decide_action(p, fresh, (PolicyAction) a, name);
+                Decision y = decide_action(p, stale, (PolicyAction) a, name);
+                check_decision(&x, name);
+                if (!decision_eq(&x, &y))
+                        fail("a stale snapshot decides an action otherwise", name);
+        }
+        if (policy_snapshot_refresh(stale, p) == 0 && stale->n_rules != fresh->n_rules)
+                fail("a refreshed snapshot keeps other rules than a fresh one", name);
+out:
+        policy_snapshot_free(fresh);
+        policy_snapshot_free(stale);
+}
+
 static void exercise(const Policy *p) {
         static const gid_t gids[] = { 0, 44, 1000 };
         const Identity ids[] = {
@@ -75,6 +148,9 @@ static void exercise(const Policy *p) {
                                 if (d.matched && (!d.rule || d.result < 0 || d.result >= _POLICY_RESULT_MAX))
                                         fail("a decision names no rule or no valid result", names[n]);
                         }
+        for (size_t n = 0; n < sizeof names / sizeof names[0]; n++)
+                for (size_t k = 0; k < sizeof ids / sizeof ids[0]; k++)
+                        exercise_engine(p, &ids[k], names[n]);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

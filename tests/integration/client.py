@@ -550,8 +550,92 @@ class Client:
             counts[a] = counts.get(a, 0) + 1
         return {'ok': True, 'counts': counts}
 
+    # -- for tests/hostile/ -----------------------------------------------
+
+    def op_fd_lease(self, req):
+        """F_SETLEASE on a kept fd ('r', 'w' or 'none'); the lease-break
+        signal (SIGIO) is ignored, as an attacker would."""
+        import fcntl
+        import signal
+        signal.signal(signal.SIGIO, signal.SIG_IGN)
+        kind = {'r': fcntl.F_RDLCK, 'w': fcntl.F_WRLCK, 'none': fcntl.F_UNLCK}[req['type']]
+        fcntl.fcntl(self.handles[req['handle']], fcntl.F_SETLEASE, kind)
+        return {'ok': True}
+
+    def op_fd_pread(self, req):
+        try:
+            data = os.pread(self.handles[req['handle']], int(req['size']), int(req.get('offset', 0)))
+        except OSError as e:
+            return {'ok': False, 'error': 'errno:' + fdutil._errname(e), 'message': str(e)}
+        return {'ok': True, 'hex': data.hex()}
+
+    def op_spawn(self, req):
+        """A child of this client that waits for a line on stdin, then
+        execs argv (stdin stays a pipe, so argv can block reading it)."""
+        import subprocess
+        p = subprocess.Popen(['/bin/sh', '-c', 'read line; exec "$@"', 'sh'] + list(req['argv']),
+                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.children = getattr(self, 'children', {})
+        self.children[req['handle']] = p
+        return {'ok': True, 'pid': p.pid}
+
+    def op_spawn_go(self, req):
+        p = self.children[req['handle']]
+        p.stdin.write(b'go\n')
+        p.stdin.flush()
+        return {'ok': True}
+
+    def op_spawn_kill(self, req):
+        p = self.children.pop(req['handle'], None)
+        if p is not None:
+            p.kill()
+            p.wait()
+            p.stdin.close()
+        return {'ok': True}
+
     def op_exit(self, req):
         raise SystemExit(0)
+
+    # -- signals (Watch) ---------------------------------------------------
+
+    def op_subscribe(self, req):
+        """Records every EntryAdded/EntryRemoved this connection receives,
+        from any sender: a broadcast signal would be seen too, so a client
+        that subscribes without calling Watch shows nothing leaks."""
+        if getattr(self, 'signals', None) is None:
+            self.signals = []
+
+            def on_signal(conn, sender, path, iface, member, params):
+                if member == 'EntryAdded':
+                    info, types = info_to_json(params.get_child_value(1))
+                    self.signals.append({'member': member, 'name': params.get_child_value(0).get_string(),
+                                         'info': info, 'info_types': types, 'sender': sender})
+                else:
+                    name, reason = params.unpack()
+                    self.signals.append({'member': member, 'name': name, 'reason': reason,
+                                         'sender': sender})
+            self.conn.signal_subscribe(None, IFACE, None, OBJ_PATH, None, Gio.DBusSignalFlags.NONE,
+                                       on_signal)
+        return {'ok': True}
+
+    def op_watch(self, req):
+        self.call('Watch', '(asa{sv})', (req['patterns'], typed_dict(req.get('options'))))
+        return {'ok': True}
+
+    def op_signals(self, req):
+        """The signals received so far (and cleared): waits up to
+        timeout_ms for at least n of them; n=0 just drains what arrived."""
+        want = int(req.get('n', 0))
+        timed_out = []
+        src = GLib.timeout_add(int(req.get('timeout_ms', 10000)), lambda: timed_out.append(1) or False)
+        while len(self.signals) < want and not timed_out:
+            self.ctx.iteration(True)
+        if not timed_out:
+            GLib.source_remove(src)
+        while self.ctx.iteration(False):
+            pass
+        got, self.signals = self.signals, []
+        return {'ok': True, 'signals': got}
 
 
 def main():

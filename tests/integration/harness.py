@@ -995,3 +995,66 @@ def setup(tap, extra_service_args=(), need_users=False, policy_files=None):
     bus.start()
     bus.user_skip = user_skip
     return bus, users
+
+
+# ---------------------------------------------------------------------------
+# GLib programs: no warnings, no criticals
+
+GLIB_BAD_WORDS = ('CRITICAL', 'WARNING')
+
+
+def glib_stderr_problems(text):
+    """The lines of a GLib program's stderr that hold a GLib critical or
+    warning ("GLib-GIO-CRITICAL **", "(process:1): FdBroker-WARNING **")."""
+    return [line for line in (text or '').splitlines() if any(w in line for w in GLIB_BAD_WORDS)]
+
+
+def glib_env(env=None):
+    """env (default: ours) with G_DEBUG=fatal-criticals added."""
+    env = dict(os.environ if env is None else env)
+    flags = [f for f in env.get('G_DEBUG', '').split(',') if f]
+    if 'fatal-criticals' not in flags:
+        flags.append('fatal-criticals')
+    env['G_DEBUG'] = ','.join(flags)
+    return env
+
+
+def run_glib_checked(cmd, extra_env=None, drop_env=()):
+    """Runs a TAP-printing GLib program (a test file re-executing itself)
+    with G_DEBUG=fatal-criticals, passes its TAP lines on, and adds one
+    subtest: its stderr has no GLib CRITICAL or WARNING. Returns the exit
+    status to use."""
+    env = glib_env()
+    env.update(extra_env or {})
+    for var in drop_env:
+        env.pop(var, None)
+    p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    n = 0
+    plan_skip = None
+    for line in p.stdout.splitlines():
+        m = re.match(r'^1\.\.(\d+)(.*)$', line)
+        if m:
+            if int(m.group(1)) == 0:
+                plan_skip = line
+            continue
+        if re.match(r'^(not )?ok \d+', line):
+            n += 1
+            line = re.sub(r'^((?:not )?ok) \d+', r'\g<1> %d' % n, line)
+        print(line, flush=True)
+    sys.stderr.write(p.stderr)
+    if plan_skip is not None and n == 0:
+        print(plan_skip, flush=True)
+        return 0
+    bad = glib_stderr_problems(p.stderr)
+    n += 1
+    if bad:
+        print('not ok %d - stderr has no GLib CRITICAL or WARNING (G_DEBUG=fatal-criticals)' % n)
+        for line in bad:
+            print('# ' + line)
+    else:
+        print('ok %d - stderr has no GLib CRITICAL or WARNING (G_DEBUG=fatal-criticals)' % n)
+    if p.returncode < 0:
+        n += 1
+        print('not ok %d - the program was killed by signal %d (a fatal critical aborts)' % (n, -p.returncode))
+    print('1..%d' % n, flush=True)
+    return 1 if (bad or p.returncode != 0) else 0

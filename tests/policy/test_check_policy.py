@@ -1,9 +1,12 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """fdbroker --check-policy (SPEC §3): one "FILE:LINE: message" per problem
-on stderr and exit 1; exit 0 for good files; --policy-dir is repeatable,
-highest priority first, and a file masks the same-named one of a later
-directory. Runs the binary directly: no bus, no root needed."""
+on stderr, in line order and once each, and exit 1; exit 0 for good files,
+saying which directories were read (and which did not exist) and which
+files; a directory named with --policy-dir that does not exist is a
+failure; --policy-dir is repeatable, highest priority first, and a file
+masks the same-named one of a later directory. Runs the binary directly: no
+bus, no root needed."""
 
 import os
 import shutil
@@ -54,7 +57,6 @@ BROKEN_EXPECTED = [
     (9, "unknown action 'fetch'"),
     (10, 'Match= is empty'),
     (11, "'gecko' is not a subject"),
-    (11, 'Subject= names no subject'),
     (12, "unknown result 'maybe'"),
     (13, "unknown access 'all'"),
     (14, "unknown key 'Colour'"),
@@ -142,20 +144,22 @@ def body(t, binary, tmp):
         rc, out, err = check(binary, d)
         t.eq(rc, 1, 'problems in other files: exit status 1')
         t.eq(err, ["%s:1: rule 'camera-readers' is already defined at %s:2." % (b, a),
-                   '%s:7: line contains a NUL byte.' % b,
                    "%s:6: rule 'nul' has no Action= line." % b,
+                   '%s:7: line contains a NUL byte.' % b,
                    '%s:0: cannot read: Is a directory.' % c],
              'a rule name defined twice points at the first definition; a NUL byte and an unreadable '
-             '"file" are reported too (the latter at line 0)')
+             '"file" are reported too (the latter at line 0); each file\'s problems in line order')
     t.run('problems across files', across_files)
 
     def unknown_user():
         d = os.path.join(tmp, 'user')
         p = write(d, '10-user.conf', '[Rule r]\nAction=retrieve\nSubject=user:fdbtest-no-such-user\nResult=yes\n')
         rc, _, err = check(binary, d)
-        t.eq((rc, err), (1, ["%s:3: subject 'user:fdbtest-no-such-user' names no known user or group." % p,
-                             '%s:3: Subject= names no subject.' % p]),
-             'an unknown user name is a problem (names resolve when the policy is read)')
+        t.eq((rc, err), (1, ["%s:3: subject 'user:fdbtest-no-such-user' names no known user or group." % p]),
+             'an unknown user name is a problem (names resolve when the policy is read), reported once')
+        p = write(d, '10-user.conf', '[Rule r]\nAction=retrieve\nSubject=gecko gecko\nResult=yes\n')
+        rc, _, err = check(binary, d)
+        t.ok(rc == 1 and len(err) == 1, 'the same bad subject twice on a line is one problem', err)
     t.run('unknown user', unknown_user)
 
     def good():
@@ -168,16 +172,30 @@ def body(t, binary, tmp):
         rc, out, err = check(binary, d)
         t.eq(rc, 0, 'good files: exit status 0')
         t.eq(err, [], 'nothing on stderr')
-        t.eq(out.splitlines(), ['3 rule(s) in the policy files: OK', '  ' + a, '  ' + b],
-             'stdout counts the rules and lists the files read, in order; other names are ignored')
+        t.eq(out.splitlines(), ['Policy directories, highest priority first:',
+                                '  %s: 2 file(s) read' % d,
+                                '3 rule(s) in 2 file(s): OK', '  ' + a, '  ' + b],
+             'stdout names the directory, counts the rules and lists the files read, in order; '
+             'other names are ignored')
     t.run('good files', good)
 
     def empty():
         d = os.path.join(tmp, 'empty')
         os.makedirs(d)
-        rc, out, err = check(binary, d, os.path.join(tmp, 'does-not-exist'))
-        t.eq((rc, err), (0, []), 'an empty and a missing directory: exit status 0')
-        t.ok('0 rule(s)' in out, 'no rules', out)
+        rc, out, err = check(binary, d)
+        t.eq((rc, err), (0, []), 'an empty directory: exit status 0')
+        t.eq(out.splitlines(), ['Policy directories, highest priority first:', '  %s: 0 file(s) read' % d,
+                                '0 rule(s): no *.conf files in these directories: OK'],
+             'an empty directory: says it read it and found no files', )
+        missing = os.path.join(tmp, 'does-not-exist')
+        rc, out, err = check(binary, d, missing)
+        t.eq(rc, 1, 'a --policy-dir that does not exist: exit status 1')
+        t.eq(err, ['fdbroker: FAIL: --policy-dir=%s does not exist; check the path.' % missing],
+             'and one line saying so, naming it')
+        t.eq(out, '', 'nothing on stdout: no "OK"')
+        f = write(tmp, 'a-file', 'x')
+        rc, _, err = check(binary, f)
+        t.ok(rc == 1 and err and 'not a directory' in err[0], 'a --policy-dir that is a file: exit 1, saying so', err)
     t.run('empty', empty)
 
     def masking():
@@ -188,7 +206,10 @@ def body(t, binary, tmp):
         other = write(lo, '60-other.conf', GOOD)
         rc, out, err = check(binary, hi, lo)
         t.eq((rc, err), (0, []), 'a good file in the first directory masks a broken one of the same name in the second')
-        t.eq(out.splitlines()[1:], ['  ' + good_hi, '  ' + other], 'the files read: the masking one and the other')
+        t.eq(out.splitlines(), ['Policy directories, highest priority first:',
+                                '  %s: 1 file(s) read' % hi, '  %s: 1 file(s) read' % lo,
+                                '3 rule(s) in 2 file(s): OK', '  ' + good_hi, '  ' + other],
+             'both directories listed in priority order; the files read: the masking one and the other')
         rc, out, err = check(binary, lo, hi)
         t.eq(rc, 1, 'directories the other way round: the broken file masks the good one, exit status 1')
         t.ok(err and all(e.startswith(bad_lo + ':') for e in err), 'and the problems are the broken file\'s',

@@ -93,7 +93,7 @@ static void test_errors_with_lines(void) {
         assert_problem("[Rules a]\n", "bad.conf:1:", "unknown section");
         assert_problem("[Rule a\n", "bad.conf:1:", "does not end");
         assert_problem("[Rule a b]\n", "bad.conf:1:", "not valid");
-        assert_problem("[Rule a]\njunk\n", "bad.conf:2:", "KEY=VALUE");
+        assert_problem("[Rule a]\nAction=list\nSubject=everyone\nResult=no\njunk\n", "bad.conf:5:", "KEY=VALUE");
         assert_problem("[Rule a]\nAction=list\nSubject=everyone\nResult=no\nAccess=everything\n", "bad.conf:5:",
                        "unknown access");
         assert_problem("[Rule a]\nAction=list\nSubject=everyone\nResult=no\nMatch=\n", "bad.conf:5:", "Match= is empty");

@@ -1,0 +1,314 @@
+/* watch.c: Watch/Unwatch and the unicast EntryAdded/EntryRemoved signals.
+ *
+ * See watch.h. Watchers are few (bounded per uid) and every change to the
+ * registry walks them once: a pattern match and a visibility check per
+ * watcher, no allocation unless a signal is sent. */
+#include "watch.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "log.h"
+#include "policy.h"
+#include "protocol.h"
+
+struct Watcher {
+        Watcher *prev, *next;
+        sd_bus *bus;            /* where its signals go (a reference) */
+        char *destination;      /* unique name; NULL on a direct connection */
+        Peer *peer;             /* borrowed: its identity decides visibility */
+        char **patterns;        /* NULL-terminated, owned */
+};
+
+void watches_init(Watches *ws) {
+        *ws = (Watches) {};
+}
+
+static void watcher_free(Watches *ws, Watcher *w) {
+        if (w->prev)
+                w->prev->next = w->next;
+        else
+                ws->list = w->next;
+        if (w->next)
+                w->next->prev = w->prev;
+        ws->n_watchers--;
+
+        sd_bus_unref(w->bus);
+        free(w->destination);
+        strv_freep(&w->patterns);
+        free(w);
+}
+
+void watches_done(Watches *ws) {
+        while (ws->list)
+                watcher_free(ws, ws->list);
+}
+
+bool watches_any(const Watches *ws) {
+        return ws->list != NULL;
+}
+
+static bool is_name_char(char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("_.:@-", c);
+}
+
+int watch_check_pattern(const char *pattern, sd_bus_error *error) {
+        size_t len = strlen(pattern);
+        size_t body = len;
+
+        if (len == 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Watch pattern '' is empty; '**' watches every name.");
+        if (len > WATCH_PATTERN_MAX)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Watch pattern '%.64s…' is longer than %u bytes.", pattern,
+                                         WATCH_PATTERN_MAX);
+        if (strcmp(pattern, "**") == 0)
+                return 0;
+        if (len >= 3 && strcmp(pattern + len - 3, "/**") == 0)
+                body = len - 3;
+
+        /* The part before an optional trailing "/ **" must be a name made of
+         * name characters and fnmatch wildcards, component by component. */
+        for (size_t i = 0, start = 0; i <= body; i++) {
+                char c = i < body ? pattern[i] : '/';
+
+                if (c == '/') {
+                        if (i == start)
+                                return sd_bus_error_setf(
+                                        error, SD_BUS_ERROR_INVALID_ARGS,
+                                        "Watch pattern '%s' has an empty component (a leading, trailing or double "
+                                        "'/'); it could never match an entry name.",
+                                        pattern);
+                        if (memmem(pattern + start, i - start, "**", 2))
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                         "Watch pattern '%s' uses '**' inside it; '**' means "
+                                                         "everything only as the whole pattern or a trailing '/**'.",
+                                                         pattern);
+                        start = i + 1;
+                } else if (c == '[') {
+                        /* A bracket expression ends in this component; its
+                         * first character may be ']' (or after '!'/'^'). */
+                        size_t j = i + 1;
+                        if (j < body && (pattern[j] == '!' || pattern[j] == '^'))
+                                j++;
+                        if (j < body && pattern[j] == ']')
+                                j++;
+                        while (j < body && pattern[j] != ']' && pattern[j] != '/')
+                                j++;
+                        if (j >= body || pattern[j] != ']')
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                         "Watch pattern '%s' has a '[' without its ']'.", pattern);
+                        for (size_t k = i + 1; k < j; k++)
+                                if (!is_name_char(pattern[k]) && !strchr("!^]", pattern[k]))
+                                        return sd_bus_error_setf(
+                                                error, SD_BUS_ERROR_INVALID_ARGS,
+                                                "Watch pattern '%s' has '%c' in a bracket expression; entry names "
+                                                "use only [A-Za-z0-9_.:@/-].",
+                                                pattern, pattern[k]);
+                        i = j;
+                } else if (!is_name_char(c) && c != '*' && c != '?') {
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "Watch pattern '%s' has '%c', which is neither a name character "
+                                                 "([A-Za-z0-9_.:@/-]) nor a wildcard (* ? [...]).",
+                                                 pattern, c);
+                }
+        }
+        return 0;
+}
+
+/* The watch of the connection m came on: same bus, same sender (a direct
+ * connection has no sender, and is its own bus). */
+static Watcher *find_watcher(Watches *ws, sd_bus_message *m) {
+        sd_bus *bus = sd_bus_message_get_bus(m);
+        const char *sender = sd_bus_message_get_sender(m);
+
+        for (Watcher *w = ws->list; w; w = w->next)
+                if (w->bus == bus && ((!sender && !w->destination) ||
+                                      (sender && w->destination && strcmp(sender, w->destination) == 0)))
+                        return w;
+        return NULL;
+}
+
+static int check_watch_options(sd_bus_message *m, sd_bus_error *error) {
+        const char *key;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(m, 'e', "sv");
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                r = sd_bus_message_read_basic(m, 's', &key);
+                if (r < 0)
+                        return r;
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Unknown Watch option '%s'; Watch takes no options yet.", key);
+        }
+        return sd_bus_message_exit_container(m);
+}
+
+int watches_handle_watch(Watches *ws, sd_bus_message *m, Peer *p, sd_bus_error *error) {
+        _cleanup_(strv_freep) char **patterns = NULL;
+        _cleanup_free_ char *destination = NULL;
+        const char *sender = sd_bus_message_get_sender(m);
+        Watcher *w, *old;
+        unsigned n_uid = 0;
+        size_t n = 0;
+        int r;
+
+        r = sd_bus_message_read_strv(m, &patterns);
+        if (r < 0)
+                return r;
+        r = check_watch_options(m, error);
+        if (r < 0)
+                return r;
+        while (patterns && patterns[n]) /* an empty array reads as NULL */
+                n++;
+        if (n == 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Watch needs at least one pattern; '**' watches every name.");
+        if (n > WATCH_PATTERNS_MAX)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Watch takes at most %u patterns, not %zu.", WATCH_PATTERNS_MAX, n);
+        for (size_t i = 0; i < n; i++) {
+                r = watch_check_pattern(patterns[i], error);
+                if (r < 0)
+                        return r;
+        }
+
+        old = find_watcher(ws, m);
+        for (w = ws->list; w; w = w->next)
+                if (w != old && w->peer->uid == p->uid)
+                        n_uid++;
+        if (n_uid >= WATCHES_PER_UID_MAX)
+                return sd_bus_error_setf(error, FDB_ERROR_NAME_QUOTA_EXCEEDED,
+                                         "uid %u already has %u watches on other connections, the limit; "
+                                         "call Unwatch on one, or close it.",
+                                         (unsigned) p->uid, n_uid);
+
+        if (old) {
+                /* Watch again: the new patterns replace the old ones. */
+                strv_freep(&old->patterns);
+                old->patterns = TAKE_PTR(patterns);
+                return 1;
+        }
+
+        if (sender) {
+                destination = strdup(sender);
+                if (!destination)
+                        return -ENOMEM;
+        }
+        w = calloc(1, sizeof *w);
+        if (!w)
+                return -ENOMEM;
+        w->bus = sd_bus_ref(sd_bus_message_get_bus(m));
+        w->destination = TAKE_PTR(destination);
+        w->peer = p;
+        w->patterns = TAKE_PTR(patterns);
+        w->next = ws->list;
+        if (ws->list)
+                ws->list->prev = w;
+        ws->list = w;
+        ws->n_watchers++;
+        return 1;
+}
+
+bool watches_remove_for(Watches *ws, sd_bus_message *m) {
+        Watcher *w = find_watcher(ws, m);
+
+        if (!w)
+                return false;
+        watcher_free(ws, w);
+        return true;
+}
+
+void watches_forget_peer(Watches *ws, Peer *p) {
+        Watcher *w, *next;
+
+        for (w = ws->list; w; w = next) {
+                next = w->next;
+                if (w->peer == p)
+                        watcher_free(ws, w);
+        }
+}
+
+static bool watcher_wants(const Watcher *w, const Entry *e, watch_visible_fn visible, void *userdata) {
+        bool match = false;
+
+        for (char **pat = w->patterns; *pat && !match; pat++)
+                match = policy_glob_match(*pat, e->name);
+        return match && visible(w->peer, e, userdata);
+}
+
+static int new_signal(const Watcher *w, const char *member, sd_bus_message **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = NULL;
+        int r;
+
+        r = sd_bus_message_new_signal(w->bus, &s, FDB_OBJECT_PATH, FDB_INTERFACE, member);
+        if (r < 0)
+                return r;
+        if (w->destination) {
+                r = sd_bus_message_set_destination(s, w->destination);
+                if (r < 0)
+                        return r;
+        }
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+void watches_entry_added(Watches *ws, const Entry *e, watch_visible_fn visible, watch_append_info_fn append_info,
+                         void *userdata) {
+        for (Watcher *w = ws->list; w; w = w->next) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = NULL;
+                int r;
+
+                if (!watcher_wants(w, e, visible, userdata))
+                        continue;
+                r = new_signal(w, "EntryAdded", &s);
+                if (r >= 0)
+                        r = sd_bus_message_append_basic(s, 's', e->name);
+                if (r >= 0)
+                        r = append_info(s, e);
+                if (r >= 0)
+                        r = sd_bus_send(NULL, s, NULL);
+                if (r < 0)
+                        log_warning("could not tell %s that '%s' was added: %s",
+                                    w->destination ? w->destination : "a direct connection", e->name, strerror(-r));
+        }
+}
+
+void watches_entry_removed(Watches *ws, const Entry *e, const char *reason, watch_visible_fn visible,
+                           void *userdata) {
+        for (Watcher *w = ws->list; w; w = w->next) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = NULL;
+                int r;
+
+                if (!watcher_wants(w, e, visible, userdata))
+                        continue;
+                r = new_signal(w, "EntryRemoved", &s);
+                if (r >= 0)
+                        r = sd_bus_message_append(s, "ss", e->name, reason);
+                if (r >= 0)
+                        r = sd_bus_send(NULL, s, NULL);
+                if (r < 0)
+                        log_warning("could not tell %s that '%s' was removed: %s",
+                                    w->destination ? w->destination : "a direct connection", e->name, strerror(-r));
+        }
+}
+
+const char *watch_reason_from_why(const char *why) {
+        if (strcmp(why, "expired") == 0)
+                return "expired";
+        if (strcmp(why, "replaced") == 0)
+                return "replaced";
+        if (strcmp(why, "retrieved once") == 0)
+                return "retrieved-once";
+        if (strstr(why, "connection closed"))
+                return "connection-closed";
+        return "removed";
+}
