@@ -50,6 +50,24 @@ libclang-rt-dev
 s6
 gnuplot-nox
 "
+# CI and tests only (issue 10; not needed for the demo):
+#   dbus-broker                  the other bus implementation: once installed
+#                                it is the default system and user bus of
+#                                systemd (tests/systemd gives its launcher
+#                                the journal socket it needs)
+#   debootstrap systemd-container  tests/system: booted Debian 12 and 13
+#   debhelper dpkg-dev fakeroot lintian  building and checking debian/
+#   git                          tests/system copies the tracked files
+PACKAGES="$PACKAGES
+dbus-broker
+debootstrap
+systemd-container
+debhelper
+dpkg-dev
+fakeroot
+lintian
+git
+"
 
 missing=""
 for pkg in $PACKAGES; do

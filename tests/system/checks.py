@@ -26,6 +26,7 @@ NAME = 'org.fdbroker.Broker1'
 PATH = '/org/fdbroker/Broker1'
 UNIT = 'fdbroker.service'
 ACCESS_DENIED = 'org.freedesktop.DBus.Error.AccessDenied'
+NOT_FOUND = 'org.fdbroker.Error.NotFound'
 AUTH_REQUIRED = 'org.freedesktop.DBus.Error.InteractiveAuthorizationRequired'
 SECURITY_THRESHOLD = 1.2      # data/tests: the same threshold offline
 SECRET_DIR = '/srv/fdbroker-test'   # not under /root or /home: ProtectHome=
@@ -265,7 +266,7 @@ def check_sealed_memfd():
     expect(r['seals'] & want == want, 'the fd bob holds carries all four seals', r['seals'])
     expect(r['write'] != 'succeeded', 'bob cannot write to it', r['write'])
     r = as_user('carol', 'retrieve', 'shared/sealed')
-    expect(r.get('error') == ACCESS_DENIED, 'carol (not allowed) is refused', r)
+    expect(r.get('error') == NOT_FOUND, 'carol (not allowed) is refused as if it did not exist', r)
     r = as_user('carol', 'list')
     expect('shared/sealed' not in r.get('names', ['?']), "carol's List does not show it", r)
     r = as_user('bob', 'list')

@@ -165,6 +165,24 @@ build_debs() {
     say "dpkg-buildpackage in $suite: $(since "$t0") s ($(ls "$work/debs-$suite" | grep -c '\.deb$') packages)"
 }
 
+# The container's PID 1 as the host sees it: a descendant of systemd-nspawn
+# (pid $1) that is pid 1 in its own pid namespace.
+container_init() {
+    local p kids=$1 next
+    for _ in 1 2 3; do
+        next=
+        for p in $kids; do
+            if awk '/^NSpid:/ { exit !(NF == 3 && $3 == 1) }' "/proc/$p/status" 2>/dev/null; then
+                echo "$p"
+                return 0
+            fi
+            next="$next $(ps -o pid= --ppid "$p" 2>/dev/null)"
+        done
+        kids=$next
+    done
+    return 1
+}
+
 # Boots a fresh copy of the runtime root and runs the checks. Prints TAP
 # to $work/checks-TARGET.tap.
 boot_and_check() {
@@ -174,7 +192,8 @@ boot_and_check() {
     cp -a "$runtime" "$run" || return 1
     mkdir -p "$run/root/debs"
     cp "$work/debs-$suite"/*.deb "$run/root/debs/"
-    cp "$here/checks.py" "$run/root/checks.py"
+    # Where every user may run it (the checks act as alice, bob, carol).
+    install -D -m 0755 "$here/checks.py" "$run/usr/local/lib/fdbroker-system-test/checks.py"
     if [ "$bus" = dbus-broker ]; then
         # As an admin would: install it, and after the next boot it is the bus.
         nspawn "$run" apt-get install -y -q --no-download dbus-broker > "$work/dbus-broker-$target.log" 2>&1 ||
@@ -189,7 +208,7 @@ boot_and_check() {
     pid=$!
     init=
     for _ in $(seq 300); do
-        init=$(ps -o pid= --ppid "$pid" | head -1 | tr -d ' ')
+        init=$(container_init "$pid")
         [ -n "$init" ] && nsenter -t "$init" -a true 2>/dev/null && break
         init=
         kill -0 "$pid" 2>/dev/null || break
@@ -203,6 +222,11 @@ boot_and_check() {
         return 1
     fi
     inside() { nsenter -t "$init" -a env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "$@"; }
+    # Until the manager answers at all, then until it is up (bounded).
+    for _ in $(seq 300); do
+        state=$(inside systemctl is-system-running 2>&1) && break
+        case $state in *"connect to bus"*|*"No such file"*|"") sleep 0.2 ;; *) break ;; esac
+    done
     state=$(timeout 180 nsenter -t "$init" -a systemctl is-system-running --wait 2>&1)
     say "$target: booted ($state) in $(since "$t0") s"
     if [ "$state" != running ]; then
@@ -213,7 +237,7 @@ boot_and_check() {
     t0=$(now)
     FDB_BUS=$bus
     inside env FDBROKER_SYSTEM_BUS="$bus" ${FDBROKER_SYSTEM_ONLY:+FDBROKER_SYSTEM_ONLY="$FDBROKER_SYSTEM_ONLY"} \
-        /usr/bin/python3 /root/checks.py /root/debs > "$work/checks-$target.tap" 2>&1 || rc=$?
+        /usr/bin/python3 /usr/local/lib/fdbroker-system-test/checks.py /root/debs > "$work/checks-$target.tap" 2>&1 || rc=$?
     sed "s/^/[$target] /" "$work/checks-$target.tap"
     say "$target: checks took $(since "$t0") s"
 
