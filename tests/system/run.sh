@@ -83,6 +83,8 @@ if [ -n "$proxy" ]; then
 fi
 
 mkdir -p "$cache" "$work"
+# Packages are built once per run and suite, never taken from an earlier run.
+rm -rf "$work"/debs-* "$work"/build-* "$work"/run-*
 nspawn() { # ROOT ARGS... : a non-booted container, like a chroot with apt
     local root=$1
     shift
@@ -166,13 +168,14 @@ build_debs() {
 }
 
 # The container's PID 1 as the host sees it: a descendant of systemd-nspawn
-# (pid $1) that is pid 1 in its own pid namespace.
+# (pid $1) that is pid 1 in its own pid namespace and runs systemd.
 container_init() {
     local p kids=$1 next
     for _ in 1 2 3; do
         next=
         for p in $kids; do
-            if awk '/^NSpid:/ { exit !(NF == 3 && $3 == 1) }' "/proc/$p/status" 2>/dev/null; then
+            if awk '/^NSpid:/ { exit !(NF == 3 && $3 == 1) }' "/proc/$p/status" 2>/dev/null &&
+               case $(readlink "/proc/$p/exe") in */systemd) true ;; *) false ;; esac; then
                 echo "$p"
                 return 0
             fi
@@ -225,7 +228,7 @@ boot_and_check() {
     # Until the manager answers at all, then until it is up (bounded).
     for _ in $(seq 300); do
         state=$(inside systemctl is-system-running 2>&1) && break
-        case $state in *"connect to bus"*|*"No such file"*|"") sleep 0.2 ;; *) break ;; esac
+        case $state in *"connect to bus"*|*"No such file"*|*offline*|"") sleep 0.2 ;; *) break ;; esac
     done
     state=$(timeout 180 nsenter -t "$init" -a systemctl is-system-running --wait 2>&1)
     say "$target: booted ($state) in $(since "$t0") s"
