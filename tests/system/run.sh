@@ -16,7 +16,9 @@
 #      dependencies of debian/control;
 #   2. builds the packages inside a copy of the build root (non-booted
 #      systemd-nspawn, dpkg-buildpackage -us -uc -b), once per suite, from
-#      the files git tracks in this checkout;
+#      the files git tracks in this checkout; checks them with lintian, and
+#      builds once more with -Dwerror=true (warning-free with that suite's
+#      gcc and g-ir-scanner);
 #   3. boots a fresh copy of the runtime root under systemd-nspawn with
 #      systemd as PID 1, installs the packages there (apt-get install of the
 #      .debs, nothing else), and runs tests/system/checks.py inside against
@@ -148,7 +150,7 @@ build_root() {
 
 # Builds the packages for SUITE into $work/debs-SUITE (once per run).
 build_debs() {
-    local suite=$1 broot=$2 copy=$work/build-$suite t0
+    local suite=$1 broot=$2 copy=$work/build-$suite t0 t1
     [ -e "$work/debs-$suite/.done" ] && return 0
     t0=$(now)
     rm -rf "$copy" "$work/debs-$suite"
@@ -162,6 +164,18 @@ build_debs() {
     fi
     mkdir -p "$work/debs-$suite"
     cp "$copy"/root/*.deb "$work/debs-$suite/" || return 1
+    # And warning-free with this suite's compiler and g-ir-scanner, as CI
+    # builds (-Dwerror=true makes both fatal).
+    t1=$(now)
+    if nspawn "$copy" sh -c 'cd /root/fdbroker && meson setup /root/werror -Dwerror=true && meson compile -C /root/werror' \
+            > "$work/werror-$suite.log" 2>&1; then
+        record "system/$suite/build -Dwerror=true" OK "$(since "$t1")"
+        say "meson -Dwerror=true build in $suite: clean, $(since "$t1") s"
+    else
+        tail -30 "$work/werror-$suite.log"
+        record "system/$suite/build -Dwerror=true" FAIL "$(since "$t1")"
+        say "meson -Dwerror=true build in $suite: FAILED"
+    fi
     touch "$work/debs-$suite/.done"
     rm -rf "$copy"
     say "dpkg-buildpackage in $suite: $(since "$t0") s ($(ls "$work/debs-$suite" | grep -c '\.deb$') packages)"
