@@ -298,7 +298,7 @@ static void new_make_proxy(GTask *task, GDBusConnection *connection) {
  * fdb_client_new_for_connection:
  * @connection: a #GDBusConnection, as for fdb_client_new_for_connection_sync()
  * @cancellable: (nullable): a #GCancellable
- * @callback: (scope async): called when the client is ready
+ * @callback: (scope async) (closure user_data): called when the client is ready
  * @user_data: data for @callback
  *
  * Starts making a client over @connection; finish with
@@ -354,7 +354,7 @@ static void new_got_bus(GObject *source, GAsyncResult *result, gpointer user_dat
  * fdb_client_new_for_bus:
  * @bus_type: %G_BUS_TYPE_SYSTEM or %G_BUS_TYPE_SESSION
  * @cancellable: (nullable): a #GCancellable
- * @callback: (scope async): called when the client is ready
+ * @callback: (scope async) (closure user_data): called when the client is ready
  * @user_data: data for @callback
  *
  * Starts making a client on the shared connection to @bus_type; finish
@@ -382,7 +382,7 @@ FdbClient *fdb_client_new_for_bus_finish(GAsyncResult *result, GError **error) {
  * fdb_client_new_for_address:
  * @address: a D-Bus address of a message bus
  * @cancellable: (nullable): a #GCancellable
- * @callback: (scope async): called when the client is ready
+ * @callback: (scope async) (closure user_data): called when the client is ready
  * @user_data: data for @callback
  *
  * Starts making a client on a new, private connection to @address; finish
@@ -604,7 +604,7 @@ static void deposit_done(GObject *source, GAsyncResult *result, gpointer user_da
  * @fd: the fd to store; borrowed, and duplicated before this returns
  * @options: (nullable): how to store it, %NULL for the defaults
  * @cancellable: (nullable): a #GCancellable
- * @callback: (scope async): called when the broker answered
+ * @callback: (scope async) (closure user_data): called when the broker answered
  * @user_data: data for @callback
  *
  * The async form of fdb_client_deposit_sync(); finish with
@@ -738,7 +738,7 @@ static void deposit_many_done(GObject *source, GAsyncResult *result, gpointer us
  * @n_fds: the number of fds
  * @options: (nullable): how to store them, %NULL for the defaults
  * @cancellable: (nullable): a #GCancellable
- * @callback: (scope async): called when the broker answered
+ * @callback: (scope async) (closure user_data): called when the broker answered
  * @user_data: data for @callback
  *
  * The async form of fdb_client_deposit_many_sync(); finish with
@@ -870,7 +870,7 @@ static void retrieve_done(GObject *source, GAsyncResult *result, gpointer user_d
  * @name: the entry name
  * @options: (nullable): how to hand it back, %NULL for the fd as stored
  * @cancellable: (nullable): a #GCancellable; cancelling also ends a wait
- * @callback: (scope async): called when the broker answered
+ * @callback: (scope async) (closure user_data): called when the broker answered
  * @user_data: data for @callback
  *
  * The async form of fdb_client_retrieve_sync(); finish with
@@ -1031,7 +1031,7 @@ static void retrieve_many_done(GObject *source, GAsyncResult *result, gpointer u
  * @names: (array zero-terminated=1): the entry names, at most 16
  * @options: (nullable): how to hand them back, %NULL for the fds as stored
  * @cancellable: (nullable): a #GCancellable
- * @callback: (scope async): called when the broker answered
+ * @callback: (scope async) (closure user_data): called when the broker answered
  * @user_data: data for @callback
  *
  * The async form of fdb_client_retrieve_many_sync(); finish with
@@ -1114,7 +1114,7 @@ static void remove_done(GObject *source, GAsyncResult *result, gpointer user_dat
  * @client: an #FdbClient
  * @name: the entry name
  * @cancellable: (nullable): a #GCancellable
- * @callback: (scope async): called when the broker answered
+ * @callback: (scope async) (closure user_data): called when the broker answered
  * @user_data: data for @callback
  *
  * The async form of fdb_client_remove_sync(); finish with
@@ -1214,7 +1214,7 @@ static void list_done(GObject *source, GAsyncResult *result, gpointer user_data)
  * @client: an #FdbClient
  * @prefix: (nullable): only names that start with this, %NULL or "" for all
  * @cancellable: (nullable): a #GCancellable
- * @callback: (scope async): called when the broker answered
+ * @callback: (scope async) (closure user_data): called when the broker answered
  * @user_data: data for @callback
  *
  * The async form of fdb_client_list_sync(); finish with
@@ -1317,7 +1317,7 @@ static void create_memory_done(GObject *source, GAsyncResult *result, gpointer u
  * @size: the size in bytes
  * @options: (nullable): how to store it, %NULL for the defaults
  * @cancellable: (nullable): a #GCancellable
- * @callback: (scope async): called when the broker answered
+ * @callback: (scope async) (closure user_data): called when the broker answered
  * @user_data: data for @callback
  *
  * The async form of fdb_client_create_memory_sync(); finish with
@@ -1422,7 +1422,7 @@ static void open_path_done(GObject *source, GAsyncResult *result, gpointer user_
  * @access: the access mode to open it with
  * @nonblock: whether to open it with `O_NONBLOCK`
  * @cancellable: (nullable): a #GCancellable
- * @callback: (scope async): called when the broker answered
+ * @callback: (scope async) (closure user_data): called when the broker answered
  * @user_data: data for @callback
  *
  * The async form of fdb_client_open_path_sync(); finish with

@@ -1697,6 +1697,24 @@ bool broker_is_idle(const Broker *b) {
                (!b->worker || worker_is_idle(b->worker)) && !watches_any(&b->watches);
 }
 
+bool broker_is_idle_but_stored(const Broker *b) {
+        _cleanup_free_ Entry **all = NULL;
+        size_t n;
+
+        if (b->reg.n_entries == 0)
+                return broker_is_idle(b);
+        if (b->waiters || b->polkit.queries || !peers_all_ready(&b->peers) || !persist_enabled(&b->persist) ||
+            watches_any(&b->watches) || (b->worker && !worker_is_idle(b->worker)))
+                return false;
+        if (registry_all(&b->reg, &all, &n) < 0)
+                return false;
+        /* An expiry timer would not run while we are gone. */
+        for (size_t i = 0; i < n; i++)
+                if (!all[i]->persistent || all[i]->expires_usec != 0)
+                        return false;
+        return true;
+}
+
 void broker_format_status(const Broker *b, char *buf, size_t size) {
         snprintf(buf, size, "Serving %u entries (%u waiting calls).", b->reg.n_entries, broker_count_waiters(b));
 }

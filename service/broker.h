@@ -38,6 +38,10 @@ int broker_restore(Broker *b, const char *runtime_dir);
 
 /* No entries, no parked calls, no questions out: safe to exit. */
 bool broker_is_idle(const Broker *b);
+/* Like broker_is_idle(), but persistent entries (with no expiry) that wait
+ * in the service manager's fd store do not count: for a manager that keeps
+ * the store while the service is stopped (FileDescriptorStorePreserve=). */
+bool broker_is_idle_but_stored(const Broker *b);
 
 /* From now on every method call is refused (NoReply, "call again"): the
  * broker is about to exit, and work taken now would die with it. */

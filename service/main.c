@@ -33,6 +33,7 @@ static char *arg_policy_dirs[POLICY_DIRS_MAX + 1] = { (char *) FDBROKER_ADMIN_PO
 static bool arg_policy_dirs_given;
 static const char *arg_runtime_dir;
 static uint64_t arg_exit_idle_usec;
+static bool arg_exit_idle_with_entries;
 
 typedef struct Daemon {
         sd_bus *bus;
@@ -53,6 +54,8 @@ static void help(void) {
                "                                (default: $RUNTIME_DIRECTORY)\n"
                "  --exit-idle-time=SEC          exit after SEC seconds with no entries and no\n"
                "                                calls (bus activation starts us again)\n"
+               "  --exit-idle-with-entries      ...even with entries, when all are persistent\n"
+               "                                and in an fd store the manager preserves\n"
                "  --verbose                     log every call, not just changes\n"
                "  -h, --help                    show this help\n"
                "  --version                     show the version\n",
@@ -238,9 +241,10 @@ static int on_name_released(sd_bus_message *reply, void *userdata, sd_bus_error 
 static int on_idle_check(sd_event_source *s, uint64_t usec, void *userdata) {
         Daemon *d = userdata;
         uint64_t calls = broker_call_count(d->broker);
+        bool idle = arg_exit_idle_with_entries ? broker_is_idle_but_stored(d->broker) : broker_is_idle(d->broker);
         int r;
 
-        if (!d->releasing && broker_is_idle(d->broker) && calls == d->calls_at_last_check) {
+        if (!d->releasing && idle && calls == d->calls_at_last_check) {
                 /* Decide first, then give the name up: calls from now on
                  * activate a new broker. Calls already queued for us are
                  * refused (they would die with us: under Type=dbus systemd
@@ -372,7 +376,7 @@ static int run(const char *bus_arg) {
 
 int main(int argc, char *argv[]) {
         enum { ARG_BUS = 0x100, ARG_VERSION, ARG_VERBOSE, ARG_POLICY_DIR, ARG_CHECK_POLICY, ARG_RUNTIME_DIR,
-               ARG_EXIT_IDLE };
+               ARG_EXIT_IDLE, ARG_EXIT_IDLE_WITH_ENTRIES };
         static const struct option options[] = {
                 { "bus", required_argument, NULL, ARG_BUS },
                 { "verbose", no_argument, NULL, ARG_VERBOSE },
@@ -380,6 +384,7 @@ int main(int argc, char *argv[]) {
                 { "check-policy", no_argument, NULL, ARG_CHECK_POLICY },
                 { "runtime-dir", required_argument, NULL, ARG_RUNTIME_DIR },
                 { "exit-idle-time", required_argument, NULL, ARG_EXIT_IDLE },
+                { "exit-idle-with-entries", no_argument, NULL, ARG_EXIT_IDLE_WITH_ENTRIES },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 {},
@@ -430,6 +435,9 @@ int main(int argc, char *argv[]) {
                         arg_exit_idle_usec = (uint64_t) (sec * 1e6);
                         break;
                 }
+                case ARG_EXIT_IDLE_WITH_ENTRIES:
+                        arg_exit_idle_with_entries = true;
+                        break;
                 default:
                         return EXIT_FAILURE;
                 }

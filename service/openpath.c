@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -37,21 +38,67 @@ static bool type_ok(mode_t mode) {
         return S_ISREG(mode) || S_ISCHR(mode) || S_ISBLK(mode);
 }
 
-int openpath_open(const char *path, int accmode, bool nonblock, int *ret_fd) {
+/* openat2(path, flags, RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS) for an
+ * absolute, normalised path. Where openat2 answers ENOSYS -- systemd's
+ * RestrictSUIDSGID= (fdbroker.service) returns that because seccomp cannot
+ * look into struct open_how, and kernels before 5.6 lack it -- the same walk
+ * by hand: openat(O_PATH|O_DIRECTORY|O_NOFOLLOW) per directory, O_NOFOLLOW
+ * on the last component; a symlink anywhere is ELOOP, as with openat2.
+ * Returns the fd (owned by the caller) or negative errno. */
+static int open_no_symlinks(const char *path, int flags) {
         struct open_how how = {
-                .flags = (uint64_t) (accmode | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW),
+                .flags = (uint64_t) flags,
                 .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
         };
+        _cleanup_close_ int dir = -1;
+        const char *p, *slash;
+        struct stat st;
+        int fd;
+
+        fd = (int) syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how);
+        if (fd >= 0)
+                return fd;
+        if (errno != ENOSYS)
+                return -errno;
+        if (path[0] != '/')
+                return -EINVAL;
+        dir = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (dir < 0)
+                return -errno;
+        for (p = path + 1; (slash = strchr(p, '/')); p = slash + 1) {
+                char comp[NAME_MAX + 1];
+                size_t n = (size_t) (slash - p);
+                int next;
+
+                if (n == 0 || n > NAME_MAX)
+                        return n == 0 ? -EINVAL : -ENAMETOOLONG;
+                memcpy(comp, p, n);
+                comp[n] = '\0';
+                next = openat(dir, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (next < 0) {
+                        int r = -errno;
+                        if (fstatat(dir, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+                                return -ELOOP;
+                        return r;
+                }
+                safe_close(dir);
+                dir = next;
+        }
+        fd = openat(dir, p, flags | O_NOFOLLOW);
+        return fd < 0 ? -errno : fd;
+}
+
+int openpath_open(const char *path, int accmode, bool nonblock, int *ret_fd) {
+        const int flags = accmode | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW;
         _cleanup_close_ int fd = -1;
         struct stat st;
         int fl;
 
         /* A FIFO would be opened (and would not block, thanks to O_NONBLOCK)
          * before we could see what it is; look first, through O_PATH. */
-        struct open_how probe = { .flags = O_PATH | O_CLOEXEC | O_NOFOLLOW, .resolve = how.resolve };
-        fd = (int) syscall(SYS_openat2, AT_FDCWD, path, &probe, sizeof probe);
+        fd = open_no_symlinks(path, O_PATH | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0)
-                return -errno;
+                return fd;
         if (fstat(fd, &st) < 0)
                 return -errno;
         if (S_ISLNK(st.st_mode))
@@ -60,9 +107,9 @@ int openpath_open(const char *path, int accmode, bool nonblock, int *ret_fd) {
                 return -EMEDIUMTYPE;
         fd = safe_close(fd);
 
-        fd = (int) syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how);
+        fd = open_no_symlinks(path, flags);
         if (fd < 0)
-                return -errno;
+                return fd;
         if (fstat(fd, &st) < 0)
                 return -errno;
         if (!type_ok(st.st_mode))

@@ -65,6 +65,21 @@ s6
 gnuplot-nox
 dbus-broker
 "
+# Also for CI and tests only (not needed for the demo):
+#   debootstrap systemd-container  tests/system: booted Debian 12 and 13
+#   debhelper dpkg-dev fakeroot lintian  building and checking debian/
+#   git                          tests/system copies the tracked files
+# (dbus-broker, above, becomes the default system and user bus of systemd
+# once installed; tests/systemd gives its launcher the journal socket it needs.)
+TEST_PACKAGES="$TEST_PACKAGES
+debootstrap
+systemd-container
+debhelper
+dpkg-dev
+fakeroot
+lintian
+git
+"
 
 # The locks apt and dpkg take, and how long to wait for them (seconds).
 # Both may be set in the environment (the tests do).

@@ -13,7 +13,10 @@ PID 1") exactly:
    created or entered makes the caller skip, never fall back.
 2. It enters a private mount namespace (`unshare -m --propagation private`)
    and bind-mounts an empty folder holding `system/` over /run/systemd, so
-   that sd_booted() is true in there and nowhere else.
+   that sd_booted() is true in there and nowhere else. The folder also holds
+   `journal/socket`, a datagram socket this process drains into
+   manager.log: dbus-broker's launcher (the user bus once the dbus-broker
+   package is installed) exits without one.
 3. It execs /lib/systemd/systemd --user with XDG_RUNTIME_DIR (and HOME and
    the XDG config/data dirs) in a private temporary folder. The user bus
    comes up by socket activation at $XDG_RUNTIME_DIR/bus (package
@@ -33,9 +36,11 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 SYSTEMD = '/lib/systemd/systemd'
@@ -139,6 +144,7 @@ class UserManager:
         self.proc = None
         self._prefix = prefix
         self._made_cgroups = []
+        self._journal = None
 
     # -- set-up ------------------------------------------------------------------
 
@@ -187,6 +193,7 @@ class UserManager:
         fakerun = os.path.join(self.workdir, 'fakerun')
         os.makedirs(os.path.join(fakerun, 'system'))
         self.log_path = os.path.join(self.workdir, 'manager.log')
+        self._start_journal(os.path.join(fakerun, 'journal'))
 
         self.cgroup = os.path.basename(self.workdir)
         for root in (CGROUP_V1, CGROUP_V2):
@@ -239,6 +246,37 @@ class UserManager:
         if '/%s/' % self.cgroup not in cg:
             raise RuntimeError('the manager is not in its own cgroup:\n' + cg)
         return self
+
+    def _start_journal(self, directory):
+        """A stand-in for journald's socket in the fake /run/systemd.
+
+        With the dbus-broker package installed, dbus-broker is the user bus
+        too (/etc/systemd/user/dbus.service), and its launcher exits at
+        start without /run/systemd/journal/socket. Whichever bus is the
+        default here runs, with its log (and the manager's) appended to
+        manager.log: a thread drains the datagrams so no writer blocks."""
+        os.makedirs(directory)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        sock.bind(os.path.join(directory, 'socket'))
+        os.chmod(os.path.join(directory, 'socket'), 0o666)
+        self._journal = sock
+        log_path = self.log_path
+
+        def drain():
+            with open(log_path, 'ab') as log:
+                while True:
+                    try:
+                        data = sock.recv(1 << 17)
+                    except OSError:
+                        return
+                    if not data:
+                        return
+                    for field in data.split(b'\n'):
+                        if field.startswith(b'MESSAGE='):
+                            log.write(b'journal: ' + field[8:] + b'\n')
+                            log.flush()
+
+        threading.Thread(target=drain, daemon=True).start()
 
     @property
     def bus_path(self):
@@ -319,6 +357,13 @@ class UserManager:
         if getattr(self, '_log', None):
             self._log.close()
             self._log = None
+        if self._journal is not None:
+            try:
+                self._journal.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self._journal.close()
+            self._journal = None
         if self.workdir and not os.environ.get('FDBROKER_KEEP_TMP'):
             shutil.rmtree(self.workdir, ignore_errors=True)
         self.proc = None
