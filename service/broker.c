@@ -24,6 +24,7 @@
 #include "acl.h"
 #include "cleanup.h"
 #include "config.h"
+#include "direct.h"
 #include "fdinfo.h"
 #include "log.h"
 #include "names.h"
@@ -68,6 +69,7 @@ struct Broker {
         Polkit polkit;
         Policy *policy;               /* admin rules; NULL: none */
         Persist persist;
+        Direct direct;                /* peer-to-peer connections (SPEC §5) */
         uint64_t n_calls;             /* method calls seen, for idle detection */
         unsigned fd_budget;           /* entries the open-file limit leaves room for */
         bool exiting;                 /* idle exit decided: take no new work */
@@ -1297,6 +1299,37 @@ static int method_open_path(sd_bus_message *m, void *userdata, sd_bus_error *err
         return sd_bus_reply_method_return(m, "h", fd);
 }
 
+static int method_open_connection(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Broker *b = userdata;
+        _cleanup_close_ int fd = -1;
+        Peer *p;
+        int r;
+
+        r = get_caller(b, m, method_open_connection, &p, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+
+        r = direct_parse_options(m, error);
+        if (r < 0)
+                return r;
+
+        r = direct_open_pair(&b->direct, p, &fd);
+        if (r == -EDQUOT)
+                return sd_bus_error_setf(error, ERROR_QUOTA,
+                                         "uid %u already holds %u direct connections; close one first.",
+                                         (unsigned) p->uid, FDB_DIRECT_CONNECTIONS_PER_UID_MAX);
+        if (r == -EUSERS)
+                return sd_bus_error_setf(error, ERROR_QUOTA,
+                                         "fdbroker serves %u direct connections, its limit; use the bus.",
+                                         DIRECT_CONNECTIONS_MAX);
+        if (r == -EMFILE || r == -ENFILE)
+                return sd_bus_error_setf(error, ERROR_QUOTA,
+                                         "Cannot open a direct connection: the broker is out of file descriptors.");
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, -r, "Could not open a direct connection: %s.", strerror(-r));
+        return sd_bus_reply_method_return(m, "h", fd);
+}
+
 /* ---- properties -------------------------------------------------------- */
 
 static int property_get_version(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -1333,6 +1366,8 @@ static const sd_bus_vtable broker_vtable[] = {
                                 SD_BUS_RESULT("h", fd), method_create_memory, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("OpenPath", SD_BUS_ARGS("s", path, "a{sv}", options), SD_BUS_RESULT("h", fd),
                                 method_open_path, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("OpenConnection", SD_BUS_ARGS("a{sv}", options), SD_BUS_RESULT("h", socket),
+                                method_open_connection, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };
 
@@ -1368,6 +1403,17 @@ static void on_peer_gone(Peer *p, void *userdata) {
                 broker_remove_entry(b, p->entries, "depositor's connection closed");
 }
 
+/* The same object, on a direct connection: handlers find their caller by
+ * the connection (peers_get_caller), and replies go back on it. */
+static int broker_attach_connection(sd_bus *conn, void *userdata) {
+        Broker *b = userdata;
+        return sd_bus_add_object_vtable(conn, NULL, OBJECT_PATH, INTERFACE, broker_vtable, b);
+}
+
+int broker_listen_direct(Broker *b, int fd) {
+        return direct_listen(&b->direct, fd);
+}
+
 int broker_new(sd_event *event, sd_bus *bus, Broker **ret) {
         _cleanup_(broker_freep) Broker *b = calloc(1, sizeof(Broker));
         int r;
@@ -1382,6 +1428,7 @@ int broker_new(sd_event *event, sd_bus *bus, Broker **ret) {
         r = peers_init(&b->peers, bus, on_peer_gone, b);
         if (r < 0)
                 return r;
+        direct_init(&b->direct, event, &b->peers, broker_attach_connection, b);
         r = sd_bus_add_object_vtable(bus, &b->object, OBJECT_PATH, INTERFACE, broker_vtable, b);
         if (r < 0)
                 return r;
@@ -1392,6 +1439,8 @@ int broker_new(sd_event *event, sd_bus *bus, Broker **ret) {
 Broker *broker_free(Broker *b) {
         if (!b)
                 return NULL;
+        if (b->direct.event)
+                direct_done(&b->direct); /* its peers first: they point at its connections */
         peers_done(&b->peers); /* drops waiters, polkit questions, connection entries */
         polkit_done(&b->polkit);
         registry_done(&b->reg);
@@ -1462,7 +1511,8 @@ int broker_restore(Broker *b, const char *runtime_dir) {
 }
 
 bool broker_is_idle(const Broker *b) {
-        return b->reg.n_entries == 0 && !b->waiters && !b->polkit.queries && peers_all_ready(&b->peers);
+        return b->reg.n_entries == 0 && !b->waiters && !b->polkit.queries && peers_all_ready(&b->peers) &&
+               b->direct.n_connections == 0 && b->direct.n_refused == 0;
 }
 
 void broker_format_status(const Broker *b, char *buf, size_t size) {
