@@ -38,6 +38,11 @@ def main():
 
     with harness.PrivateBus(harness.service_binary(), harness.source_dir()) as bus:
         env = dict(os.environ, FDBROKER_TEST_ADDRESS=bus.address)
+        try:
+            bus.wait_direct_socket()
+            env['FDBROKER_TEST_DIRECT_SOCKET'] = bus.direct_socket
+        except (harness.Skip, AttributeError) as e:
+            sys.stderr.write('no direct socket: %s\n' % e)
         env.pop('DBUS_SYSTEM_BUS_ADDRESS', None)
         env.pop('DBUS_SESSION_BUS_ADDRESS', None)
         r = subprocess.run(sys.argv[1:], env=env)
