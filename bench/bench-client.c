@@ -1068,7 +1068,6 @@ static int cmd_exec_retrieve(int argc, char **argv) {
 static int cmd_status(void) {
         sd_bus *bus = bus_connect(arg_address);
         uint32_t pid = broker_pid(bus);
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         sd_bus_error error = SD_BUS_ERROR_NULL;
         uint32_t entries = 0;
         int r;
