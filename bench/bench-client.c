@@ -423,9 +423,19 @@ static sd_bus *direct_connect_fd(int fd) {
 static sd_bus *open_direct(sd_bus *bus) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         sd_bus_error error = SD_BUS_ERROR_NULL;
+        uint64_t deadline = now_ns() + UINT64_C(10000000000);
         int fd, r;
 
-        r = call(bus, BROKER, BROKER_PATH, BROKER_IFACE, "OpenConnection", &error, &reply, "a{sv}", 0);
+        /* The previous round's clients have exited, but the broker may not
+         * have seen all their connections close yet (16 per uid). */
+        for (;;) {
+                r = call(bus, BROKER, BROKER_PATH, BROKER_IFACE, "OpenConnection", &error, &reply, "a{sv}", 0);
+                if (r >= 0 || !sd_bus_error_has_name(&error, "org.fdbroker.Error.QuotaExceeded") ||
+                    now_ns() > deadline)
+                        break;
+                sd_bus_error_free(&error);
+                usleep(10000);
+        }
         if (r >= 0)
                 r = sd_bus_message_read(reply, "h", &fd);
         if (r >= 0 && (fd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0)
@@ -827,9 +837,16 @@ static double throughput_round(Op op, const char *name, int small_fd, unsigned c
                 if (pids[i] == 0)
                         throughput_child(op, i, name, small_fd, ready[1], go[0], result[1]);
         }
+        /* Only the clients write: a client that dies is EOF, not a hang. */
+        close(ready[1]);
+        close(result[1]);
+        ready[1] = result[1] = -1;
         for (unsigned i = 0; i < clients; i++)
-                if (read(ready[0], &byte, 1) != 1)
+                if (read(ready[0], &byte, 1) != 1) {
+                        for (unsigned j = 0; j < clients; j++)
+                                kill(pids[j], SIGKILL);
                         die("a client died before the start", EPIPE);
+                }
         times[0] = now_ns() + 20000000; /* 20 ms for everyone to wake up */
         times[1] = times[0] + (uint64_t) (arg_seconds * 1e9);
         for (unsigned i = 0; i < clients; i++)
@@ -843,7 +860,7 @@ static double throughput_round(Op op, const char *name, int small_fd, unsigned c
         }
         for (unsigned i = 0; i < clients; i++)
                 waitpid(pids[i], NULL, 0);
-        close(ready[0]), close(ready[1]), close(go[0]), close(go[1]), close(result[0]), close(result[1]);
+        close(ready[0]), close(go[0]), close(go[1]), close(result[0]);
         return (double) total / arg_seconds;
 }
 

@@ -220,7 +220,7 @@ static int check_quota(const Direct *d, uid_t uid) {
 }
 
 int direct_open_pair(Direct *d, const Peer *caller, int *ret_fd) {
-        _cleanup_close_ int ours = -1, theirs = -1;
+        _cleanup_close_ int ours = -1, theirs = -1, pidfd = -1;
         DirectConnection *c;
         int pair[2], r;
 
@@ -235,10 +235,17 @@ int direct_open_pair(Direct *d, const Peer *caller, int *ret_fd) {
         if (fcntl(theirs, F_SETFL, fcntl(theirs, F_GETFL) & ~O_NONBLOCK) < 0)
                 return -errno;
 
+        /* Opened over a direct socket connection: the new one is the same
+         * process's, and polkit is asked about it the same way. */
+        if (caller->direct && caller->direct_pidfd >= 0) {
+                pidfd = fcntl(caller->direct_pidfd, F_DUPFD_CLOEXEC, 3);
+                if (pidfd < 0)
+                        return -errno;
+        }
         r = connection_new(d, TAKE_FD(ours), caller->uid, &c);
         if (r < 0)
                 return r;
-        r = connection_serve(c, caller->uid, caller->gids, caller->n_gids, caller->label, -1,
+        r = connection_serve(c, caller->uid, caller->gids, caller->n_gids, caller->label, TAKE_FD(pidfd),
                              caller->direct ? caller->direct_origin : caller->unique_name);
         if (r < 0) {
                 connection_free(c);
