@@ -22,7 +22,12 @@
  * echo-ping (fd-echo's Echo and Peer.Ping), ping (fdbroker's Peer.Ping),
  * retrieve (1-byte memfd), retrieve-1g (1 GiB memfd), retrieve-many (16),
  * deposit-remove, connect-echo and connect-retrieve (a new connection for
- * each call, as a short-lived client makes). Throughput OPs: retrieve, echo. */
+ * each call, as a short-lived client makes), echo-retrieve (fd-echo's
+ * Retrieve-shaped floor: sa{sv} -> ha{sv}), direct-retrieve (Retrieve over
+ * a direct connection from OpenConnection) and socket-retrieve (over the
+ * listening socket, --direct-socket PATH). Throughput OPs: retrieve, echo,
+ * echo-retrieve, direct-retrieve, socket-retrieve (each client opens its
+ * own direct connection). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -67,6 +73,7 @@ static unsigned arg_user_index;
 static char *arg_users;
 static unsigned arg_seed = 1;
 static double arg_max_seconds = 600;
+static const char *arg_direct_socket;
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
 
@@ -358,6 +365,9 @@ typedef enum Op {
         OP_DEPOSIT_REMOVE,
         OP_CONNECT_ECHO,
         OP_CONNECT_RETRIEVE,
+        OP_ECHO_RETRIEVE,
+        OP_DIRECT_RETRIEVE,
+        OP_SOCKET_RETRIEVE,
         _OP_MAX,
 } Op;
 
@@ -367,6 +377,8 @@ static const char *const op_names[_OP_MAX] = {
         [OP_RETRIEVE] = "retrieve",             [OP_RETRIEVE_1G] = "retrieve-1g",
         [OP_RETRIEVE_MANY] = "retrieve-many",   [OP_DEPOSIT_REMOVE] = "deposit-remove",
         [OP_CONNECT_ECHO] = "connect-echo",     [OP_CONNECT_RETRIEVE] = "connect-retrieve",
+        [OP_ECHO_RETRIEVE] = "echo-retrieve",   [OP_DIRECT_RETRIEVE] = "direct-retrieve",
+        [OP_SOCKET_RETRIEVE] = "socket-retrieve",
 };
 
 static Op op_from_string(const char *s) {
@@ -379,6 +391,8 @@ static Op op_from_string(const char *s) {
 
 typedef struct Ctx {
         sd_bus *bus;
+        sd_bus *direct;          /* from OpenConnection */
+        sd_bus *sock_bus;        /* to the listening socket */
         int small_fd;            /* 1-byte memfd */
         int sock;                /* socketpair to the echo child */
         pid_t echo_child;
@@ -386,6 +400,83 @@ typedef struct Ctx {
         char many_prefix[64];
         char *many[MANY + 1];
 } Ctx;
+
+/* A peer-to-peer client connection (no bus, no Hello) on fd (consumed). */
+static sd_bus *direct_connect_fd(int fd) {
+        sd_bus *bus = NULL;
+        int r;
+
+        r = sd_bus_new(&bus);
+        if (r >= 0)
+                r = sd_bus_set_fd(bus, fd, fd);
+        if (r >= 0)
+                r = sd_bus_set_anonymous(bus, true); /* the pair's SO_PEERCRED is the broker's */
+        if (r >= 0)
+                r = sd_bus_negotiate_fds(bus, true);
+        if (r >= 0)
+                r = sd_bus_start(bus);
+        if (r < 0)
+                die("a direct connection", r);
+        return bus;
+}
+
+static sd_bus *open_direct(sd_bus *bus) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        uint64_t deadline = now_ns() + UINT64_C(10000000000);
+        int fd, r;
+
+        /* The previous round's clients have exited, but the broker may not
+         * have seen all their connections close yet (16 per uid). */
+        for (;;) {
+                r = call(bus, BROKER, BROKER_PATH, BROKER_IFACE, "OpenConnection", &error, &reply, "a{sv}", 0);
+                if (r >= 0 || !sd_bus_error_has_name(&error, "org.fdbroker.Error.QuotaExceeded") ||
+                    now_ns() > deadline)
+                        break;
+                sd_bus_error_free(&error);
+                usleep(10000);
+        }
+        if (r >= 0)
+                r = sd_bus_message_read(reply, "h", &fd);
+        if (r >= 0 && (fd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0)
+                r = -errno;
+        if (r < 0)
+                die_bus("OpenConnection", &error, r);
+        return direct_connect_fd(fd);
+}
+
+static sd_bus *socket_connect(const char *path) {
+        char address[4200];
+        sd_bus *bus = NULL;
+        int r;
+
+        if (!path)
+                die("socket-retrieve needs --direct-socket PATH", EINVAL);
+        snprintf(address, sizeof address, "unix:path=%s", path);
+        r = sd_bus_new(&bus);
+        if (r >= 0)
+                r = sd_bus_set_address(bus, address);
+        if (r >= 0)
+                r = sd_bus_negotiate_fds(bus, true);
+        if (r >= 0)
+                r = sd_bus_start(bus);
+        if (r < 0)
+                die("connecting to the direct socket", r);
+        return bus;
+}
+
+/* dest NULL: a direct connection, where there are no names. */
+static void retrieve_on(sd_bus *bus, const char *dest, const char *path, const char *iface, const char *name) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        int fd, r;
+
+        r = call(bus, dest, path, iface, "Retrieve", &error, &reply, "sa{sv}", name, 0);
+        if (r >= 0)
+                r = sd_bus_message_read(reply, "h", &fd); /* closed with the reply */
+        if (r < 0)
+                die_bus(name, &error, r);
+}
 
 static void retrieve_one(sd_bus *bus, const char *name) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
@@ -429,6 +520,15 @@ static void run_op(Ctx *c, Op op) {
         case OP_RETRIEVE_1G:
                 retrieve_one(c->bus, c->big_name);
                 break;
+        case OP_ECHO_RETRIEVE:
+                retrieve_on(c->bus, ECHO, ECHO_PATH, ECHO, c->small_name);
+                break;
+        case OP_DIRECT_RETRIEVE:
+                retrieve_on(c->direct, NULL, BROKER_PATH, BROKER_IFACE, c->small_name);
+                break;
+        case OP_SOCKET_RETRIEVE:
+                retrieve_on(c->sock_bus, NULL, BROKER_PATH, BROKER_IFACE, c->small_name);
+                break;
         case OP_RETRIEVE_MANY:
                 r = call_retrieve_many(c->bus, c->many, &error, &reply);
                 break;
@@ -471,6 +571,13 @@ static void setup_op(Ctx *c, Op op) {
                 break;
         case OP_RETRIEVE:
         case OP_CONNECT_RETRIEVE:
+        case OP_ECHO_RETRIEVE:
+        case OP_DIRECT_RETRIEVE:
+        case OP_SOCKET_RETRIEVE:
+                if (op == OP_DIRECT_RETRIEVE && !c->direct)
+                        c->direct = open_direct(c->bus);
+                if (op == OP_SOCKET_RETRIEVE && !c->sock_bus)
+                        c->sock_bus = socket_connect(arg_direct_socket);
                 if (c->small_name[0])
                         break;
                 snprintf(c->small_name, sizeof c->small_name, "bench/%d/small", (int) me);
@@ -538,6 +645,8 @@ static int cmd_latency(char **ops_s, int n_ops) {
                 close(c.sock);
                 waitpid(c.echo_child, NULL, 0);
         }
+        sd_bus_flush_close_unref(c.direct);
+        sd_bus_flush_close_unref(c.sock_bus);
         sd_bus_flush_close_unref(c.bus);
         return 0;
 }
@@ -678,13 +787,24 @@ static int cmd_entries(void) {
 /* One client process: connect, warm up (the broker learns who we are),
  * say ready, wait for the start time, call in a closed loop until the end,
  * report the count. */
-static _Noreturn void throughput_child(Op op, const char *name, int small_fd, int ready_w, int go_r,
-                                       int result_w) {
-        sd_bus *bus = bus_connect(arg_address);
-        Ctx c = { .bus = bus, .small_fd = small_fd, .sock = -1 };
+static _Noreturn void throughput_child(Op op, unsigned index, const char *name, int small_fd, int ready_w,
+                                       int go_r, int result_w) {
+        sd_bus *bus;
+        Ctx c = { .small_fd = small_fd, .sock = -1 };
         uint64_t times[2], n = 0;
 
+        /* A uid holds at most 16 direct connections: clients 17 and up of a
+         * direct run are nobody (the entry allows everyone). */
+        if ((op == OP_DIRECT_RETRIEVE || op == OP_SOCKET_RETRIEVE) && index >= 16 &&
+            (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0))
+                die("dropping to nobody for client 17+", errno);
+        c.bus = bus = bus_connect(arg_address);
+
         snprintf(c.small_name, sizeof c.small_name, "%s", name);
+        if (op == OP_DIRECT_RETRIEVE)
+                c.direct = open_direct(bus);
+        if (op == OP_SOCKET_RETRIEVE)
+                c.sock_bus = socket_connect(arg_direct_socket);
         run_op(&c, op);
         if (write(ready_w, "r", 1) != 1)
                 _exit(1);
@@ -715,11 +835,18 @@ static double throughput_round(Op op, const char *name, int small_fd, unsigned c
                 if (pids[i] < 0)
                         die("fork", errno);
                 if (pids[i] == 0)
-                        throughput_child(op, name, small_fd, ready[1], go[0], result[1]);
+                        throughput_child(op, i, name, small_fd, ready[1], go[0], result[1]);
         }
+        /* Only the clients write: a client that dies is EOF, not a hang. */
+        close(ready[1]);
+        close(result[1]);
+        ready[1] = result[1] = -1;
         for (unsigned i = 0; i < clients; i++)
-                if (read(ready[0], &byte, 1) != 1)
+                if (read(ready[0], &byte, 1) != 1) {
+                        for (unsigned j = 0; j < clients; j++)
+                                kill(pids[j], SIGKILL);
                         die("a client died before the start", EPIPE);
+                }
         times[0] = now_ns() + 20000000; /* 20 ms for everyone to wake up */
         times[1] = times[0] + (uint64_t) (arg_seconds * 1e9);
         for (unsigned i = 0; i < clients; i++)
@@ -733,7 +860,7 @@ static double throughput_round(Op op, const char *name, int small_fd, unsigned c
         }
         for (unsigned i = 0; i < clients; i++)
                 waitpid(pids[i], NULL, 0);
-        close(ready[0]), close(ready[1]), close(go[0]), close(go[1]), close(result[0]), close(result[1]);
+        close(ready[0]), close(go[0]), close(go[1]), close(result[0]);
         return (double) total / arg_seconds;
 }
 
@@ -762,7 +889,13 @@ static int cmd_throughput(char **ops_s, int n_ops) {
         fd = memfd_of_size(1, true);
         bus = bus_connect(arg_address);
         snprintf(name, sizeof name, "bench/%d/throughput", (int) getpid());
-        deposit(bus, name, fd); /* lives as long as this connection */
+        { /* lives as long as this connection; everyone: see throughput_child */
+                sd_bus_error error = SD_BUS_ERROR_NULL;
+                int r = call(bus, BROKER, BROKER_PATH, BROKER_IFACE, "Deposit", &error, NULL, "sha{sv}", name, fd,
+                             1, "allow", "as", 1, "everyone");
+                if (r < 0)
+                        die_bus(name, &error, r);
+        }
 
         for (unsigned ci = 0; ci < n_clients; ci++) {
                 double *v[4];
@@ -1205,7 +1338,7 @@ static void help(void) {
 
 int main(int argc, char *argv[]) {
         enum { ARG_ADDRESS = 0x100, ARG_ADDRESS2, ARG_WARMUP, ARG_SECONDS, ARG_ROUNDS, ARG_CLIENTS, ARG_COUNTS,
-               ARG_OPS, ARG_USER_INDEX, ARG_USERS, ARG_SEED, ARG_MAX_SECONDS };
+               ARG_OPS, ARG_USER_INDEX, ARG_USERS, ARG_SEED, ARG_MAX_SECONDS, ARG_DIRECT_SOCKET };
         static const struct option options[] = {
                 { "address", required_argument, NULL, ARG_ADDRESS },
                 { "address2", required_argument, NULL, ARG_ADDRESS2 },
@@ -1219,6 +1352,7 @@ int main(int argc, char *argv[]) {
                 { "users", required_argument, NULL, ARG_USERS },
                 { "seed", required_argument, NULL, ARG_SEED },
                 { "max-seconds", required_argument, NULL, ARG_MAX_SECONDS },
+                { "direct-socket", required_argument, NULL, ARG_DIRECT_SOCKET },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
@@ -1274,6 +1408,9 @@ int main(int argc, char *argv[]) {
                         break;
                 case ARG_MAX_SECONDS:
                         arg_max_seconds = strtod(optarg, NULL);
+                        break;
+                case ARG_DIRECT_SOCKET:
+                        arg_direct_socket = optarg;
                         break;
                 case 'h':
                         help();

@@ -6,6 +6,11 @@
  * so what fdbroker's Retrieve costs above it (bench/run.sh) is the broker's
  * own work: identity, options, policy, the registry, the info dictionary.
  *
+ * Retrieve(s name, a{sv} options) -> (h fd, a{sv} info) is the same-shape
+ * floor: it answers Retrieve's call shape with a 1-byte memfd and an info
+ * dictionary of the broker's nine keys and types (fixed values, built with
+ * append_basic as the broker builds its own), and looks at nothing else.
+ *
  *   fd-echo --bus=ADDRESS [--name=NAME]
  */
 #include <errno.h>
@@ -15,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
@@ -32,10 +39,74 @@ static int method_echo(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         return sd_bus_reply_method_return(m, "h", fd);
 }
 
+static int small_fd = -1;
+
+static int append_item(sd_bus_message *reply, const char *key, char type, const void *value) {
+        const char sig[2] = { type, '\0' };
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'e', "sv");
+        if (r >= 0)
+                r = sd_bus_message_append_basic(reply, 's', key);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'v', sig);
+        if (r >= 0)
+                r = sd_bus_message_append_basic(reply, type, value);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        return r;
+}
+
+static int method_retrieve(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        sd_bus_message *reply = NULL;
+        const char *name;
+        uint64_t size = 1, created = 1700000000000000, expires = 0;
+        uint32_t owner = 0;
+        int sealed = 0, r;
+
+        r = sd_bus_message_read(m, "s", &name);
+        if (r >= 0)
+                r = sd_bus_message_skip(m, "a{sv}");
+        if (r >= 0)
+                r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "h", small_fd);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "{sv}");
+        if (r >= 0)
+                r = append_item(reply, "kind", 's', "memfd");
+        if (r >= 0)
+                r = append_item(reply, "size", 't', &size);
+        if (r >= 0)
+                r = append_item(reply, "owner-uid", 'u', &owner);
+        if (r >= 0)
+                r = append_item(reply, "access", 's', "read-write");
+        if (r >= 0)
+                r = append_item(reply, "sealed", 'b', &sealed);
+        if (r >= 0)
+                r = append_item(reply, "lifetime", 's', "connection");
+        if (r >= 0)
+                r = append_item(reply, "description", 's', "");
+        if (r >= 0)
+                r = append_item(reply, "created-usec", 't', &created);
+        if (r >= 0)
+                r = append_item(reply, "expires-usec", 't', &expires);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        sd_bus_message_unref(reply);
+        return r < 0 ? r : 1;
+}
+
 static const sd_bus_vtable echo_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_METHOD_WITH_ARGS("Echo", SD_BUS_ARGS("h", fd), SD_BUS_RESULT("h", fd), method_echo,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Retrieve", SD_BUS_ARGS("s", name, "a{sv}", options),
+                                SD_BUS_RESULT("h", fd, "a{sv}", info), method_retrieve, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };
 
@@ -49,6 +120,11 @@ static int run(const char *address, const char *name) {
         sigset_t mask;
         int r;
 
+        small_fd = memfd_create("fd-echo", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (small_fd < 0 || write(small_fd, "x", 1) != 1) {
+                r = -errno;
+                goto out;
+        }
         r = sd_event_default(&event);
         if (r < 0)
                 goto out;

@@ -91,6 +91,7 @@ class Bus:
         self.echo = None
         self.address = None
         self.log_path = os.path.join(self.tmp, 'bus-and-service.log')
+        self.direct_socket = os.path.join(self.tmp, 'direct')  # the broker's listening socket (SPEC §5)
 
     def start(self):
         services = os.path.join(self.tmp, 'services')
@@ -106,8 +107,9 @@ class Bus:
                                       bus_policy=os.path.join(SOURCE, 'data', 'org.fdbroker.Broker1.conf'),
                                       system_policy=os.path.join(SOURCE, 'tests', 'debian-system-policy.conf')))
         with open(os.path.join(services, BROKER + '.service'), 'w') as f:
-            f.write('[D-BUS Service]\nName=%s\nUser=root\nExec=%s --bus=system --policy-dir=%s\n'
-                    % (BROKER, ' '.join(self.wrapper + [os.path.join(self.build, 'service', 'fdbroker')]), policy))
+            f.write('[D-BUS Service]\nName=%s\nUser=root\nExec=%s --bus=system --policy-dir=%s --direct-socket=%s\n'
+                    % (BROKER, ' '.join(self.wrapper + [os.path.join(self.build, 'service', 'fdbroker')]), policy,
+                       self.direct_socket))
         env = dict(os.environ)
         env.pop('DBUS_SESSION_BUS_ADDRESS', None)
         env.pop('DBUS_SYSTEM_BUS_ADDRESS', None)
@@ -138,7 +140,8 @@ class Bus:
 
     def client(self, *args, check=True, **kw):
         """Runs bench-client; returns its JSON lines."""
-        cmd = [os.path.join(self.build, 'bench', 'bench-client'), args[0], '--address=' + self.address]
+        cmd = [os.path.join(self.build, 'bench', 'bench-client'), args[0], '--address=' + self.address,
+               '--direct-socket=' + self.direct_socket]
         cmd += [str(a) for a in args[1:]]
         r = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, **kw)
         if check and r.returncode != 0:
@@ -250,7 +253,7 @@ def lat_row(what, r, baseline=None, target=None, target_text=None):
 
 
 # In the order they run; the table follows the brief's numbering.
-SECTIONS = ('latency', 'throughput', 'entries', 'size', 'spawn', 'activation')
+SECTIONS = ('latency', 'throughput', 'direct', 'entries', 'size', 'spawn', 'activation')
 
 
 def pin(pids, cpus):
@@ -311,6 +314,55 @@ def section_throughput(ctx, a, b):
         if c == 8:
             row['target'] = 'ratio >= 0.90'
             row['met'] = row['ratio'] >= 0.90
+        rows.append(row)
+    return rows
+
+
+def section_direct(ctx, a, b):
+    """Direct connections (SPEC §5, issue 12): Retrieve on the bus against
+    the same-shape floor; Retrieve over a direct connection (OpenConnection
+    and the listening socket) against a raw SCM_RIGHTS round trip; and
+    throughput over direct connections against the bus."""
+    n, raw = ctx['n'], ctx['raw']
+    log('direct: Retrieve vs fd-echo Retrieve, the same call shape (n=%d)' % n)
+    raw['latency_retrieve_vs_shape'] = shape = {r['op']: r for r in a.client('latency', '-n', n, 'echo-retrieve',
+                                                                             'retrieve')}
+    log('direct: Retrieve over direct connections vs raw SCM_RIGHTS (n=%d)' % n)
+    raw['latency_direct'] = d = {r['op']: r for r in a.client('latency', '-n', n, 'socketpair', 'direct-retrieve',
+                                                              'socket-retrieve', 'retrieve')}
+    rows = [
+        # No baseline: Echo ran in another loop, under other load.
+        lat_row('10. fd-echo Retrieve(sa{sv}) -> ha{sv} (shape floor)', shape['echo-retrieve']),
+        lat_row('10. fdbroker Retrieve on the bus', shape['retrieve'], ('fd-echo Retrieve (shape)', shape['echo-retrieve']),
+                lambda r: r['ratio'] <= 1.10, 'ratio <= 1.10'),
+        lat_row('10. raw SCM_RIGHTS round trip', d['socketpair']),
+        lat_row('10. Retrieve, direct (OpenConnection)', d['direct-retrieve'], ('raw SCM_RIGHTS', d['socketpair']),
+                lambda r: r['ratio'] <= 2.0, 'ratio <= 2.0'),
+        lat_row('10. Retrieve, direct (listening socket)', d['socket-retrieve'], ('raw SCM_RIGHTS', d['socketpair']),
+                lambda r: r['ratio'] <= 2.0, 'ratio <= 2.0'),
+        lat_row('10. Retrieve on the bus (same loop)', d['retrieve'], ('Retrieve, direct', d['direct-retrieve'])),
+    ]
+    rounds, secs = (5, 0.3) if ctx['quick'] else (15, 0.5)
+    clients = (1, 2, 8, 16, 32)
+    log('direct: throughput, %s clients, direct vs bus Retrieve (%d rounds of %.1f s)'
+        % (', '.join(map(str, clients)), rounds, secs))
+    tp = a.client('throughput', '--clients', ','.join(map(str, clients)), '--rounds', rounds, '--seconds', secs,
+                  'retrieve', 'direct-retrieve')
+    raw['throughput_direct'] = tp
+    by = {(r['op'], r['clients']): r for r in tp}
+    for c in clients:
+        dd, bb = by[('direct-retrieve', c)], by[('retrieve', c)]
+        paired = sorted(x / y for x, y in zip(dd['rounds'], bb['rounds']) if y)
+        row = {'what': '10. throughput, %d client%s: direct Retrieve' % (c, 's' if c > 1 else ''),
+               'ops_per_s': dd['median_ops'], 'baseline': 'bus Retrieve %.0f/s' % bb['median_ops'],
+               'ratio': round(paired[len(paired) // 2], 3),
+               'detail': 'median of %d paired round ratios; rounds min-max %.0f-%.0f vs %.0f-%.0f%s'
+                         % (len(paired), min(dd['rounds']), max(dd['rounds']), min(bb['rounds']),
+                            max(bb['rounds']), '; clients 17+ are uid nobody (16 direct connections per uid)'
+                            if c > 16 else '')}
+        if c == 8:
+            row['target'] = 'ratio >= 3.0'
+            row['met'] = row['ratio'] >= 3.0
         rows.append(row)
     return rows
 
@@ -450,7 +502,7 @@ def run_benchmarks(args):
         a.stop()
         b.stop()
     results['machine']['loadavg_end'] = os.getloadavg()
-    for name in ('latency', 'throughput', 'entries', 'size', 'activation', 'spawn'):  # the brief's order
+    for name in ('latency', 'throughput', 'entries', 'size', 'activation', 'spawn', 'direct'):  # the brief's order
         results['table'] += rows.get(name, [])
 
     out = args.results_dir
@@ -601,7 +653,7 @@ def run_profile(args):
     tmpcg = tempfile.mkdtemp(prefix='fdbroker-bench-callgrind-')
     bus = Bus(build, 'profile', wrapper=[shutil.which('valgrind'), '--tool=callgrind', '--callgrind-out-file=%s/%%p.out' % tmpcg])
     bus.start()
-    out = {'ir_per_call': {}, 'retrieve_breakdown': [], 'syscalls_per_call': {}}
+    out = {'ir_per_call': {}, 'retrieve_breakdown': [], 'direct_retrieve_breakdown': [], 'syscalls_per_call': {}}
     n1, n2 = (200, 1200) if args.quick else (500, 2500)
     try:
         bus.client('latency', '-n', 20, '--warmup', 0, 'ping', 'echo-ping')
@@ -623,13 +675,14 @@ def run_profile(args):
             raise RuntimeError('no callgrind dump from %d' % pid)
 
         for who, op in (('fd-echo', 'echo'), ('fd-echo', 'echo-ping'), ('fdbroker', 'ping'),
-                        ('fdbroker', 'retrieve'), ('fdbroker', 'retrieve-many'), ('fdbroker', 'deposit-remove')):
+                        ('fdbroker', 'retrieve'), ('fdbroker', 'retrieve-many'), ('fdbroker', 'deposit-remove'),
+                        ('fd-echo', 'echo-retrieve'), ('fdbroker', 'direct-retrieve')):
             d1 = measure(pids[who], op, n1)
             d2 = measure(pids[who], op, n2)
             per = (callgrind_total(d2) - callgrind_total(d1)) / (n2 - n1)
             out['ir_per_call']['%s %s' % (who, op)] = round(per)
             log('%s %s: %.0f instructions per call' % (who, op, per))
-            if op == 'retrieve':
+            if op in ('retrieve', 'direct-retrieve'):
                 # Inclusive cost per call of the functions that matter.
                 ann = subprocess.run(['callgrind_annotate', '--inclusive=yes', '--threshold=100', d2],
                                      stdout=subprocess.PIPE, text=True).stdout
@@ -649,10 +702,11 @@ def run_profile(args):
                         'sd_bus_message_append', 'sd_bus_message_new_method_return', 'sd_bus_send',
                         'options_parse_retrieve', 'options_check_name', 'name_is_valid', 'authorize_retrieve',
                         'peers_get_caller', 'registry_get', 'policy_decide', 'make_retrieved_fd',
-                        'fdinfo_get_size', 'fdinfo_is_sealed')
+                        'fdinfo_get_size', 'fdinfo_is_sealed', 'bus_socket_read_message', 'bus_socket_write_message',
+                        'bus_message_from_malloc', 'sd_bus_message_read', 'on_post')
                 for fn in keep:
                     if fn in c2:
-                        out['retrieve_breakdown'].append(
+                        out['retrieve_breakdown' if op == 'retrieve' else 'direct_retrieve_breakdown'].append(
                             {'function': fn, 'ir_per_call': round((c2[fn] - c1.get(fn, 0)) / (n2 - n1))})
     finally:
         bus.stop()
@@ -674,7 +728,7 @@ def run_profile(args):
             t['client'] = int((ru.ru_utime + ru.ru_stime) * 1e9)
             return t
         cn = 2000 if args.quick else 5000
-        ops = ('echo', 'retrieve', 'deposit-remove', 'retrieve-many')
+        ops = ('echo', 'retrieve', 'deposit-remove', 'retrieve-many', 'echo-retrieve', 'direct-retrieve')
         samples = {op: [] for op in ops}
         # Rounds of every operation in turn; the median round per process.
         for _ in range(3 if args.quick else 5):

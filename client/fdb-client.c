@@ -412,6 +412,128 @@ FdbClient *fdb_client_new_for_address_finish(GAsyncResult *result, GError **erro
         return new_finish(result, fdb_client_new_for_address, error);
 }
 
+/* ---- direct connections (SPEC §5) --------------------------------------- */
+
+/* The D-Bus address of the direct socket at path (NULL: the system one). */
+static char *direct_address(const char *path) {
+        g_autofree char *escaped = g_dbus_address_escape_value(path ? path : FDB_DIRECT_SOCKET_PATH);
+        return g_strconcat("unix:path=", escaped, NULL);
+}
+
+/* A peer-to-peer connection: no message bus, so no Hello and no names. */
+#define DIRECT_FLAGS G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT
+
+/**
+ * fdb_client_new_direct_sync: (constructor)
+ * @path: (type filename) (nullable): the broker's direct socket, %NULL for
+ *   `/run/fdbroker/socket`
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Makes a client on a new peer-to-peer connection to the broker's direct
+ * socket: the same methods, policy and errors as over the bus, without a
+ * bus daemon in between. The broker knows the caller by what the kernel
+ * recorded when the socket was connected (uid, groups, security label,
+ * pidfd). Entries deposited with the default lifetime end when this
+ * client's connection closes (when the client is finalized). A uid holds
+ * at most 16 direct connections: the first call on one more fails with
+ * %FDB_ERROR_QUOTA_EXCEEDED.
+ *
+ * Returns: (transfer full): a new #FdbClient, or %NULL with @error set
+ */
+FdbClient *fdb_client_new_direct_sync(const char *path, GCancellable *cancellable, GError **error) {
+        g_autoptr(GDBusConnection) connection = NULL;
+        g_autofree char *address = direct_address(path);
+
+        g_return_val_if_fail(error == NULL || *error == NULL, NULL);
+
+        connection = g_dbus_connection_new_for_address_sync(address, DIRECT_FLAGS, NULL, cancellable, error);
+        if (!connection)
+                return NULL;
+        return fdb_client_new_for_connection_sync(connection, cancellable, error);
+}
+
+/**
+ * fdb_client_new_direct:
+ * @path: (type filename) (nullable): the direct socket, as for
+ *   fdb_client_new_direct_sync()
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called when the client is ready
+ * @user_data: (closure): data for @callback
+ *
+ * Starts making a client on a new peer-to-peer connection to the direct
+ * socket; finish with fdb_client_new_direct_finish().
+ */
+void fdb_client_new_direct(const char *path, GCancellable *cancellable, GAsyncReadyCallback callback,
+                           gpointer user_data) {
+        g_autofree char *address = direct_address(path);
+        GTask *task = g_task_new(NULL, cancellable, callback, user_data);
+
+        g_task_set_source_tag(task, fdb_client_new_direct);
+        g_dbus_connection_new_for_address(address, DIRECT_FLAGS, NULL, cancellable, new_got_bus, task);
+}
+
+/**
+ * fdb_client_new_direct_finish:
+ * @result: the #GAsyncResult passed to the callback
+ * @error: return location for a #GError
+ *
+ * Returns: (transfer full): a new #FdbClient, or %NULL with @error set
+ */
+FdbClient *fdb_client_new_direct_finish(GAsyncResult *result, GError **error) {
+        return new_finish(result, fdb_client_new_direct, error);
+}
+
+static int take_fd(GUnixFDList *list, gint32 handle, const char *what, GError **error);
+static GDBusCallFlags call_flags(FdbClient *c);
+
+/**
+ * fdb_client_open_connection_sync:
+ * @client: an #FdbClient on the bus
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Asks the broker, over @client's connection, for a direct connection of
+ * its own (OpenConnection), and makes a new client on it. Calls on the new
+ * client skip the bus daemon and act with the identity the bus vouched for
+ * at this call, for as long as the connection lives; entries it deposits
+ * with the default lifetime end when it closes (when the new client is
+ * finalized), whatever happens to @client. A uid holds at most 16 direct
+ * connections (%FDB_ERROR_QUOTA_EXCEEDED).
+ *
+ * Returns: (transfer full): a new #FdbClient, or %NULL with @error set
+ */
+FdbClient *fdb_client_open_connection_sync(FdbClient *client, GCancellable *cancellable, GError **error) {
+        g_autoptr(GUnixFDList) out_list = NULL;
+        g_autoptr(GVariant) socket_v = NULL;
+        g_autoptr(GSocket) socket = NULL;
+        g_autoptr(GSocketConnection) stream = NULL;
+        g_autoptr(GDBusConnection) connection = NULL;
+        int fd;
+
+        g_return_val_if_fail(FDB_IS_CLIENT(client), NULL);
+        g_return_val_if_fail(error == NULL || *error == NULL, NULL);
+
+        if (!fdb_broker1_call_open_connection_sync(client->proxy, g_variant_new("a{sv}", NULL), call_flags(client),
+                                                   -1, NULL, &socket_v, &out_list, cancellable, error)) {
+                _fdb_error_from_call(error);
+                return NULL;
+        }
+        fd = take_fd(out_list, g_variant_get_handle(socket_v), "OpenConnection", error);
+        if (fd < 0)
+                return NULL;
+        socket = g_socket_new_from_fd(fd, error);
+        if (!socket) {
+                (void) close(fd);
+                return NULL;
+        }
+        stream = g_socket_connection_factory_create_connection(socket);
+        connection = g_dbus_connection_new_sync(G_IO_STREAM(stream), NULL, DIRECT_FLAGS, NULL, cancellable, error);
+        if (!connection)
+                return NULL;
+        return fdb_client_new_for_connection_sync(connection, cancellable, error);
+}
+
 /**
  * fdb_client_get_connection:
  * @client: an #FdbClient

@@ -27,6 +27,7 @@
 #include "config.h"
 #include "decide.h"
 #include "deposit.h"
+#include "direct.h"
 #include "fdinfo.h"
 #include "log.h"
 #include "names.h"
@@ -76,6 +77,7 @@ struct Broker {
         Policy *policy;               /* admin rules; NULL: none */
         Persist persist;
         Worker *worker;               /* opens on callers' behalf */
+        Direct direct;                /* peer-to-peer connections (SPEC §5) */
         uint64_t n_calls;             /* method calls seen, for idle detection */
         unsigned fd_budget;           /* entries the open-file limit leaves room for */
         bool exiting;                 /* idle exit decided: take no new work */
@@ -348,7 +350,7 @@ static int reopen_failed(sd_bus_error *error, const char *name, uid_t depositor,
 /* A reply carrying n fds went to the sender of m: they count as unread
  * until the bus says they left it (peers.h, slow readers). */
 static void note_fds_sent(Broker *b, sd_bus_message *m, unsigned n) {
-        Peer *p = peers_find(&b->peers, sd_bus_message_get_sender(m));
+        Peer *p = peers_find(&b->peers, m);
         if (p && p->ready)
                 peers_note_fds_sent(&b->peers, p, n);
 }
@@ -832,7 +834,7 @@ static int on_deposit_reopened(sd_bus_message *m, WorkerOp *ops, size_t n_ops, v
 
         /* The depositor may have left meanwhile: its connection entries
          * would go with it, so nothing is stored. */
-        dj->peer = peers_find(&dj->broker->peers, sd_bus_message_get_sender(m));
+        dj->peer = peers_find(&dj->broker->peers, m);
         if (!dj->peer || !dj->peer->ready)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_NO_REPLY, "The depositor left; nothing was deposited.");
         for (size_t i = 0; i < plan->n; i++) {
@@ -1476,6 +1478,37 @@ static int method_open_path(sd_bus_message *m, void *userdata, sd_bus_error *err
         return r < 0 ? r : 1;
 }
 
+static int method_open_connection(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Broker *b = userdata;
+        _cleanup_close_ int fd = -1;
+        Peer *p;
+        int r;
+
+        r = get_caller(b, m, method_open_connection, &p, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+
+        r = direct_parse_options(m, error);
+        if (r < 0)
+                return r;
+
+        r = direct_open_pair(&b->direct, p, &fd);
+        if (r == -EDQUOT)
+                return sd_bus_error_setf(error, ERROR_QUOTA,
+                                         "uid %u already holds %u direct connections; close one first.",
+                                         (unsigned) p->uid, FDB_DIRECT_CONNECTIONS_PER_UID_MAX);
+        if (r == -EUSERS)
+                return sd_bus_error_setf(error, ERROR_QUOTA,
+                                         "fdbroker serves %u direct connections, its limit; use the bus.",
+                                         DIRECT_CONNECTIONS_MAX);
+        if (r == -EMFILE || r == -ENFILE)
+                return sd_bus_error_setf(error, ERROR_QUOTA,
+                                         "Cannot open a direct connection: the broker is out of file descriptors.");
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, -r, "Could not open a direct connection: %s.", strerror(-r));
+        return sd_bus_reply_method_return(m, "h", fd);
+}
+
 /* ---- properties -------------------------------------------------------- */
 
 static int property_get_version(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -1518,6 +1551,8 @@ static const sd_bus_vtable broker_vtable[] = {
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("EntryAdded", SD_BUS_ARGS("s", name, "a{sv}", info), 0),
         SD_BUS_SIGNAL_WITH_ARGS("EntryRemoved", SD_BUS_ARGS("s", name, "s", reason), 0),
+        SD_BUS_METHOD_WITH_ARGS("OpenConnection", SD_BUS_ARGS("a{sv}", options), SD_BUS_RESULT("h", socket),
+                                method_open_connection, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };
 
@@ -1554,6 +1589,17 @@ static void on_peer_gone(Peer *p, void *userdata) {
                 broker_remove_entry(b, p->entries, "depositor's connection closed");
 }
 
+/* The same object, on a direct connection: handlers find their caller by
+ * the connection (peers_get_caller), and replies go back on it. */
+static int broker_attach_connection(sd_bus *conn, void *userdata) {
+        Broker *b = userdata;
+        return sd_bus_add_object_vtable(conn, NULL, OBJECT_PATH, INTERFACE, broker_vtable, b);
+}
+
+int broker_listen_direct(Broker *b, int fd) {
+        return direct_listen(&b->direct, fd);
+}
+
 int broker_new(sd_event *event, sd_bus *bus, Broker **ret) {
         _cleanup_(broker_freep) Broker *b = calloc(1, sizeof(Broker));
         int r;
@@ -1577,6 +1623,7 @@ int broker_new(sd_event *event, sd_bus *bus, Broker **ret) {
                 return r;
         b->peers.acct = &b->acct;
         b->peers.policy = &b->policy; /* peers build their snapshots against it */
+        direct_init(&b->direct, event, &b->peers, broker_attach_connection, b);
         r = sd_bus_add_object_vtable(bus, &b->object, OBJECT_PATH, INTERFACE, broker_vtable, b);
         if (r < 0)
                 return r;
@@ -1588,6 +1635,8 @@ Broker *broker_free(Broker *b) {
         if (!b)
                 return NULL;
         b->worker = worker_free(b->worker); /* unanswered opens first: they name entries */
+        if (b->direct.event)
+                direct_done(&b->direct); /* its peers first: they point at its connections */
         peers_done(&b->peers); /* drops waiters, polkit questions, connection entries */
         polkit_done(&b->polkit);
         watches_done(&b->watches); /* before the registry: nobody to tell */
@@ -1694,7 +1743,8 @@ int broker_restore(Broker *b, const char *runtime_dir) {
 
 bool broker_is_idle(const Broker *b) {
         return b->reg.n_entries == 0 && !b->waiters && !b->polkit.queries && peers_all_ready(&b->peers) &&
-               (!b->worker || worker_is_idle(b->worker)) && !watches_any(&b->watches);
+               (!b->worker || worker_is_idle(b->worker)) && !watches_any(&b->watches) &&
+               b->direct.n_connections == 0 && b->direct.n_refused == 0;
 }
 
 bool broker_is_idle_but_stored(const Broker *b) {
@@ -1704,7 +1754,8 @@ bool broker_is_idle_but_stored(const Broker *b) {
         if (b->reg.n_entries == 0)
                 return broker_is_idle(b);
         if (b->waiters || b->polkit.queries || !peers_all_ready(&b->peers) || !persist_enabled(&b->persist) ||
-            watches_any(&b->watches) || (b->worker && !worker_is_idle(b->worker)))
+            watches_any(&b->watches) || (b->worker && !worker_is_idle(b->worker)) ||
+            b->direct.n_connections > 0 || b->direct.n_refused > 0)
                 return false;
         if (registry_all(&b->reg, &all, &n) < 0)
                 return false;

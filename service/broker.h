@@ -36,7 +36,12 @@ void broker_set_policy(Broker *b, Policy *policy);
  * name is requested. Returns the number restored. */
 int broker_restore(Broker *b, const char *runtime_dir);
 
-/* No entries, no parked calls, no questions out: safe to exit. */
+/* Serves direct connections (SPEC §5) accepted on fd, a listening AF_UNIX
+ * stream socket (consumed). */
+int broker_listen_direct(Broker *b, int fd);
+
+/* No entries, no parked calls, no questions out, no direct connections:
+ * safe to exit. */
 bool broker_is_idle(const Broker *b);
 /* Like broker_is_idle(), but persistent entries (with no expiry) that wait
  * in the service manager's fd store do not count: for a manager that keeps

@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <systemd/sd-bus.h>
@@ -34,6 +36,7 @@ static bool arg_policy_dirs_given;
 static const char *arg_runtime_dir;
 static uint64_t arg_exit_idle_usec;
 static bool arg_exit_idle_with_entries;
+static const char *arg_direct_socket;
 
 typedef struct Daemon {
         sd_bus *bus;
@@ -56,6 +59,8 @@ static void help(void) {
                "                                calls (bus activation starts us again)\n"
                "  --exit-idle-with-entries      ...even with entries, when all are persistent\n"
                "                                and in an fd store the manager preserves\n"
+               "  --direct-socket=PATH          also serve direct connections on a socket at PATH\n"
+               "                                (under systemd: fdbroker.socket passes one)\n"
                "  --verbose                     log every call, not just changes\n"
                "  -h, --help                    show this help\n"
                "  --version                     show the version\n",
@@ -135,6 +140,43 @@ static void log_bus_failure(const char *which, int r) {
                 log_error("no session bus: $DBUS_SESSION_BUS_ADDRESS is unset and $XDG_RUNTIME_DIR/bus (%s/bus) %s "
                           "(%s); use --bus=ADDRESS",
                           runtime, r == -ENOENT ? "does not exist" : "does not answer", strerror(-r));
+}
+
+/* The direct socket fdbroker.socket passes (FileDescriptorName=direct), or
+ * -1. The fds of the fd store are left to persist.c, which skips this one. */
+static int take_activated_direct_socket(void) {
+        char **names = NULL;
+        int n, fd = -1;
+
+        n = sd_listen_fds_with_names(false, &names);
+        for (int i = 0; i < n; i++)
+                if (names && names[i] && strcmp(names[i], "direct") == 0 &&
+                    sd_is_socket_unix(SD_LISTEN_FDS_START + i, SOCK_STREAM, 1, NULL, 0) > 0)
+                        fd = SD_LISTEN_FDS_START + i;
+        strv_freep(&names);
+        return fd;
+}
+
+/* Binds a listening socket at path, mode 0666: who may connect is decided
+ * per call by policy, as on the bus. A stale socket there is replaced. */
+static int make_direct_socket(const char *path) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_close_ int fd = -1;
+        struct stat st;
+
+        if (strlen(path) >= sizeof sa.sun_path)
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, path);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+                (void) unlink(path);
+        if (bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0)
+                return -errno;
+        if (chmod(path, 0666) < 0 || listen(fd, SOMAXCONN) < 0)
+                return -errno;
+        return TAKE_FD(fd);
 }
 
 /* Loads the policy; problems are printed, one "FILE:LINE: message" each,
@@ -338,6 +380,25 @@ static int run(const char *bus_arg) {
         broker_set_policy(broker, policy);
         (void) sd_event_add_signal(event, NULL, SIGHUP, on_sighup, broker);
 
+        /* Before broker_restore(), which takes every other passed fd. */
+        {
+                int fd = take_activated_direct_socket();
+                const char *where = "the socket passed by systemd";
+
+                if (fd < 0 && arg_direct_socket) {
+                        fd = make_direct_socket(arg_direct_socket);
+                        if (fd < 0)
+                                return log_error("could not listen on %s: %s", arg_direct_socket, strerror(-fd)), fd;
+                        where = arg_direct_socket;
+                }
+                if (fd >= 0) {
+                        r = broker_listen_direct(broker, fd);
+                        if (r < 0)
+                                return log_error("could not serve direct connections: %s", strerror(-r)), r;
+                        log_info("serving direct connections on %s", where);
+                }
+        }
+
         /* Entries come back before the name is owned: no call can see a
          * half-restored broker. */
         if (!arg_runtime_dir)
@@ -376,7 +437,7 @@ static int run(const char *bus_arg) {
 
 int main(int argc, char *argv[]) {
         enum { ARG_BUS = 0x100, ARG_VERSION, ARG_VERBOSE, ARG_POLICY_DIR, ARG_CHECK_POLICY, ARG_RUNTIME_DIR,
-               ARG_EXIT_IDLE, ARG_EXIT_IDLE_WITH_ENTRIES };
+               ARG_EXIT_IDLE, ARG_EXIT_IDLE_WITH_ENTRIES, ARG_DIRECT_SOCKET };
         static const struct option options[] = {
                 { "bus", required_argument, NULL, ARG_BUS },
                 { "verbose", no_argument, NULL, ARG_VERBOSE },
@@ -385,6 +446,7 @@ int main(int argc, char *argv[]) {
                 { "runtime-dir", required_argument, NULL, ARG_RUNTIME_DIR },
                 { "exit-idle-time", required_argument, NULL, ARG_EXIT_IDLE },
                 { "exit-idle-with-entries", no_argument, NULL, ARG_EXIT_IDLE_WITH_ENTRIES },
+                { "direct-socket", required_argument, NULL, ARG_DIRECT_SOCKET },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 {},
@@ -424,6 +486,14 @@ int main(int argc, char *argv[]) {
                         break;
                 case ARG_RUNTIME_DIR:
                         arg_runtime_dir = optarg;
+                        break;
+                case ARG_DIRECT_SOCKET:
+                        if (optarg[0] != '/') {
+                                fprintf(stderr, "fdbroker: --direct-socket takes an absolute path, not '%s'.\n",
+                                        optarg);
+                                return EXIT_FAILURE;
+                        }
+                        arg_direct_socket = optarg;
                         break;
                 case ARG_EXIT_IDLE: {
                         char *end;

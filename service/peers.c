@@ -43,6 +43,10 @@ static void peer_free(Peer *p) {
         free(p->gids);
         free(p->label);
         policy_snapshot_free(p->snapshot);
+        if (p->direct)
+                safe_close(p->direct_pidfd);
+        free(p->direct_origin);
+        sd_bus_unref(p->direct);
         free(p);
 }
 
@@ -386,7 +390,9 @@ static int peer_ask_stats(Peers *ps, Peer *p) {
 }
 
 void peers_note_fds_sent(Peers *ps, Peer *p, unsigned n) {
-        if (n == 0 || ps->unlimited)
+        /* A direct connection has no bus daemon holding its fds: what it
+         * does not read waits in its own socket, charged to nobody else. */
+        if (n == 0 || ps->unlimited || p->direct)
                 return;
         /* Sent already: charged even past the budget (one RetrieveMany may
          * pass it by up to 15). */
@@ -523,6 +529,9 @@ void peers_done(Peers *ps) {
                 peer_drop(ps, container_of(l, Peer, link));
         hashtable_done(&ps->by_name);
         ps->probe = sd_bus_slot_unref(ps->probe);
+        while ((l = hashtable_first(&ps->by_bus, &st)))
+                peers_drop_direct(ps, container_of(l, Peer, link));
+        hashtable_done(&ps->by_bus);
         ps->match = sd_bus_slot_unref(ps->match);
         ps->bus = sd_bus_unref(ps->bus);
 }
@@ -532,6 +541,14 @@ int peers_get_caller(Peers *ps, sd_bus_message *m, peer_resume_fn handler, Peer 
         Peer *p;
         int r;
 
+        /* A direct connection has no sender: its peer is the connection. */
+        if (sd_bus_message_get_bus(m) != ps->bus) {
+                p = peers_find_direct(ps, sd_bus_message_get_bus(m));
+                if (!p)
+                        return -EPROTO;
+                *ret = p;
+                return 1;
+        }
         if (!sender)
                 return -EPROTO;
 
@@ -625,6 +642,79 @@ bool peers_all_ready(const Peers *ps) {
         return true;
 }
 
-Peer *peers_find(Peers *ps, const char *unique_name) {
-        return unique_name ? peer_find(ps, unique_name) : NULL;
+Peer *peers_find(Peers *ps, sd_bus_message *m) {
+        const char *sender;
+
+        if (sd_bus_message_get_bus(m) != ps->bus)
+                return peers_find_direct(ps, sd_bus_message_get_bus(m));
+        sender = sd_bus_message_get_sender(m);
+        return sender ? peer_find(ps, sender) : NULL;
+}
+
+/* ---- direct connections -------------------------------------------------- */
+
+static bool peer_conn_eq(const HashLink *l, const void *key) {
+        return container_of(l, Peer, link)->direct == key;
+}
+
+Peer *peers_find_direct(Peers *ps, sd_bus *conn) {
+        HashLink *l = hashtable_find(&ps->by_bus, hash_u64((uint64_t) (uintptr_t) conn), peer_conn_eq, conn);
+        return l ? container_of(l, Peer, link) : NULL;
+}
+
+int peers_add_direct(Peers *ps, sd_bus *conn, const char *name, uid_t uid, const gid_t *gids, size_t n_gids,
+                     const char *label, int pidfd, const char *origin, Peer **ret) {
+        _cleanup_close_ int pfd = pidfd;
+        Peer *p;
+        int r;
+
+        p = calloc(1, sizeof *p);
+        if (!p)
+                return -ENOMEM;
+        p->peers = ps;
+        p->pidfd = -1;
+        p->queue_uid = PEER_UID_UNKNOWN;
+        p->direct = sd_bus_ref(conn);
+        p->direct_pidfd = TAKE_FD(pfd);
+        p->uid = uid;
+        p->unique_name = strdup(name);
+        if (n_gids > 0) {
+                p->gids = malloc(n_gids * sizeof *gids);
+                if (p->gids) {
+                        memcpy(p->gids, gids, n_gids * sizeof *gids);
+                        p->n_gids = n_gids;
+                }
+        }
+        p->label = label ? strdup(label) : NULL;
+        p->direct_origin = origin ? strdup(origin) : NULL;
+        if (!p->unique_name || (n_gids > 0 && !p->gids) || (label && !p->label) || (origin && !p->direct_origin)) {
+                peer_free(p);
+                return -ENOMEM;
+        }
+        /* The same decision engine as a bus peer, from the identity the
+         * kernel or the bus pinned (decide.h). */
+        Identity id = peer_identity(p);
+        r = policy_snapshot_new(ps->policy ? *ps->policy : NULL, &id, &p->snapshot);
+        if (r < 0) {
+                peer_free(p);
+                return r;
+        }
+        p->ready = true;
+        p->link.hash = hash_u64((uint64_t) (uintptr_t) conn);
+        r = hashtable_insert(&ps->by_bus, &p->link);
+        if (r < 0) {
+                peer_free(p);
+                return r;
+        }
+        *ret = p;
+        return 0;
+}
+
+void peers_drop_direct(Peers *ps, Peer *p) {
+        if (!p)
+                return;
+        hashtable_remove(&ps->by_bus, &p->link);
+        if (ps->gone)
+                ps->gone(p, ps->userdata);
+        peer_free(p);
 }

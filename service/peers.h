@@ -96,6 +96,13 @@ typedef struct Peer {
         Entry *entries;           /* connection-lifetime entries it deposited */
         Waiter *waiters;          /* its parked wait-usec retrievals */
         unsigned n_waiters;
+
+        /* A direct (peer-to-peer) connection's peer (direct.c): its
+         * identity was pinned when it was made, never asked of the bus.
+         * unique_name is then "direct:N", for logs only. */
+        sd_bus *direct;           /* the connection; NULL for bus peers */
+        int direct_pidfd;         /* SO_PEERPIDFD of a socket peer, or -1 */
+        char *direct_origin;      /* OpenConnection: the caller's unique bus name */
 } Peer;
 
 /* Answers m the way sd-bus answers a method handler that returned r and
@@ -114,6 +121,7 @@ typedef void (*peer_gone_fn)(Peer *p, void *userdata);
 struct Peers {
         sd_bus *bus;
         HashTable by_name;
+        HashTable by_bus;          /* direct peers, keyed by their sd_bus */
         sd_bus_slot *match;
         peer_gone_fn gone;
         void *userdata;            /* passed to gone and to resumed handlers */
@@ -149,9 +157,22 @@ void peers_note_fds_sent(Peers *ps, Peer *p, unsigned n);
 
 Identity peer_identity(const Peer *p);
 
-/* The peer of unique_name if it is still on the bus, else NULL; for calls
- * answered later (worker.h). */
-Peer *peers_find(Peers *ps, const char *unique_name);
+/* The peer that sent m if it is still there (on the bus, or its direct
+ * connection still open), else NULL; for calls answered later (worker.h). */
+Peer *peers_find(Peers *ps, sd_bus_message *m);
+/* A peer on the direct connection conn (referenced), with an identity
+ * pinned already: uid, gids and label are copied, pidfd (-1: none) is
+ * consumed, origin (NULL: none) is the unique bus name that asked for the
+ * connection. The peer is ready at once and never queues calls. */
+int peers_add_direct(Peers *ps, sd_bus *conn, const char *name, uid_t uid, const gid_t *gids, size_t n_gids,
+                     const char *label, int pidfd, const char *origin, Peer **ret);
+
+/* The peer of direct connection conn, or NULL. */
+Peer *peers_find_direct(Peers *ps, sd_bus *conn);
+
+/* The direct connection closed: the owner drops what hangs off p (the same
+ * "gone" callback as a bus peer leaving), then p is freed. */
+void peers_drop_direct(Peers *ps, Peer *p);
 
 /* False while some peer's calls wait for its credentials. */
 bool peers_all_ready(const Peers *ps);

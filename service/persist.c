@@ -359,6 +359,8 @@ int persist_restore(const Persist *ps, const Registry *reg_const, void (*restore
                 int fd = SD_LISTEN_FDS_START + i;
                 char tail;
 
+                if (nm && strcmp(nm, "direct") == 0)
+                        continue; /* the direct socket (fdbroker.socket): main.c took it */
                 if (!nm || sscanf(nm, "e%" SCNu64 "%c", &id, &tail) != 1) {
                         log_warning("dropping a passed fd named '%s': not one of ours", nm ? nm : "(none)");
                         close(fd);

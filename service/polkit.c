@@ -132,6 +132,22 @@ static int on_check_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
         return 0;
 }
 
+/* The subject and action id. A bus peer is its unique name. A direct
+ * connection opened with OpenConnection acts as the bus name that asked
+ * for it (polkit refuses once that name is gone: names are never reused).
+ * A socket peer is the process behind it, by pidfd (polkit >= 124 takes a
+ * "pidfd" detail; an older one answers an error, and the call is denied). */
+static int append_subject(sd_bus_message *call, const Peer *peer, const char *action_id) {
+        if (!peer->direct)
+                return sd_bus_message_append(call, "(sa{sv})s", "system-bus-name", 1, "name", "s", peer->unique_name,
+                                             action_id);
+        if (peer->direct_origin)
+                return sd_bus_message_append(call, "(sa{sv})s", "system-bus-name", 1, "name", "s",
+                                             peer->direct_origin, action_id);
+        return sd_bus_message_append(call, "(sa{sv})s", "unix-process", 2, "pidfd", "h", peer->direct_pidfd, "uid",
+                                     "i", (int32_t) peer->uid, action_id);
+}
+
 static unsigned pending_of(Polkit *pk, Peer *peer) {
         unsigned n = 0;
         for (PolkitQuery *q = pk->queries; q; q = q->next)
@@ -164,12 +180,28 @@ int polkit_check(Polkit *pk, sd_bus_message *m, Peer *peer, const char *action_i
                         return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
                                                  "polkit did not authorize %s for '%s'.", action_id, value);
                 case QUERY_UNREACHABLE:
+                        if (peer->direct && !peer->direct_origin)
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                                         "%s for '%s' needs polkit's authorization, and polkit "
+                                                         "could not check the process behind this direct "
+                                                         "connection (%s); use the system bus for calls that "
+                                                         "need authorization.",
+                                                         action_id, value, q->why ? q->why : "no answer");
                         return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
                                                  "%s for '%s' needs polkit's authorization, and polkit was not "
                                                  "reachable (%s).",
                                                  action_id, value, q->why ? q->why : "no answer");
                 }
         }
+
+        /* A socket peer is asked about by pidfd; without one, a PID would
+         * be a race: refuse (SPEC §5). */
+        if (peer->direct && !peer->direct_origin && peer->direct_pidfd < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                         "%s for '%s' needs polkit's authorization, which cannot be asked without a "
+                                         "PID race on this direct connection (the kernel gave no pidfd); use the "
+                                         "system bus for calls that need authorization.",
+                                         action_id, value);
 
         if (pending_of(pk, peer) >= POLKIT_PENDING_PER_PEER_MAX)
                 return sd_bus_error_setf(error, ERROR_QUOTA,
@@ -218,8 +250,7 @@ int polkit_check(Polkit *pk, sd_bus_message *m, Peer *peer, const char *action_i
                                            "/org/freedesktop/PolicyKit1/Authority",
                                            "org.freedesktop.PolicyKit1.Authority", "CheckAuthorization");
         if (r >= 0)
-                r = sd_bus_message_append(call, "(sa{sv})s", "system-bus-name", 1, "name", "s", peer->unique_name,
-                                          action_id);
+                r = append_subject(call, peer, action_id);
         if (r >= 0)
                 r = sd_bus_message_append(call, "a{ss}us", 2, key, value, "fdbroker.requested-result", requested,
                                           (uint32_t) (interactive ? 1 : 0), "");

@@ -34,6 +34,13 @@ void fdb_client_new_for_connection(GDBusConnection *connection, GCancellable *ca
                                    GAsyncReadyCallback callback, gpointer user_data);
 FdbClient *fdb_client_new_for_connection_finish(GAsyncResult *result, GError **error);
 
+FdbClient *fdb_client_new_direct_sync(const char *path, GCancellable *cancellable, GError **error);
+void fdb_client_new_direct(const char *path, GCancellable *cancellable, GAsyncReadyCallback callback,
+                           gpointer user_data);
+FdbClient *fdb_client_new_direct_finish(GAsyncResult *result, GError **error);
+
+FdbClient *fdb_client_open_connection_sync(FdbClient *client, GCancellable *cancellable, GError **error);
+
 GDBusConnection *fdb_client_get_connection(FdbClient *client);
 FdbBroker1 *fdb_client_get_proxy(FdbClient *client);
 void fdb_client_set_allow_interaction(FdbClient *client, gboolean allow_interaction);

@@ -37,9 +37,15 @@ def main():
         skip(str(e))
 
     with harness.PrivateBus(harness.service_binary(), harness.source_dir()) as bus:
+        env = {'FDBROKER_TEST_ADDRESS': bus.address}
+        try:
+            bus.wait_direct_socket()
+            env['FDBROKER_TEST_DIRECT_SOCKET'] = bus.direct_socket
+        except (harness.Skip, AttributeError) as e:
+            sys.stderr.write('no direct socket: %s\n' % e)
         # G_DEBUG=fatal-criticals, and a GLib warning or critical on its
         # stderr is one more failing subtest (harness.run_glib_checked).
-        rc = harness.run_glib_checked(sys.argv[1:], {'FDBROKER_TEST_ADDRESS': bus.address},
+        rc = harness.run_glib_checked(sys.argv[1:], env,
                                       drop_env=('DBUS_SYSTEM_BUS_ADDRESS', 'DBUS_SESSION_BUS_ADDRESS'))
         if rc != 0:
             sys.stderr.write('---- %s failed; fdbroker.log ----\n' % sys.argv[1])

@@ -1037,6 +1037,100 @@ static void test_watch_async(void) {
         g_assert_no_error(error);
 }
 
+/* ---- direct connections (SPEC §5) ------------------------------------------- */
+
+static const char *direct_socket;
+
+/* c deposits, the bus client sees the entry owned by us, and it ends when c
+ * (its own direct connection) is finalized. */
+static void check_direct_client(FdbClient *c, const char *name) {
+        g_autoptr(GError) error = NULL;
+        g_autoptr(FdbEntryInfo) info = NULL;
+        g_autofree char *got = NULL;
+        gint64 deadline;
+        int fd = make_memfd("over a direct connection"), out;
+
+        g_assert_null(g_dbus_connection_get_unique_name(fdb_client_get_connection(c)));
+        g_assert_true(fdb_client_deposit_sync(c, name, fd, NULL, NULL, &error));
+        g_assert_no_error(error);
+        close(fd);
+        out = fdb_client_retrieve_sync(client, name, NULL, &info, NULL, &error);
+        g_assert_no_error(error);
+        got = read_fd(out);
+        close(out);
+        g_assert_cmpstr(got, ==, "over a direct connection");
+        g_assert_cmpuint(fdb_entry_info_get_owner_uid(info), ==, geteuid());
+        g_assert_false(fdb_client_retrieve_sync(c, "direct/missing", NULL, NULL, NULL, &error) >= 0);
+        assert_fdb_error(error, FDB_ERROR_NOT_FOUND, "direct/missing");
+        g_object_unref(c);
+
+        deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+        while (exists(name) && g_get_monotonic_time() < deadline)
+                g_usleep(20000);
+        g_assert_false(exists(name));
+}
+
+static void test_direct_socket_sync(void) {
+        g_autoptr(GError) error = NULL;
+        FdbClient *c;
+
+        if (!direct_socket) {
+                g_test_skip("FDBROKER_TEST_DIRECT_SOCKET is not set");
+                return;
+        }
+        c = fdb_client_new_direct_sync(direct_socket, NULL, &error);
+        g_assert_no_error(error);
+        check_direct_client(c, "direct/sync");
+}
+
+static void test_direct_socket_async(void) {
+        g_autoptr(GAsyncResult) r = NULL;
+        g_autoptr(GError) error = NULL;
+        FdbClient *c;
+
+        if (!direct_socket) {
+                g_test_skip("FDBROKER_TEST_DIRECT_SOCKET is not set");
+                return;
+        }
+        fdb_client_new_direct(direct_socket, NULL, on_result, &r);
+        c = fdb_client_new_direct_finish(await_result(&r), &error);
+        g_assert_no_error(error);
+        check_direct_client(c, "direct/async");
+}
+
+static void test_direct_bad_path(void) {
+        g_autoptr(GError) error = NULL;
+        g_autoptr(FdbClient) c = fdb_client_new_direct_sync("/nonexistent/fdbroker-socket", NULL, &error);
+
+        g_assert_null(c);
+        g_assert_nonnull(error);
+}
+
+static void test_open_connection(void) {
+        g_autoptr(GError) error = NULL;
+        FdbClient *c = fdb_client_open_connection_sync(client, NULL, &error);
+
+        g_assert_no_error(error);
+        g_assert_true(FDB_IS_CLIENT(c));
+        check_direct_client(c, "direct/open-connection");
+}
+
+static void test_open_connection_quota(void) {
+        g_autoptr(GError) error = NULL;
+        FdbClient *cs[16];
+        FdbClient *extra;
+
+        for (guint i = 0; i < G_N_ELEMENTS(cs); i++) {
+                cs[i] = fdb_client_open_connection_sync(client, NULL, &error);
+                g_assert_no_error(error);
+        }
+        extra = fdb_client_open_connection_sync(client, NULL, &error);
+        g_assert_null(extra);
+        assert_fdb_error(error, FDB_ERROR_QUOTA_EXCEEDED, "16");
+        for (guint i = 0; i < G_N_ELEMENTS(cs); i++)
+                g_object_unref(cs[i]);
+}
+
 int main(int argc, char *argv[]) {
         g_autoptr(GError) error = NULL;
         int r;
@@ -1080,6 +1174,12 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/client/no-fd-leak", test_no_fd_leak);
         g_test_add_func("/client/watch/sync", test_watch_sync);
         g_test_add_func("/client/watch/async", test_watch_async);
+        direct_socket = g_getenv("FDBROKER_TEST_DIRECT_SOCKET");
+        g_test_add_func("/client/direct/socket-sync", test_direct_socket_sync);
+        g_test_add_func("/client/direct/socket-async", test_direct_socket_async);
+        g_test_add_func("/client/direct/bad-path", test_direct_bad_path);
+        g_test_add_func("/client/direct/open-connection", test_open_connection);
+        g_test_add_func("/client/direct/open-connection-quota", test_open_connection_quota);
 
         r = g_test_run();
         g_object_unref(client);

@@ -141,6 +141,18 @@ def body(tap):
         tap.ok(e.matches(FdBroker.error_quark(), FdBroker.Error.INVALID_ARGS) and 'gi//bad' in e.message,
                'a bad pattern raises INVALID_ARGS naming it', e.message)
     tap.ok(watcher.unwatch_sync(None), 'unwatch_sync returns True')
+    # direct connections (SPEC §5): the listening socket and OpenConnection
+    bus.wait_direct_socket()
+    for how, direct in (('new_direct_sync', lambda: FdBroker.Client.new_direct_sync(bus.direct_socket, None)),
+                        ('open_connection_sync', lambda: client.open_connection_sync(None))):
+        d = direct()
+        tap.ok(isinstance(d, FdBroker.Client) and d.get_connection().get_unique_name() is None,
+               'Client.%s makes a client on a peer-to-peer connection' % how)
+        out, info = d.retrieve_sync('gi/1', None, None)
+        tap.eq((os.pread(out, 10, 0), info.get_owner_uid()), (b'one', os.geteuid()),
+               'retrieve_sync over %s' % how)
+        os.close(out)
+        d.get_connection().close_sync(None)
 
     for name in ('gi/frame', 'gi/1', 'gi/2', 'gi/mem'):
         client.remove_sync(name, None)

@@ -16,6 +16,11 @@ unless the request says "keep": HANDLE, in which case later requests can use
 the fd by that handle. Option dictionaries come typed: {"key": [SIG, VALUE]}.
 The process lives as long as its stdin is open, so it also serves tests of
 connection lifetime and of parked wait-usec calls ("async" + "await").
+
+FDBTEST_TRANSPORT picks how calls reach the broker (SPEC §5): "bus" (the
+default), "direct-socket" (a peer-to-peer connection to the listening
+socket FDBTEST_DIRECT_SOCKET) or "open-connection" (OpenConnection on the
+bus, then the returned socket). Direct connections have no destination.
 """
 
 import json
@@ -78,20 +83,75 @@ def info_to_json(info_variant):
     return values, types
 
 
+def bus_connect(address):
+    conn = Gio.DBusConnection.new_for_address_sync(
+        address,
+        Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT
+        | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION,
+        None, None)
+    conn.set_exit_on_close(False)
+    return conn
+
+
+def direct_connect_socket(path):
+    """A peer-to-peer connection to the broker's listening socket."""
+    conn = Gio.DBusConnection.new_for_address_sync(
+        'unix:path=' + path, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT, None, None)
+    conn.set_exit_on_close(False)
+    return conn
+
+
+def open_connection(bus_conn, options=None):
+    """OpenConnection on bus_conn; returns the socket fd (ours)."""
+    reply, out = bus_conn.call_with_unix_fd_list_sync(
+        BUS_NAME, OBJ_PATH, IFACE, 'OpenConnection', GLib.Variant('(a{sv})', (options or {},)),
+        GLib.VariantType.new('(h)'), Gio.DBusCallFlags.NONE, DEFAULT_TIMEOUT_MS, None, None)
+    fds = list(out.steal_fds()) if out is not None else []
+    idx = reply.get_child_value(0).get_handle()
+    fd = fds.pop(idx)
+    for x in fds:
+        os.close(x)
+    return fd
+
+
+def direct_connect_fd(fd):
+    """A peer-to-peer connection over fd (consumed)."""
+    sock = Gio.Socket.new_from_fd(fd)
+    stream = sock.connection_factory_create_connection()
+    conn = Gio.DBusConnection.new_sync(stream, None, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT, None, None)
+    conn.set_exit_on_close(False)
+    return conn
+
+
 class Client:
     def __init__(self, address):
         self.address = address
         self.scratch = os.environ.get('FDBTEST_SCRATCH', '/tmp')
-        self.conn = Gio.DBusConnection.new_for_address_sync(
-            address,
-            Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT
-            | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION,
-            None, None)
-        self.conn.set_exit_on_close(False)
+        self.transport = os.environ.get('FDBTEST_TRANSPORT') or 'bus'
+        self.direct_socket = os.environ.get('FDBTEST_DIRECT_SOCKET')
+        self.bus_conn = None
+        self.dest = BUS_NAME
+        self.directs = []     # extra direct connections (op_direct_open)
+        self.conn = self.new_conn()
+        self.unique_name = (self.conn.get_unique_name()
+                            or (self.bus_conn.get_unique_name() if self.bus_conn else None))
         self.handles = {}     # name -> fd
         self.maps = {}        # name -> mmap
         self.pending = {}     # tag -> result or None
         self.ctx = GLib.MainContext.default()
+
+    def new_conn(self):
+        """A new connection of this client's transport."""
+        if self.transport == 'bus':
+            return bus_connect(self.address)
+        self.dest = None
+        if self.transport == 'direct-socket':
+            return direct_connect_socket(self.direct_socket)
+        if self.transport == 'open-connection':
+            if self.bus_conn is None:
+                self.bus_conn = bus_connect(self.address)
+            return direct_connect_fd(open_connection(self.bus_conn))
+        raise ValueError('unknown FDBTEST_TRANSPORT %r' % self.transport)
 
     # -- fds ---------------------------------------------------------------
 
@@ -135,7 +195,7 @@ class Client:
         params = GLib.Variant(sig, tuple(args)) if sig else None
         rtype = GLib.VariantType.new(reply_sig) if reply_sig else None
         return self.conn.call_with_unix_fd_list_sync(
-            BUS_NAME, OBJ_PATH, iface, method, params, rtype,
+            self.dest, OBJ_PATH, iface, method, params, rtype,
             flags, timeout_ms, fdlist, None)
 
     def op_deposit(self, req):
@@ -167,7 +227,7 @@ class Client:
                 fdlist = Gio.UnixFDList.new()
                 for fd in fds:
                     fdlist.append(fd)
-                self.conn.call_with_unix_fd_list_sync(BUS_NAME, OBJ_PATH, IFACE, 'DepositMany', params, None,
+                self.conn.call_with_unix_fd_list_sync(self.dest, OBJ_PATH, IFACE, 'DepositMany', params, None,
                                                       Gio.DBusCallFlags.NONE, DEFAULT_TIMEOUT_MS, fdlist, None)
             else:
                 self.call('DepositMany', '(a{sh}a{sv})',
@@ -198,7 +258,7 @@ class Client:
         tag = req.get('async')
         if tag is None:
             r = self.conn.call_with_unix_fd_list_sync(
-                BUS_NAME, OBJ_PATH, IFACE, 'Retrieve', params,
+                self.dest, OBJ_PATH, IFACE, 'Retrieve', params,
                 GLib.VariantType.new('(ha{sv})'), Gio.DBusCallFlags.NONE, timeout, None, None)
             return self._retrieve_result(req, r)
         self.pending[tag] = None
@@ -210,7 +270,7 @@ class Client:
             except Exception as e:  # noqa: BLE001
                 self.pending[tag] = error_result(e)
         self.conn.call_with_unix_fd_list(
-            BUS_NAME, OBJ_PATH, IFACE, 'Retrieve', params,
+            self.dest, OBJ_PATH, IFACE, 'Retrieve', params,
             GLib.VariantType.new('(ha{sv})'), Gio.DBusCallFlags.NONE, timeout, None, None,
             done, None)
         self.conn.flush_sync(None)
@@ -402,7 +462,7 @@ class Client:
 
     def op_whoami(self, req):
         return {'ok': True, 'uid': os.geteuid(), 'gid': os.getegid(), 'groups': os.getgroups(),
-                'unique_name': self.conn.get_unique_name()}
+                'unique_name': self.unique_name, 'transport': self.transport}
 
     # -- many cycles at once, for the fd leak test ----------------------------
 
@@ -524,12 +584,7 @@ class Client:
     def op_burst(self, req):
         """A new connection that fires n List calls at once, before the
         broker can have looked up who it is; counts the answers."""
-        conn = Gio.DBusConnection.new_for_address_sync(
-            self.address,
-            Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT
-            | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION,
-            None, None)
-        conn.set_exit_on_close(False)
+        conn = self.new_conn()
         n = int(req['n'])
         answers = []
 
@@ -540,7 +595,7 @@ class Client:
             except GLib.Error as e:
                 answers.append(error_result(e)['error'])
         for _ in range(n):
-            conn.call(BUS_NAME, OBJ_PATH, IFACE, 'List', GLib.Variant('(a{sv})', ({},)),
+            conn.call(self.dest, OBJ_PATH, IFACE, 'List', GLib.Variant('(a{sv})', ({},)),
                       GLib.VariantType.new('(a(sa{sv}))'), Gio.DBusCallFlags.NONE, 60000, None, done, None)
         while len(answers) < n:
             self.ctx.iteration(True)
@@ -592,6 +647,83 @@ class Client:
             p.wait()
             p.stdin.close()
         return {'ok': True}
+    # -- direct connections beside the main one -----------------------------
+
+    def op_open_connection(self, req):
+        """OpenConnection on the bus with the given options; with "keep", a
+        client connection is made on the socket and kept (op_direct_*)."""
+        if self.bus_conn is None:
+            self.bus_conn = bus_connect(self.address) if self.transport != 'bus' else self.conn
+        fd = open_connection(self.bus_conn, typed_dict(req.get('options')))
+        if not req.get('keep'):
+            os.close(fd)
+            return {'ok': True}
+        self.directs.append(direct_connect_fd(fd))
+        return {'ok': True, 'index': len(self.directs) - 1}
+
+    def op_direct_socket_connect(self, req):
+        """A kept connection to the listening socket (op_direct_*)."""
+        self.directs.append(direct_connect_socket(req.get('path') or self.direct_socket))
+        return {'ok': True, 'index': len(self.directs) - 1}
+
+    def op_direct_call(self, req):
+        """A call without fds on kept direct connection "index"."""
+        conn = self.directs[int(req['index'])]
+        reply = conn.call_sync(None, OBJ_PATH, req.get('iface', IFACE), req['method'],
+                               GLib.Variant(req['sig'], tuple(req['args'])) if req.get('sig') else None,
+                               None, Gio.DBusCallFlags.NONE, DEFAULT_TIMEOUT_MS, None)
+        return {'ok': True, 'reply': reply.unpack() if reply is not None else None}
+
+    def op_direct_deposit(self, req):
+        """Deposit over kept direct connection "index"."""
+        conn = self.directs[int(req['index'])]
+        fd, made, keep = fdutil.make_fd(req['fd'], self.scratch)
+        try:
+            fdlist = Gio.UnixFDList.new()
+            fdlist.append(fd)
+            conn.call_with_unix_fd_list_sync(None, OBJ_PATH, IFACE, 'Deposit',
+                                             GLib.Variant('(sha{sv})', (req['name'], 0,
+                                                                        typed_dict(req.get('options')))),
+                                             None, Gio.DBusCallFlags.NONE, DEFAULT_TIMEOUT_MS, fdlist, None)
+        finally:
+            os.close(fd)
+            for k in keep:
+                os.close(k)
+        return {'ok': True, 'made': made}
+
+    def op_direct_close(self, req):
+        """Close kept direct connection "index" (or all of them)."""
+        idx = req.get('index')
+        for i, conn in enumerate(self.directs):
+            if conn is not None and (idx is None or i == int(idx)):
+                self.directs[i] = None
+                try:
+                    conn.close_sync(None)
+                except GLib.Error:
+                    pass  # the broker closed it first (a refused one)
+        return {'ok': True}
+
+    def op_direct_cycles(self, req):
+        """Open and close n direct connections, one after the other, each
+        making one call (List)."""
+        n = int(req['n'])
+        via = req.get('via', 'socket')
+        failures = []
+        if via == 'open-connection' and self.bus_conn is None:
+            self.bus_conn = bus_connect(self.address) if self.transport != 'bus' else self.conn
+        for i in range(n):
+            try:
+                if via == 'socket':
+                    conn = direct_connect_socket(req.get('path') or self.direct_socket)
+                else:
+                    conn = direct_connect_fd(open_connection(self.bus_conn))
+                conn.call_sync(None, OBJ_PATH, IFACE, 'List', GLib.Variant('(a{sv})', ({},)),
+                               None, Gio.DBusCallFlags.NONE, DEFAULT_TIMEOUT_MS, None)
+                conn.close_sync(None)
+            except GLib.Error as e:
+                if len(failures) < 10:
+                    failures.append(error_result(e))
+        return {'ok': True, 'failures': failures}
 
     def op_exit(self, req):
         raise SystemExit(0)
@@ -648,7 +780,7 @@ def main():
         out.flush()
         return 1
     out.write(json.dumps({'ready': True, 'uid': os.geteuid(), 'groups': os.getgroups(),
-                          'unique_name': c.conn.get_unique_name()}) + '\n')
+                          'unique_name': c.unique_name, 'transport': c.transport}) + '\n')
     out.flush()
     for line in sys.stdin:
         line = line.strip()

@@ -62,6 +62,25 @@ class Skip(Exception):
     """Raised to skip a test file or a group of subtests, with a reason."""
 
 
+# How test clients reach the broker (SPEC §5): 'bus', 'direct-socket' (the
+# listening socket) or 'open-connection' (OpenConnection, then its socket).
+# meson registers the integration files once per transport.
+TRANSPORTS = ('bus', 'direct-socket', 'open-connection')
+
+
+def transport():
+    t = os.environ.get('FDBROKER_TEST_TRANSPORT') or 'bus'
+    if t not in TRANSPORTS:
+        raise ValueError('FDBROKER_TEST_TRANSPORT=%r is not one of %s' % (t, ', '.join(TRANSPORTS)))
+    return t
+
+
+def bus_only(what):
+    """Raise Skip for a subtest that only means something on the bus."""
+    if transport() != 'bus':
+        raise Skip('%s: bus only (clients use %s here)' % (what, transport()))
+
+
 def source_dir():
     return os.environ.get('FDBROKER_SOURCE_DIR') or SOURCE_DIR_DEFAULT
 
@@ -436,6 +455,10 @@ class PrivateBus:
         # Other test users connect to TMP/bus and use TMP/scratch.
         os.chmod(self.tmp, 0o755)
         self.log_path = os.path.join(self.tmp, 'fdbroker.log')
+        # The service always listens here too (--direct-socket), so tests of
+        # direct connections run whatever the clients' transport.
+        self.direct_socket = os.path.join(self.tmp, 'direct')
+        self.transport = transport()
         self.daemon_log_path = os.path.join(self.tmp, 'dbus-daemon.log')
         self.scratch = os.path.join(self.tmp, 'scratch')
         self.address = None
@@ -494,6 +517,9 @@ class PrivateBus:
         if (self.hermetic_policy and self._service_has_option('--policy-dir')
                 and not any(a.startswith('--policy-dir') for a in self.extra_service_args)):
             cmd.append('--policy-dir=' + self.policy_dir)
+        if (self._service_has_option('--direct-socket')
+                and not any(a.startswith('--direct-socket') for a in self.extra_service_args)):
+            cmd.append('--direct-socket=' + self.direct_socket)
         cmd += self.extra_service_args
         lines.append('exec %s >>%s 2>&1' % (' '.join(shlex.quote(c) for c in cmd),
                                             shlex.quote(self.log_path)))
@@ -661,8 +687,15 @@ class PrivateBus:
     def client_script(self):
         return _copy_client_scripts(self.tmp)
 
-    def client(self, user=None, groups=None):
-        c = ClientProc(self, user=user, groups=groups)
+    def wait_direct_socket(self):
+        """Activates the service and waits for its listening socket."""
+        self.service_pid()
+        if not poll_until(lambda: os.path.exists(self.direct_socket), timeout=30):
+            raise Skip('the service does not listen on %s (no --direct-socket?)' % self.direct_socket)
+
+    def client(self, user=None, groups=None, transport=None):
+        """A client.py subprocess; transport defaults to the file's."""
+        c = ClientProc(self, user=user, groups=groups, transport=transport)
         self._clients.append(c)
         return c
 
@@ -822,12 +855,16 @@ class ClientProc:
     or None for the test process's own uid). Each method sends one request
     and returns the decoded answer."""
 
-    def __init__(self, bus, user=None, groups=None):
+    def __init__(self, bus, user=None, groups=None, transport=None):
         self.bus = bus
         self.user = user
+        self.transport = transport or bus.transport
         kw = {}
         env = {'PATH': '/usr/sbin:/usr/bin:/sbin:/bin', 'FDBTEST_SCRATCH': bus.scratch,
-               'HOME': '/', 'LANG': 'C.UTF-8'}
+               'HOME': '/', 'LANG': 'C.UTF-8', 'FDBTEST_TRANSPORT': self.transport,
+               'FDBTEST_DIRECT_SOCKET': bus.direct_socket}
+        if self.transport == 'direct-socket':
+            bus.wait_direct_socket()
         for var in ('ASAN_OPTIONS', 'G_DEBUG'):
             if var in os.environ:
                 env[var] = os.environ[var]

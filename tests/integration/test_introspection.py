@@ -143,7 +143,12 @@ def body(t):
     t.eq(root.req('get_property', name='MaxEntries').get('value'), 4096, 'MaxEntries unchanged after Set')
     if alice:
         r = alice.req('set_property', name='MaxEntriesPerUser', value=['u', 100000])
-        t.error(r, harness.E_ACCESS_DENIED, 'Properties.Set is AccessDenied to an unprivileged user')
+        if harness.transport() == 'bus':
+            t.error(r, harness.E_ACCESS_DENIED, 'Properties.Set is AccessDenied to an unprivileged user')
+        else:
+            # No bus policy in between: the service itself refuses.
+            t.error(r, 'org.freedesktop.DBus.Error.PropertyReadOnly',
+                    'Properties.Set over a direct connection is PropertyReadOnly', ['MaxEntriesPerUser'])
         t.eq(root.req('get_property', name='MaxEntriesPerUser').get('value'), 256,
              'MaxEntriesPerUser unchanged after Set')
     r = root.req('get_property', name='NoSuchProperty')
@@ -164,8 +169,12 @@ def body(t):
     t.ok(not bus.service_running(), 'its name is released')
     pid1 = bus.service_pid()
     t.ok(pid1 and pid1 != pid0, 'the next call activates a new service process', {'old': pid0, 'new': pid1})
-    t.success(root.req('ping'), 'Peer.Ping answers the new process')
-    t.eq(root.req('get_property', name='MaxEntries').get('value'), 4096, 'the new process answers Get')
+    if harness.transport() == 'bus':
+        t.success(root.req('ping'), 'Peer.Ping answers the new process')
+        t.eq(root.req('get_property', name='MaxEntries').get('value'), 4096, 'the new process answers Get')
+    else:
+        t.skip('Peer.Ping answers the new process',
+               'bus only: a direct connection ends with the process that served it')
 
 
 if __name__ == '__main__':

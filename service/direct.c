@@ -1,0 +1,398 @@
+/* direct.c: peer-to-peer connections and the listening socket. See direct.h. */
+#include "direct.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "log.h"
+#include "protocol.h"
+
+#ifndef SO_PEERGROUPS
+#define SO_PEERGROUPS 59
+#endif
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+
+#define ERROR_QUOTA FDB_ERROR_NAME_QUOTA_EXCEEDED
+#define PEER_GROUPS_MAX 65536u
+#define PEER_LABEL_MAX 4096u
+
+struct DirectConnection {
+        DirectConnection *prev, *next;
+        Direct *direct;
+        sd_bus *bus;
+        sd_bus_slot *disconnected;    /* the local Disconnected signal */
+        sd_bus_slot *refuse;          /* refused ones: the filter answering */
+        sd_event_source *reaper;      /* frees it outside sd-bus's dispatch */
+        sd_event_source *auth_watch;  /* until authenticated: see on_post */
+        Peer *peer;                   /* NULL while refused */
+        uid_t uid;
+};
+
+void direct_init(Direct *d, sd_event *event, Peers *peers, direct_attach_fn attach, void *userdata) {
+        *d = (Direct) { .event = sd_event_ref(event), .peers = peers, .attach = attach, .userdata = userdata };
+        /* A server's id only shows in the auth handshake: random is fine. */
+        if (sd_id128_randomize(&d->server_id) < 0)
+                d->server_id = SD_ID128_MAKE(6f,64,62,72,6f,6b,65,72,2d,64,69,72,65,63,74,21);
+}
+
+static void connection_free(DirectConnection *c) {
+        Direct *d;
+
+        if (!c)
+                return;
+        d = c->direct;
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                d->connections = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        if (c->peer) {
+                log_debug("%s (uid %u): direct connection closed", c->peer->unique_name, (unsigned) c->uid);
+                /* Ends its connection entries, waits and polkit questions. */
+                peers_drop_direct(d->peers, c->peer);
+                d->n_connections--;
+        } else
+                d->n_refused--;
+        sd_event_source_disable_unref(c->reaper);
+        sd_event_source_disable_unref(c->auth_watch);
+        sd_bus_slot_unref(c->disconnected);
+        sd_bus_slot_unref(c->refuse);
+        /* No flush: a peer that stopped reading must not block us. */
+        sd_bus_close_unref(c->bus);
+        free(c);
+}
+
+void direct_done(Direct *d) {
+        while (d->connections)
+                connection_free(d->connections);
+        d->listener = sd_event_source_disable_unref(d->listener);
+        d->event = sd_event_unref(d->event);
+}
+
+static int on_reap(sd_event_source *s, void *userdata) {
+        connection_free(userdata);
+        return 0;
+}
+
+/* Frees c soon, from the event loop: not from inside its own bus's
+ * dispatch, which still holds pointers into it. */
+static void connection_reap(DirectConnection *c) {
+        if (c->reaper)
+                return;
+        if (sd_event_add_defer(c->direct->event, &c->reaper, on_reap, c) < 0) {
+                /* Out of memory: close now, free at exit. */
+                sd_bus_close(c->bus);
+                return;
+        }
+        (void) sd_event_source_set_priority(c->reaper, SD_EVENT_PRIORITY_IDLE);
+}
+
+static int on_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        connection_reap(userdata);
+        return 0;
+}
+
+static int on_refused_call(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        DirectConnection *c = userdata;
+
+        if (!sd_bus_message_is_method_call(m, NULL, NULL))
+                return 0;
+        (void) sd_bus_reply_method_errorf(m, ERROR_QUOTA,
+                                          "uid %u already holds %u direct connections to fdbroker; close one, or "
+                                          "use the system bus.",
+                                          (unsigned) c->uid, FDB_DIRECT_CONNECTIONS_PER_UID_MAX);
+        connection_reap(c);
+        return 1;
+}
+
+/* sd-bus (252) reads the client's first message together with its BEGIN
+ * line, keeps those bytes once authenticated, and waits for the socket to
+ * become readable again before parsing them: a client that sends one call
+ * and waits would wait forever (1 connection in 100 here). Runs after every
+ * loop iteration until the handshake is done, then once processes what
+ * came with it. */
+static int on_post(sd_event_source *s, void *userdata) {
+        DirectConnection *c = userdata;
+
+        if (sd_bus_is_ready(c->bus) <= 0)
+                return 0;
+        /* At most 64 calls per turn, so others are served too; what is
+         * left is taken on the next turn. */
+        for (unsigned i = 0; i < 64; i++)
+                if (sd_bus_process(c->bus, NULL) <= 0)
+                        return sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        return 0;
+}
+
+/* Serves fd (consumed) as a D-Bus server connection. */
+static int connection_new(Direct *d, int fd, uid_t uid, DirectConnection **ret) {
+        _cleanup_close_ int sfd = fd;
+        DirectConnection *c;
+        int r;
+
+        c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        c->direct = d;
+        c->uid = uid;
+        r = sd_bus_new(&c->bus);
+        if (r < 0)
+                goto fail;
+        r = sd_bus_set_fd(c->bus, sfd, sfd);
+        if (r < 0)
+                goto fail;
+        TAKE_FD(sfd); /* the bus closes it from now on */
+        r = sd_bus_set_server(c->bus, 1, d->server_id);
+        if (r >= 0)
+                /* Identity never comes from the handshake: a socket pair's
+                 * SO_PEERCRED names the broker, so EXTERNAL fails for any
+                 * other uid; ANONYMOUS lets those clients in. */
+                r = sd_bus_set_anonymous(c->bus, 1);
+        if (r >= 0)
+                r = sd_bus_negotiate_fds(c->bus, 1);
+        if (r >= 0)
+                r = sd_bus_match_signal(c->bus, &c->disconnected, NULL, "/org/freedesktop/DBus/Local",
+                                        "org.freedesktop.DBus.Local", "Disconnected", on_disconnected, c);
+        if (r >= 0)
+                r = sd_bus_start(c->bus);
+        if (r >= 0)
+                r = sd_bus_attach_event(c->bus, d->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r >= 0)
+                r = sd_event_add_post(d->event, &c->auth_watch, on_post, c);
+        if (r < 0)
+                goto fail;
+
+        c->next = d->connections;
+        if (d->connections)
+                d->connections->prev = c;
+        d->connections = c;
+        d->n_refused++; /* until it gets its peer */
+        *ret = c;
+        return 0;
+
+fail:
+        sd_event_source_disable_unref(c->auth_watch);
+        sd_bus_slot_unref(c->disconnected);
+        sd_bus_close_unref(c->bus);
+        free(c);
+        return r;
+}
+
+/* Gives c its peer and the broker's object. */
+static int connection_serve(DirectConnection *c, uid_t uid, const gid_t *gids, size_t n_gids, const char *label,
+                            int pidfd, const char *origin) {
+        Direct *d = c->direct;
+        char name[64];
+        int r;
+
+        snprintf(name, sizeof name, "direct:%llu", ++d->next_id);
+        r = peers_add_direct(d->peers, c->bus, name, uid, gids, n_gids, label, pidfd, origin, &c->peer);
+        if (r < 0)
+                return r;
+        d->n_refused--;
+        d->n_connections++;
+        return d->attach(c->bus, d->userdata);
+}
+
+unsigned direct_count_uid(const Direct *d, uid_t uid) {
+        unsigned n = 0;
+        for (const DirectConnection *c = d->connections; c; c = c->next)
+                n += c->peer && c->uid == uid;
+        return n;
+}
+
+static int check_quota(const Direct *d, uid_t uid) {
+        if (direct_count_uid(d, uid) >= FDB_DIRECT_CONNECTIONS_PER_UID_MAX)
+                return -EDQUOT;
+        if (d->n_connections >= DIRECT_CONNECTIONS_MAX)
+                return -EUSERS;
+        return 0;
+}
+
+int direct_open_pair(Direct *d, const Peer *caller, int *ret_fd) {
+        _cleanup_close_ int ours = -1, theirs = -1, pidfd = -1;
+        DirectConnection *c;
+        int pair[2], r;
+
+        r = check_quota(d, caller->uid);
+        if (r < 0)
+                return r;
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) < 0)
+                return -errno;
+        ours = pair[0];
+        theirs = pair[1];
+        /* The client's end blocks, as a connect()ed socket would. */
+        if (fcntl(theirs, F_SETFL, fcntl(theirs, F_GETFL) & ~O_NONBLOCK) < 0)
+                return -errno;
+
+        /* Opened over a direct socket connection: the new one is the same
+         * process's, and polkit is asked about it the same way. */
+        if (caller->direct && caller->direct_pidfd >= 0) {
+                pidfd = fcntl(caller->direct_pidfd, F_DUPFD_CLOEXEC, 3);
+                if (pidfd < 0)
+                        return -errno;
+        }
+        r = connection_new(d, TAKE_FD(ours), caller->uid, &c);
+        if (r < 0)
+                return r;
+        r = connection_serve(c, caller->uid, caller->gids, caller->n_gids, caller->label, TAKE_FD(pidfd),
+                             caller->direct ? caller->direct_origin : caller->unique_name);
+        if (r < 0) {
+                connection_free(c);
+                return r;
+        }
+        log_info("%s (uid %u) opened direct connection %s", caller->unique_name, (unsigned) caller->uid,
+                 c->peer->unique_name);
+        *ret_fd = TAKE_FD(theirs);
+        return 0;
+}
+
+/* getsockopt() of a variable-sized option into a buffer grown as needed;
+ * *ret gets malloc()ed memory and its size. */
+static int getsockopt_alloc(int fd, int opt, size_t initial, size_t max, void **ret, socklen_t *ret_len) {
+        size_t size = initial;
+
+        for (;;) {
+                _cleanup_free_ void *buf = malloc(size);
+                socklen_t len = (socklen_t) size;
+
+                if (!buf)
+                        return -ENOMEM;
+                if (getsockopt(fd, SOL_SOCKET, opt, buf, &len) >= 0) {
+                        *ret = TAKE_PTR(buf);
+                        *ret_len = len;
+                        return 0;
+                }
+                if (errno != ERANGE || len <= size || len > max)
+                        return -errno;
+                size = len;
+        }
+}
+
+static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Direct *d = userdata;
+        _cleanup_close_ int cfd = -1, pidfd = -1;
+        _cleanup_free_ void *groups = NULL, *label = NULL;
+        socklen_t groups_len = 0, label_len = 0, len;
+        struct ucred uc;
+        DirectConnection *c;
+        int r;
+
+        cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (cfd < 0) {
+                if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                        log_warning("could not accept a direct connection: %s", strerror(errno));
+                return 0;
+        }
+
+        /* What the kernel pinned at connect(); never /proc. */
+        len = sizeof uc;
+        if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0 || len != sizeof uc) {
+                log_warning("direct connection without peer credentials: %s", strerror(errno));
+                return 0;
+        }
+        r = getsockopt_alloc(cfd, SO_PEERGROUPS, 64 * sizeof(gid_t), PEER_GROUPS_MAX * sizeof(gid_t), &groups,
+                             &groups_len);
+        if (r < 0 && r != -ENOPROTOOPT) {
+                log_warning("direct connection of uid %u: no supplementary groups (%s); refused", (unsigned) uc.uid,
+                            strerror(-r));
+                return 0;
+        }
+        r = getsockopt_alloc(cfd, SO_PEERSEC, 256, PEER_LABEL_MAX, &label, &label_len);
+        if (r < 0) {
+                /* No LSM with labels: no label, as on the bus. */
+                label = NULL;
+                label_len = 0;
+        } else {
+                /* The label may or may not carry its NUL: make it a string. */
+                char *l = realloc(label, (size_t) label_len + 1);
+                if (!l)
+                        return 0;
+                l[label_len] = '\0';
+                label = l;
+                if (label_len == 0)
+                        label = (free(label), NULL);
+        }
+        len = sizeof(int);
+        if (getsockopt(cfd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) < 0) {
+                pidfd = -1; /* older kernel: polkit cannot be asked on this connection */
+        } else if (pidfd >= 0 && fcntl(pidfd, F_SETFD, FD_CLOEXEC) < 0)
+                return 0;
+
+        r = check_quota(d, uc.uid);
+        if (r < 0 && d->n_refused >= DIRECT_REFUSED_MAX) {
+                log_info("uid %u: direct connection closed at once: over quota", (unsigned) uc.uid);
+                return 0;
+        }
+        r = connection_new(d, TAKE_FD(cfd), uc.uid, &c);
+        if (r < 0) {
+                log_warning("could not serve a direct connection of uid %u: %s", (unsigned) uc.uid, strerror(-r));
+                return 0;
+        }
+        if (check_quota(d, uc.uid) < 0) {
+                /* Answered once with QuotaExceeded, then closed. */
+                r = sd_bus_add_filter(c->bus, &c->refuse, on_refused_call, c);
+                if (r < 0)
+                        connection_reap(c);
+                log_info("uid %u: direct connection refused: it holds %u already", (unsigned) uc.uid,
+                         direct_count_uid(d, uc.uid));
+                return 0;
+        }
+        r = connection_serve(c, uc.uid, groups, groups_len / sizeof(gid_t), label, TAKE_FD(pidfd), NULL);
+        if (r < 0) {
+                log_warning("could not serve a direct connection of uid %u: %s", (unsigned) uc.uid, strerror(-r));
+                connection_free(c);
+                return 0;
+        }
+        log_debug("%s: uid %u (pid %d) connected to the direct socket", c->peer->unique_name, (unsigned) uc.uid,
+                  (int) uc.pid);
+        return 0;
+}
+
+int direct_listen(Direct *d, int fd) {
+        _cleanup_close_ int lfd = fd;
+        int r;
+
+        if (fcntl(lfd, F_SETFD, FD_CLOEXEC) < 0 || fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK) < 0)
+                return -errno;
+        r = sd_event_add_io(d->event, &d->listener, lfd, EPOLLIN, on_accept, d);
+        if (r < 0)
+                return r;
+        r = sd_event_source_set_io_fd_own(d->listener, true);
+        if (r < 0) {
+                d->listener = sd_event_source_disable_unref(d->listener);
+                return r;
+        }
+        TAKE_FD(lfd);
+        return 0;
+}
+
+int direct_parse_options(sd_bus_message *m, sd_bus_error *error) {
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+                const char *key;
+
+                r = sd_bus_message_read(m, "s", &key);
+                if (r < 0)
+                        return r;
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Unknown option '%s'; OpenConnection takes no options.", key);
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(m);
+}
