@@ -458,8 +458,8 @@ FdbClient *fdb_client_new_direct_sync(const char *path, GCancellable *cancellabl
  * @path: (type filename) (nullable): the direct socket, as for
  *   fdb_client_new_direct_sync()
  * @cancellable: (nullable): a #GCancellable
- * @callback: (scope async): called when the client is ready
- * @user_data: (closure): data for @callback
+ * @callback: (scope async) (closure user_data): called when the client is ready
+ * @user_data: data for @callback
  *
  * Starts making a client on a new peer-to-peer connection to the direct
  * socket; finish with fdb_client_new_direct_finish().

@@ -402,7 +402,7 @@ def check_idle_exit():
           'NFileDescriptorStore=%d' % (MANY, took, cur, n_store))
     expect(main_pid() == 0, 'no broker process: its memory is zero')
     expect(n_store >= MANY + 1, 'the fd store still holds every entry (%d + 1)' % MANY, n_store)
-    expect(os.path.exists('/run/fdbroker/entries.state'), 'the state file stays (RuntimeDirectoryPreserve=yes)')
+    expect(os.path.exists('/run/fdbroker/state/entries.state'), 'the state file stays (RuntimeDirectoryPreserve=yes)')
     t0 = time.monotonic()
     r = as_user('carol', 'list', 'many')
     back = time.monotonic() - t0
