@@ -27,10 +27,14 @@ import harness  # noqa: E402
 from harness import Skip  # noqa: E402, F401
 
 
+PARTIAL_SKIPS = []
+
+
 class Checks:
     """What Tap did, for one test: soft checks, each printed as it runs."""
 
-    def __init__(self):
+    def __init__(self, nodeid=''):
+        self.nodeid = nodeid
         self.n = 0
         self.failed = []
         self.skipped = []
@@ -62,6 +66,7 @@ class Checks:
         """A part of a test that cannot run here (the rest still does)."""
         self._line('skip - %s: %s' % (name, reason))
         self.skipped.append('%s: %s' % (name, reason))
+        PARTIAL_SKIPS.append('%s: %s: %s' % (self.nodeid, name, reason))
 
     def error(self, res, errname, name, contains=None):
         """res must be the D-Bus error errname, its message containing each
@@ -107,9 +112,17 @@ def pytest_runtest_makereport(item, call):
     setattr(item, 'rep_' + rep.when, rep)
 
 
+def pytest_terminal_summary(terminalreporter):
+    """Parts of passing tests that could not run here, with the reason."""
+    if PARTIAL_SKIPS:
+        terminalreporter.section('parts skipped inside tests')
+        for line in PARTIAL_SKIPS:
+            terminalreporter.line('SKIP ' + line)
+
+
 @pytest.fixture
-def t():
-    return Checks()
+def t(request):
+    return Checks(request.node.nodeid)
 
 
 @pytest.fixture(scope='session')
