@@ -158,7 +158,7 @@ def _print_logs(bus):
                      % (bus.log_path, bus.service_log(), bus.daemon_log()))
 
 
-def make_bus(request, **kw):
+def _start_bus(request, **kw):
     """A started PrivateBus with the module's BUS_OPTIONS (overridden by
     kw); stopped, checked for sanitizer reports and removed after the
     test. bus.same_pid (default True): the test fails unless the first
@@ -194,9 +194,20 @@ def make_bus(request, **kw):
 @pytest.fixture
 def bus(request, environment):
     """A fresh private bus with a fresh broker, activated (bus.pid0)."""
-    b = make_bus(request)
+    b = _start_bus(request)
     b.pid0 = b.service_pid()
     return b
+
+
+@pytest.fixture
+def bus_with(request, environment):
+    """bus_with(**PrivateBus keywords): one more fresh bus and broker for a
+    test that needs other options (policy files, limits) than its module's."""
+    def make(**kw):
+        b = _start_bus(request, **kw)
+        b.pid0 = b.service_pid()
+        return b
+    return make
 
 
 def _client(bus, who):
