@@ -10,7 +10,7 @@ from harness import (E_ACCESS_DENIED, E_BUSY, E_EXISTS, E_NOT_FOUND,
 ALL_SEALS = ['grow', 'seal', 'shrink', 'write']
 
 
-def test_read_only_entries_hand_out_read_only_fds_and_are_never_widened(t, bus, root):
+def test_a_read_only_memfd_entry_hands_out_an_o_rdonly_fd_with_the_bytes(t, bus, root):
     r = root
     res = r.deposit('ro/memfd', memfd(pattern=8192), access='read-only')
     t.success(res, 'deposit an O_RDWR memfd with access=read-only')
@@ -22,6 +22,9 @@ def test_read_only_entries_hand_out_read_only_fds_and_are_never_widened(t, bus, 
     t.eq(f.get('read_sha256'), sha, 'read-only memfd: same bytes')
     t.eq(g.get('info', {}).get('access'), 'read-only', 'read-only memfd: info access read-only')
 
+
+def test_the_broker_keeps_only_a_read_only_reopening_for_a_read_only_entry(t, bus, root):
+    r = root
     # What the broker itself keeps: never the writable fd.
     t.success(r.fd_new('rw1', memfd(pattern=4096)), 'make an O_RDWR memfd')
     mine = r.fd_facts('rw1').get('fd', {})
@@ -37,6 +40,9 @@ def test_read_only_entries_hand_out_read_only_fds_and_are_never_widened(t, bus, 
          'for a read-only entry the broker keeps only a read-only reopening, never the writable fd')
     r.fd_close('rw1')
 
+
+def test_a_read_only_regular_file_entry_hands_out_an_o_rdonly_fd(t, bus, root):
+    r = root
     res = r.deposit('ro/file', {'type': 'file', 'path': 'ro-file', 'pattern': 5000, 'mode': 'rw'},
                     access='read-only')
     t.success(res, 'deposit an O_RDWR regular file with access=read-only')
@@ -45,6 +51,10 @@ def test_read_only_entries_hand_out_read_only_fds_and_are_never_widened(t, bus, 
          ('read-only', False, res['made']['sha256']),
          'read-only file: O_RDONLY, no writable shared mapping, same bytes')
 
+
+def test_retrieve_access_narrows_a_fd_but_never_widens_it(t, bus, root):
+    r = root
+    t.success(r.deposit('ro/memfd', memfd(pattern=8192), access='read-only'), 'deposit a memfd read-only')
     res = r.deposit('ro/rt', memfd(pattern=4096))
     t.success(res, 'deposit an O_RDWR memfd as it is')
     f = r.retrieve('ro/rt', access='read-only').get('fd', {})
@@ -60,6 +70,9 @@ def test_read_only_entries_hand_out_read_only_fds_and_are_never_widened(t, bus, 
     t.error(r.retrieve('ro/memfd', access='read-write'), E_ACCESS_DENIED,
             'Retrieve access=read-write of a read-only entry is AccessDenied (never widen)')
 
+
+def test_a_write_only_entry_stays_write_only_and_is_never_read(t, bus, root):
+    r = root
     res = r.deposit('ro/wo', {'type': 'file', 'path': 'wo-file', 'data': 'secret', 'mode': 'w'})
     t.success(res, 'deposit an O_WRONLY file')
     g = r.retrieve('ro/wo')
@@ -72,6 +85,9 @@ def test_read_only_entries_hand_out_read_only_fds_and_are_never_widened(t, bus, 
     refused_nothing_stored(t, r, res, 'ro/wo2', [E_ACCESS_DENIED, E_NOT_SUPPORTED],
                            'Deposit access=read-only of an O_WRONLY file is refused')
 
+
+def test_read_only_is_not_supported_for_sockets_and_eventfds(t, bus, root):
+    r = root
     for kind, spec in (('socket', {'type': 'socket'}), ('eventfd', {'type': 'eventfd'})):
         res = r.deposit('ro/' + kind, spec, access='read-only')
         refused_nothing_stored(t, r, res, 'ro/' + kind, [E_NOT_SUPPORTED],
@@ -80,6 +96,9 @@ def test_read_only_entries_hand_out_read_only_fds_and_are_never_widened(t, bus, 
     t.error(r.retrieve('ro/sock-plain', access='read-only'), E_NOT_SUPPORTED,
             'Retrieve access=read-only of a socket is NotSupported')
 
+
+def test_fifos_directories_and_devices_may_be_deposited_read_only(t, bus, root):
+    r = root
     for kind, spec, typ in (('fifo', {'type': 'fifo', 'path': 'ro-fifo'}, 'fifo'),
                             ('dir', {'type': 'dir'}, 'directory'),
                             ('devnull', {'type': 'devnull', 'mode': 'rw'}, 'char-device')):
@@ -90,7 +109,7 @@ def test_read_only_entries_hand_out_read_only_fds_and_are_never_widened(t, bus, 
              (typ, 'read-only', 'read-only'), 'read-only %s: O_RDONLY fd of the same type' % typ)
 
 
-def test_seal_makes_a_memfd_immutable_or_is_refused_changing_nothing(t, bus, root):
+def test_a_sealed_memfd_entry_carries_every_seal_and_the_bytes(t, bus, root):
     r = root
     t.success(r.fd_new('s1', memfd(pattern=10000)), 'make a memfd (MFD_ALLOW_SEALING)')
     res = r.deposit('seal/a', {'handle': 's1'}, seal=True, allow=['everyone'])
@@ -106,6 +125,9 @@ def test_seal_makes_a_memfd_immutable_or_is_refused_changing_nothing(t, bus, roo
          'the depositor\'s memfd carries the seals too (same inode)')
     r.fd_close('s1')
 
+
+def test_seal_is_not_supported_for_files_pipes_or_memfds_without_sealing(t, bus, root):
+    r = root
     refused_nothing_stored(t, r, r.deposit('seal/file', {'type': 'file', 'path': 'seal-file', 'data': 'x'}, seal=True),
                            'seal/file', [E_NOT_SUPPORTED], 'seal on a regular file is NotSupported')
     refused_nothing_stored(t, r, r.deposit('seal/nosealing', memfd('x', sealing=False), seal=True),
@@ -114,6 +136,9 @@ def test_seal_makes_a_memfd_immutable_or_is_refused_changing_nothing(t, bus, roo
     refused_nothing_stored(t, r, r.deposit('seal/pipe', {'type': 'pipe'}, seal=True),
                            'seal/pipe', [E_NOT_SUPPORTED], 'seal on a pipe is NotSupported')
 
+
+def test_seal_with_a_live_writable_mapping_is_busy_and_seals_nothing(t, bus, root):
+    r = root
     # A writable shared mapping alive in the depositor during the call.
     t.success(r.fd_new('s2', memfd(pattern=4096)), 'make another memfd')
     t.success(r.req('mmap_keep', handle='s2', writable=True), 'depositor keeps a writable shared mapping of it')
@@ -127,12 +152,19 @@ def test_seal_makes_a_memfd_immutable_or_is_refused_changing_nothing(t, bus, roo
     t.success(r.deposit('seal/busy', {'handle': 's2'}, seal=True), 'after munmap the same seal deposit works')
     r.fd_close('s2')
 
+
+def test_info_sealed_says_whether_a_memfd_is_sealed_however_it_got_there(t, bus, root):
+    r = root
     t.success(r.deposit('seal/pre', memfd('pre', seals=['shrink', 'grow', 'write'])),
               'deposit a memfd the depositor sealed SHRINK|GROW|WRITE itself')
     t.eq(r.retrieve('seal/pre').get('info', {}).get('sealed'), True, 'info sealed is true however the seals got there')
     t.success(r.deposit('seal/none', memfd('none')), 'deposit an unsealed memfd')
     t.eq(r.retrieve('seal/none').get('info', {}).get('sealed'), False, 'info sealed is false for an unsealed memfd')
 
+
+def test_a_deposit_refused_for_another_reason_never_seals_the_memfd(t, bus, root):
+    r = root
+    t.success(r.deposit('seal/none', memfd('none')), 'deposit an unsealed memfd seal/none')
     # A deposit refused for another reason never seals the depositor's memfd.
     t.success(r.fd_new('s3', memfd('x')), 'make a third memfd')
     t.error(r.deposit('seal/none', {'handle': 's3'}, seal=True), E_EXISTS, 'seal deposit over an existing name is Exists')
@@ -140,7 +172,7 @@ def test_seal_makes_a_memfd_immutable_or_is_refused_changing_nothing(t, bus, roo
     r.fd_close('s3')
 
 
-def test_reopen_gives_a_new_file_description_of_the_stored_inode(t, bus, root):
+def test_reopen_gives_a_file_description_of_its_own_and_plain_retrieve_shares_one(t, bus, root):
     r = root
     res = r.deposit('re/file', {'type': 'file', 'path': 're-file', 'data': 'abcdefghijklmnop', 'seek': 3})
     t.success(res, 'deposit a regular file whose offset is 3')
@@ -160,6 +192,9 @@ def test_reopen_gives_a_new_file_description_of_the_stored_inode(t, bus, root):
     for h in 'ABCD':
         r.fd_close(h)
 
+
+def test_reopened_memfds_have_their_own_offsets_and_keep_the_bytes(t, bus, root):
+    r = root
     res = r.deposit('re/memfd', memfd(pattern=3000))
     t.success(r.retrieve('re/memfd', keep='M1', reopen=True), 'Retrieve reopen of a memfd (M1)')
     t.success(r.retrieve('re/memfd', keep='M2', reopen=True), 'Retrieve reopen of a memfd (M2)')
@@ -171,6 +206,9 @@ def test_reopen_gives_a_new_file_description_of_the_stored_inode(t, bus, root):
     r.fd_close('M1')
     r.fd_close('M2')
 
+
+def test_reopen_and_read_only_keep_o_append(t, bus, root):
+    r = root
     t.success(r.deposit('re/append', {'type': 'file', 'path': 're-append', 'data': 'log\n', 'append': True}),
               'deposit an O_RDWR|O_APPEND file')
     f = r.retrieve('re/append', reopen=True).get('fd', {})
@@ -192,11 +230,17 @@ def test_reopen_gives_a_new_file_description_of_the_stored_inode(t, bus, root):
     t.eq((f.get('accmode'), f.get('append')), ('write-only', True),
          'reopen of a write-only entry stays O_WRONLY and keeps O_APPEND')
 
+
+def test_reopen_of_a_read_only_entry_stays_read_only(t, bus, root):
+    r = root
     t.success(r.deposit('re/ro', memfd(pattern=100), access='read-only'), 'deposit a memfd read-only')
     f = r.retrieve('re/ro', reopen=True).get('fd', {})
     t.eq((f.get('accmode'), f.get('mmap_write_shared')), ('read-only', False),
          'reopen of a read-only entry stays read-only')
 
+
+def test_reopen_goes_through_the_stored_fd_never_the_path(t, bus, root):
+    r = root
     # Reopening goes through the stored fd, never through the file's path:
     # after the depositor swaps the path for a symlink to another file,
     # a reopening still gives the original inode.
@@ -218,12 +262,18 @@ def test_reopen_gives_a_new_file_description_of_the_stored_inode(t, bus, root):
     t.eq((f.get('ino'), f.get('read_head')), (orig.get('ino'), 'original bytes'),
          'reopen of a deleted file still gives the original file')
 
+
+def test_reopen_of_a_pipe_socket_or_eventfd_is_not_supported(t, bus, root):
+    r = root
     for kind, spec in (('pipe', {'type': 'pipe'}), ('socket', {'type': 'socket'}),
                        ('eventfd', {'type': 'eventfd'})):
         t.success(r.deposit('re/' + kind, spec), 'deposit a %s' % kind)
         t.error(r.retrieve('re/' + kind, reopen=True), E_NOT_SUPPORTED,
                 'reopen of a %s is NotSupported naming the entry' % kind, ['re/' + kind])
 
+
+def test_an_o_path_fd_cannot_be_deposited(t, bus, root):
+    r = root
     for what, spec in (('a directory', {'type': 'opath'}),
                        ('a regular file', {'type': 'opath', 'path': '/etc/passwd'})):
         refused_nothing_stored(t, r, r.deposit('re/opath', spec), 're/opath', [E_NOT_SUPPORTED],
