@@ -37,7 +37,9 @@ def main(argv):
     counter = Outcomes()
     # -v: one line per behaviour in the meson log; -rs: every skip's reason;
     # no cache in the source tree.
-    args = ['-v', '-rfEs', '-p', 'no:cacheprovider', '--rootdir', here] + argv
+    files = [a.split('::')[0] for a in argv if not a.startswith('-')]
+    rootdir = os.path.dirname(os.path.abspath(files[0])) if files else here
+    args = ['-v', '-rfEs', '-p', 'no:cacheprovider', '--rootdir', rootdir] + argv
     rc = pytest.main(args, plugins=[counter])
     if rc == 5:
         print('SKIP: no tests collected')
