@@ -37,17 +37,6 @@ def bus(bus_with):
 
 
 @pytest.fixture
-def mock(bus):
-    """python3-dbusmock's polkitd template on the test's bus."""
-    why = policyutil.dbusmock_missing()
-    if why:
-        pytest.skip(why)
-    m = policyutil.PolkitMock(bus)
-    yield m
-    m.stop()
-
-
-@pytest.fixture
 def auth(t, alice):
     """auth/1 (no allow list) and auth/2 (allowing bob), alice's."""
     t.success(alice.deposit('auth/1', memfd('one')), 'alice deposits auth/1 (no allow list)')
