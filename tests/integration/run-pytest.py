@@ -8,6 +8,7 @@ collected (pytest's 5), or no pytest in this python3 (Debian:
 python3-pytest, from tools/install-deps.sh)."""
 
 import os
+import signal
 import sys
 
 sys.dont_write_bytecode = True
@@ -34,6 +35,11 @@ class Outcomes:
 def main(argv):
     os.environ.setdefault('PYTHONDONTWRITEBYTECODE', '1')
     here = os.path.dirname(os.path.abspath(__file__))
+    # meson's timeout sends SIGTERM: interrupt pytest the way Ctrl-C does,
+    # so fixtures still stop their buses, brokers and polkitds.
+    def on_term(*_):
+        raise KeyboardInterrupt('SIGTERM')
+    signal.signal(signal.SIGTERM, on_term)
     counter = Outcomes()
     # -v: one line per behaviour in the meson log; -rs: every skip's reason;
     # no cache in the source tree.
