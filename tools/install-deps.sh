@@ -80,6 +80,11 @@ fakeroot
 lintian
 git
 "
+# python3-pytest: tests/integration runs its files with pytest (PyPI is not
+# reachable here; Debian's package is the one the tests use).
+TEST_PACKAGES="$TEST_PACKAGES
+python3-pytest
+"
 
 # The locks apt and dpkg take, and how long to wait for them (seconds).
 # Both may be set in the environment (the tests do).

@@ -3,9 +3,8 @@
 
 Built on tests/integration/harness.py:
 
-- start(): a private bus whose service reads rules only from a policy
-  directory the test wrote (--policy-dir=THAT_DIR), optionally with a bus
-  config that lets the test process own org.freedesktop.PolicyKit1.
+- POLKIT_BUS_CONFIG: bus config letting the test process own
+  org.freedesktop.PolicyKit1 (the tests' buses come from conftest.py).
 - PolkitMock: python3-dbusmock's `polkitd` template on that bus, controlled
   per test (SetAllowed, SetDelay, SimulateHang, GetMethodCalls).
 - Async: a call from the test process that is answered later, for tests
@@ -26,7 +25,7 @@ from harness import BUS_NAME, IFACE, OBJ_PATH, PYTHON, Skip, poll_until  # noqa:
 
 try:
     from gi.repository import Gio, GLib  # noqa: E402
-except ImportError:  # harness.main() skips the file in that case
+except ImportError:  # the environment fixture skips every test in that case
     Gio = GLib = None
 
 POLKIT_NAME = 'org.freedesktop.PolicyKit1'
@@ -45,46 +44,6 @@ POLKIT_BUS_CONFIG = '''
     <allow send_destination="org.freedesktop.PolicyKit1"/>
   </policy>
 '''
-
-_mocks = []
-
-
-def write_policy(directory, files):
-    """Make directory hold exactly the *.conf files given ({name: text})."""
-    os.makedirs(directory, exist_ok=True)
-    for name in os.listdir(directory):
-        if name.endswith('.conf'):
-            os.unlink(os.path.join(directory, name))
-    for name, text in files.items():
-        with open(os.path.join(directory, name), 'w') as f:
-            f.write(text)
-
-
-def start(t, files=None, polkit_bus=False, need_users=True):
-    """A private bus whose service reads only the rules in files ({name:
-    text}, written to BUS_TMP/rules before the service starts; text may use
-    {tmp} for the bus's directory). Returns (bus, users, rules_dir)."""
-    users = harness.ensure_test_users() if need_users else None
-    bus = harness.PrivateBus(harness.service_binary(), harness.source_dir(),
-                             extra_bus_config=POLKIT_BUS_CONFIG if polkit_bus else '')
-    t.bus = bus
-    rules = os.path.join(bus.tmp, 'rules')
-    bus.extra_service_args = ['--policy-dir=' + rules]
-    write_policy(rules, {k: v.replace('{tmp}', bus.tmp) for k, v in (files or {}).items()})
-    bus.start()
-    return bus, users, rules
-
-
-def main(body):
-    """harness.main(body), stopping any polkit mock before the bus goes."""
-    def wrapped(t):
-        try:
-            body(t)
-        finally:
-            while _mocks:
-                _mocks.pop().stop()
-    harness.main(wrapped)
-
 
 def error_of(e):
     """A GLib.Error from a D-Bus call as {'ok': False, 'error', 'message'}."""
@@ -192,7 +151,6 @@ class PolkitMock:
         self.proc = subprocess.Popen(
             [PYTHON, '-m', 'dbusmock', '--system', '--template', 'polkitd', '-l', self.log_path],
             stdin=subprocess.DEVNULL, stdout=self._out, stderr=subprocess.STDOUT, env=env)
-        _mocks.append(self)
         if not poll_until(lambda: self.proc.poll() is not None or self.has_owner(), timeout=30):
             self.stop()
             raise RuntimeError('polkit mock did not take %s: %s' % (POLKIT_NAME, self.output()))
@@ -267,5 +225,3 @@ class PolkitMock:
                     self.proc.wait()
             self.proc = None
             self._out.close()
-        if self in _mocks:
-            _mocks.remove(self)

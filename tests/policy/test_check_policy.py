@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """fdbroker --check-policy (SPEC §3): one "FILE:LINE: message" per problem
 on stderr, in line order and once each, and exit 1; exit 0 for good files,
@@ -11,13 +10,11 @@ bus, no root needed."""
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
-import traceback
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'integration'))
-import harness  # noqa: E402
+import pytest
+
+import harness
 
 BROKEN = '''\
 # line 1: a comment
@@ -118,119 +115,113 @@ def write(d, name, text, mode='w'):
     return os.path.join(d, name)
 
 
-def body(t, binary, tmp):
-    def broken():
-        d = os.path.join(tmp, 'broken')
-        path = write(d, '10-broken.conf', BROKEN)
-        rc, out, err = check(binary, d)
-        t.eq(rc, 1, 'a broken file: exit status 1')
-        want = ['%s:%d:' % (path, line) for line, _ in BROKEN_EXPECTED]
-        got = [e.split(' ', 1)[0] for e in err]
-        t.eq(got, want, 'one line per problem, each starting with the exact FILE:LINE: (%d problems)' % len(want))
-        for (line, words), e in zip(BROKEN_EXPECTED, err):
-            if not t.ok(words in e, 'line %d: %s' % (line, words), e):
-                break
-        t.ok(all(e.startswith(path + ':') and ': ' in e[len(path):] for e in err), 'every line is FILE:LINE: message')
-        t.eq(out, '', 'nothing on stdout')
-    t.run('broken file', broken)
-
-    def across_files():
-        d = os.path.join(tmp, 'across')
-        a = write(d, '10-a.conf', GOOD)
-        b = write(d, '20-b.conf', '[Rule camera-readers]\nAction=list\nSubject=everyone\nResult=no\n'
-                  '\n[Rule nul]\nAction=list\x00\nSubject=everyone\nResult=no\n')
-        c = os.path.join(d, '30-dir.conf')
-        os.mkdir(c)
-        rc, out, err = check(binary, d)
-        t.eq(rc, 1, 'problems in other files: exit status 1')
-        t.eq(err, ["%s:1: rule 'camera-readers' is already defined at %s:2." % (b, a),
-                   "%s:6: rule 'nul' has no Action= line." % b,
-                   '%s:7: line contains a NUL byte.' % b,
-                   '%s:0: cannot read: Is a directory.' % c],
-             'a rule name defined twice points at the first definition; a NUL byte and an unreadable '
-             '"file" are reported too (the latter at line 0); each file\'s problems in line order')
-    t.run('problems across files', across_files)
-
-    def unknown_user():
-        d = os.path.join(tmp, 'user')
-        p = write(d, '10-user.conf', '[Rule r]\nAction=retrieve\nSubject=user:fdbtest-no-such-user\nResult=yes\n')
-        rc, _, err = check(binary, d)
-        t.eq((rc, err), (1, ["%s:3: subject 'user:fdbtest-no-such-user' names no known user or group." % p]),
-             'an unknown user name is a problem (names resolve when the policy is read), reported once')
-        p = write(d, '10-user.conf', '[Rule r]\nAction=retrieve\nSubject=gecko gecko\nResult=yes\n')
-        rc, _, err = check(binary, d)
-        t.ok(rc == 1 and len(err) == 1, 'the same bad subject twice on a line is one problem', err)
-    t.run('unknown user', unknown_user)
-
-    def good():
-        d = os.path.join(tmp, 'good')
-        a = write(d, '10-a.conf', GOOD)
-        b = write(d, '20-b.conf', GOOD2)
-        write(d, 'README', 'not a policy file [')
-        write(d, '15-x.conf.bak', 'broken [')
-        write(d, '.15-hidden.conf', 'broken [')
-        rc, out, err = check(binary, d)
-        t.eq(rc, 0, 'good files: exit status 0')
-        t.eq(err, [], 'nothing on stderr')
-        t.eq(out.splitlines(), ['Policy directories, highest priority first:',
-                                '  %s: 2 file(s) read' % d,
-                                '3 rule(s) in 2 file(s): OK', '  ' + a, '  ' + b],
-             'stdout names the directory, counts the rules and lists the files read, in order; '
-             'other names are ignored')
-    t.run('good files', good)
-
-    def empty():
-        d = os.path.join(tmp, 'empty')
-        os.makedirs(d)
-        rc, out, err = check(binary, d)
-        t.eq((rc, err), (0, []), 'an empty directory: exit status 0')
-        t.eq(out.splitlines(), ['Policy directories, highest priority first:', '  %s: 0 file(s) read' % d,
-                                '0 rule(s): no *.conf files in these directories: OK'],
-             'an empty directory: says it read it and found no files', )
-        missing = os.path.join(tmp, 'does-not-exist')
-        rc, out, err = check(binary, d, missing)
-        t.eq(rc, 1, 'a --policy-dir that does not exist: exit status 1')
-        t.eq(err, ['fdbroker: FAIL: --policy-dir=%s does not exist; check the path.' % missing],
-             'and one line saying so, naming it')
-        t.eq(out, '', 'nothing on stdout: no "OK"')
-        f = write(tmp, 'a-file', 'x')
-        rc, _, err = check(binary, f)
-        t.ok(rc == 1 and err and 'not a directory' in err[0], 'a --policy-dir that is a file: exit 1, saying so', err)
-    t.run('empty', empty)
-
-    def masking():
-        hi = os.path.join(tmp, 'etc')
-        lo = os.path.join(tmp, 'usr')
-        good_hi = write(hi, '50-vendor.conf', GOOD2)
-        bad_lo = write(lo, '50-vendor.conf', BROKEN)
-        other = write(lo, '60-other.conf', GOOD)
-        rc, out, err = check(binary, hi, lo)
-        t.eq((rc, err), (0, []), 'a good file in the first directory masks a broken one of the same name in the second')
-        t.eq(out.splitlines(), ['Policy directories, highest priority first:',
-                                '  %s: 1 file(s) read' % hi, '  %s: 1 file(s) read' % lo,
-                                '3 rule(s) in 2 file(s): OK', '  ' + good_hi, '  ' + other],
-             'both directories listed in priority order; the files read: the masking one and the other')
-        rc, out, err = check(binary, lo, hi)
-        t.eq(rc, 1, 'directories the other way round: the broken file masks the good one, exit status 1')
-        t.ok(err and all(e.startswith(bad_lo + ':') for e in err), 'and the problems are the broken file\'s',
-             err[:3])
-    t.run('masking', masking)
+@pytest.fixture(scope='module')
+def binary():
+    b = harness.service_binary()
+    if not os.access(b, os.X_OK):
+        pytest.skip('service binary %s not built' % b)
+    return b
 
 
-def main():
-    binary = harness.service_binary()
-    if not os.access(binary, os.X_OK):
-        harness.skip_all('service binary %s not built' % binary)
-    t = harness.Tap()
-    tmp = tempfile.mkdtemp(prefix='fdbroker-check-policy-')
-    try:
-        body(t, binary, tmp)
-    except Exception:  # noqa: BLE001
-        t.ok(False, 'test file raised', traceback.format_exc())
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    sys.exit(t.done())
+@pytest.fixture
+def tmp():
+    d = tempfile.mkdtemp(prefix='fdbroker-check-policy-')
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
 
 
-if __name__ == '__main__':
-    main()
+def test_a_broken_file_gives_one_file_line_message_per_problem_in_order(t, binary, tmp):
+    d = os.path.join(tmp, 'broken')
+    path = write(d, '10-broken.conf', BROKEN)
+    rc, out, err = check(binary, d)
+    t.eq(rc, 1, 'a broken file: exit status 1')
+    want = ['%s:%d:' % (path, line) for line, _ in BROKEN_EXPECTED]
+    got = [e.split(' ', 1)[0] for e in err]
+    t.eq(got, want, 'one line per problem, each starting with the exact FILE:LINE: (%d problems)' % len(want))
+    for (line, words), e in zip(BROKEN_EXPECTED, err):
+        if not t.ok(words in e, 'line %d: %s' % (line, words), e):
+            break
+    t.ok(all(e.startswith(path + ':') and ': ' in e[len(path):] for e in err), 'every line is FILE:LINE: message')
+    t.eq(out, '', 'nothing on stdout')
+
+
+def test_problems_across_files_are_reported_per_file_in_line_order(t, binary, tmp):
+    d = os.path.join(tmp, 'across')
+    a = write(d, '10-a.conf', GOOD)
+    b = write(d, '20-b.conf', '[Rule camera-readers]\nAction=list\nSubject=everyone\nResult=no\n'
+              '\n[Rule nul]\nAction=list\x00\nSubject=everyone\nResult=no\n')
+    c = os.path.join(d, '30-dir.conf')
+    os.mkdir(c)
+    rc, out, err = check(binary, d)
+    t.eq(rc, 1, 'problems in other files: exit status 1')
+    t.eq(err, ["%s:1: rule 'camera-readers' is already defined at %s:2." % (b, a),
+               "%s:6: rule 'nul' has no Action= line." % b,
+               '%s:7: line contains a NUL byte.' % b,
+               '%s:0: cannot read: Is a directory.' % c],
+         'a rule name defined twice points at the first definition; a NUL byte and an unreadable '
+         '"file" are reported too (the latter at line 0); each file\'s problems in line order')
+
+
+def test_an_unknown_user_name_is_one_problem(t, binary, tmp):
+    d = os.path.join(tmp, 'user')
+    p = write(d, '10-user.conf', '[Rule r]\nAction=retrieve\nSubject=user:fdbtest-no-such-user\nResult=yes\n')
+    rc, _, err = check(binary, d)
+    t.eq((rc, err), (1, ["%s:3: subject 'user:fdbtest-no-such-user' names no known user or group." % p]),
+         'an unknown user name is a problem (names resolve when the policy is read), reported once')
+    p = write(d, '10-user.conf', '[Rule r]\nAction=retrieve\nSubject=gecko gecko\nResult=yes\n')
+    rc, _, err = check(binary, d)
+    t.ok(rc == 1 and len(err) == 1, 'the same bad subject twice on a line is one problem', err)
+
+
+def test_good_files_exit_0_listing_the_directory_rules_and_files_read(t, binary, tmp):
+    d = os.path.join(tmp, 'good')
+    a = write(d, '10-a.conf', GOOD)
+    b = write(d, '20-b.conf', GOOD2)
+    write(d, 'README', 'not a policy file [')
+    write(d, '15-x.conf.bak', 'broken [')
+    write(d, '.15-hidden.conf', 'broken [')
+    rc, out, err = check(binary, d)
+    t.eq(rc, 0, 'good files: exit status 0')
+    t.eq(err, [], 'nothing on stderr')
+    t.eq(out.splitlines(), ['Policy directories, highest priority first:',
+                            '  %s: 2 file(s) read' % d,
+                            '3 rule(s) in 2 file(s): OK', '  ' + a, '  ' + b],
+         'stdout names the directory, counts the rules and lists the files read, in order; '
+         'other names are ignored')
+
+
+def test_an_empty_directory_is_ok_and_a_missing_or_non_directory_fails(t, binary, tmp):
+    d = os.path.join(tmp, 'empty')
+    os.makedirs(d)
+    rc, out, err = check(binary, d)
+    t.eq((rc, err), (0, []), 'an empty directory: exit status 0')
+    t.eq(out.splitlines(), ['Policy directories, highest priority first:', '  %s: 0 file(s) read' % d,
+                            '0 rule(s): no *.conf files in these directories: OK'],
+         'an empty directory: says it read it and found no files', )
+    missing = os.path.join(tmp, 'does-not-exist')
+    rc, out, err = check(binary, d, missing)
+    t.eq(rc, 1, 'a --policy-dir that does not exist: exit status 1')
+    t.eq(err, ['fdbroker: FAIL: --policy-dir=%s does not exist; check the path.' % missing],
+         'and one line saying so, naming it')
+    t.eq(out, '', 'nothing on stdout: no "OK"')
+    f = write(tmp, 'a-file', 'x')
+    rc, _, err = check(binary, f)
+    t.ok(rc == 1 and err and 'not a directory' in err[0], 'a --policy-dir that is a file: exit 1, saying so', err)
+
+
+def test_a_file_masks_the_same_named_one_of_a_later_directory(t, binary, tmp):
+    hi = os.path.join(tmp, 'etc')
+    lo = os.path.join(tmp, 'usr')
+    good_hi = write(hi, '50-vendor.conf', GOOD2)
+    bad_lo = write(lo, '50-vendor.conf', BROKEN)
+    other = write(lo, '60-other.conf', GOOD)
+    rc, out, err = check(binary, hi, lo)
+    t.eq((rc, err), (0, []), 'a good file in the first directory masks a broken one of the same name in the second')
+    t.eq(out.splitlines(), ['Policy directories, highest priority first:',
+                            '  %s: 1 file(s) read' % hi, '  %s: 1 file(s) read' % lo,
+                            '3 rule(s) in 2 file(s): OK', '  ' + good_hi, '  ' + other],
+         'both directories listed in priority order; the files read: the masking one and the other')
+    rc, out, err = check(binary, lo, hi)
+    t.eq(rc, 1, 'directories the other way round: the broken file masks the good one, exit status 1')
+    t.ok(err and all(e.startswith(bad_lo + ':') for e in err), 'and the problems are the broken file\'s',
+         err[:3])

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """The shipped policy files do what their comments say, through the real
 bus: the service reads docs/examples/policy.d (60-camera.conf) ahead of
@@ -6,15 +5,13 @@ data/policy/policy.d (the vendor file), as /etc ahead of /usr/share."""
 
 import grp
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import policyutil  # noqa: E402
-from harness import E_ACCESS_DENIED, E_NOT_FOUND, Skip, memfd  # noqa: E402
+import harness
+from harness import E_ACCESS_DENIED, E_NOT_FOUND, Skip, memfd
 
 
-def body(t):
-    src = policyutil.harness.source_dir()
+def test_the_shipped_camera_example_and_vendor_policy_do_what_they_say(t, users, bus_with):
+    src = harness.source_dir()
     example = os.path.join(src, 'docs', 'examples', 'policy.d')
     vendor = os.path.join(src, 'data', 'policy', 'policy.d')
     for d in (example, vendor):
@@ -24,11 +21,7 @@ def body(t):
         video = grp.getgrnam('video').gr_gid
     except KeyError:
         raise Skip('no group "video" on this machine (60-camera.conf names it)')
-    users = policyutil.harness.ensure_test_users()
-    bus = policyutil.harness.PrivateBus(policyutil.harness.service_binary(), src,
-                                        extra_service_args=['--policy-dir=' + example, '--policy-dir=' + vendor])
-    t.bus = bus
-    bus.start()
+    bus = bus_with(extra_service_args=['--policy-dir=' + example, '--policy-dir=' + vendor])
 
     alice = bus.client(users['alice'])
     bob_video = bus.client(users['bob'], groups=[video])
@@ -49,6 +42,3 @@ def body(t):
     t.error(carol.open_path('/dev/null'), E_ACCESS_DENIED, 'OpenPath outside /dev/video* still needs polkit',
             ['not reachable'])
 
-
-if __name__ == '__main__':
-    policyutil.main(body)

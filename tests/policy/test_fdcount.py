@@ -1,15 +1,11 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """No fd leaks on policy refusals: after some hundreds of calls refused by
 rules or by an unreachable polkit (many of them carrying fds), the
 service's fd count is back to its baseline and nothing was stored."""
 
-import os
-import sys
+import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import policyutil  # noqa: E402
-from harness import E_ACCESS_DENIED, E_NOT_FOUND, memfd, poll_until  # noqa: E402
+from harness import E_ACCESS_DENIED, E_NOT_FOUND, memfd, poll_until
 
 ROUNDS = 50
 
@@ -48,11 +44,13 @@ Result=auth_admin
 }
 
 
-def body(t):
-    bus, users, _ = policyutil.start(t, FILES)
-    alice = bus.client(users['alice'])
-    bob = bus.client(users['bob'])
-    carol = bus.client(users['carol'])
+@pytest.fixture
+def bus(bus_with):
+    """A fresh bus and broker reading only FILES."""
+    return bus_with(policy_files=FILES)
+
+
+def test_hundreds_of_refused_calls_leave_no_fd_and_store_nothing(t, bus, alice, bob, carol):
     for name in ('deny/1', 'locked/1', 'ask/1'):
         r = alice.deposit(name, memfd(name), allow=['user:fdbtest-bob'])
         if not r.get('ok'):
@@ -104,8 +102,5 @@ def body(t):
         ok = poll_until(lambda: bus.service_fd_count() == baseline, timeout=10)
         t.ok(ok, 'the service\'s fd count is back to its baseline %d' % baseline,
              None if ok else {'count': bus.service_fd_count(), 'fds': bus.service_fds()})
-    t.run('refusals', refusals)
+    refusals()
 
-
-if __name__ == '__main__':
-    policyutil.main(body)

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """OpenPath under open-path rules: the granted mode and the Access= cap,
 symlinks anywhere on the path refused, relative and unnormalised paths
@@ -6,12 +5,13 @@ refused, FIFOs, directories and sockets refused without blocking, missing
 files NotFound. No polkit runs on this bus."""
 
 import os
+import shutil
 import socket
-import sys
+import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import policyutil  # noqa: E402
-from harness import E_ACCESS_DENIED, E_INVALID_ARGS, E_NOT_FOUND, E_NOT_SUPPORTED  # noqa: E402
+import pytest
+
+from harness import E_ACCESS_DENIED, E_INVALID_ARGS, E_NOT_FOUND, E_NOT_SUPPORTED
 
 FILES = {
     '10-open.conf': '''\
@@ -44,12 +44,13 @@ Result=yes
 }
 
 
-def body(t):
-    bus, users, _ = policyutil.start(t, FILES)
-    alice = bus.client(users['alice'])
-    bob = bus.client(users['bob'])
-
-    paths = os.path.join(bus.tmp, 'paths')
+@pytest.fixture
+def tree():
+    """TOP/paths: a file only root may open, sub/file, symlinks (to the
+    file, to sub, out to /etc/shadow), a FIFO and a socket. Returns TOP."""
+    top = tempfile.mkdtemp(prefix='fdbtest-openpath-')
+    os.chmod(top, 0o755)
+    paths = os.path.join(top, 'paths')
     sub = os.path.join(paths, 'sub')
     os.makedirs(sub)
     with open(os.path.join(paths, 'real'), 'w') as f:
@@ -63,67 +64,80 @@ def body(t):
     os.mkfifo(os.path.join(paths, 'fifo'))
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.bind(os.path.join(paths, 'sock'))
-
-    def devnull():
-        r = alice.open_path('/dev/null')
-        t.success(r, 'rule devnull-read-only lets alice open /dev/null')
-        fd = r.get('fd', {})
-        t.eq(fd.get('accmode'), 'read-only', 'F_GETFL of the fd she gets says read-only')
-        t.eq(fd.get('type'), 'char-device', 'it is the character device')
-        t.eq(fd.get('nonblock'), False, 'without nonblock the fd is blocking')
-        t.ok(fd.get('cloexec'), 'and close-on-exec')
-        t.error(alice.open_path('/dev/null', access='read-write'), E_ACCESS_DENIED,
-                'read-write is above the rule\'s Access=read-only: AccessDenied', ['/dev/null', 'read-only'])
-        t.error(alice.open_path('/dev/null', access='write-only'), E_ACCESS_DENIED, 'so is write-only')
-        t.eq(alice.open_path('/dev/null', nonblock=True).get('fd', {}).get('nonblock'), True,
-             'nonblock=true hands back an O_NONBLOCK fd')
-        t.error(bob.open_path('/dev/null'), E_ACCESS_DENIED,
-                'no rule names bob: polkit decides, and there is none on this bus', ['not reachable'])
-        t.error(alice.open_path('/dev/full'), E_ACCESS_DENIED, 'rule devfull-no refuses /dev/full',
-                ['devfull-no'])
-    t.run('/dev/null read-only', devnull)
-
-    def exact_mode():
-        for mode in ('read-only', 'write-only', 'read-write'):
-            r = alice.open_path('/dev/zero', access=mode)
-            t.eq(r.get('fd', {}).get('accmode'), mode, 'rule devzero (no cap): access=%s opens %s' % (mode, mode))
-    t.run('the fd has exactly the granted mode', exact_mode)
-
-    def files():
-        r = alice.open_path(os.path.join(paths, 'real'))
-        t.success(r, 'the rule grants %s/real (mode 0600, opened with the broker\'s rights)' % paths)
-        t.eq(r.get('fd', {}).get('read_head'), 'the real file', 'and alice reads it')
-        t.success(alice.open_path(os.path.join(sub, 'file')), 'and sub/file')
-        t.error(alice.open_path(os.path.join(paths, 'link')), E_INVALID_ARGS,
-                'a symlink to a granted file is refused', ['symbolic link'])
-        t.error(alice.open_path(os.path.join(paths, 'dirlink', 'file')), E_INVALID_ARGS,
-                'a symlinked directory in the middle of the path is refused', ['symbolic link'])
-        t.error(alice.open_path(os.path.join(paths, 'escape')), E_INVALID_ARGS,
-                'a symlink out of the granted tree (to /etc/shadow) is refused', ['symbolic link'])
-        t.error(alice.open_path(os.path.join(paths, 'missing')), E_NOT_FOUND, 'a missing file is NotFound')
-        t.error(alice.open_path(sub), E_NOT_SUPPORTED, 'a directory is NotSupported')
-        t.error(alice.open_path(os.path.join(paths, 'sock')), E_NOT_SUPPORTED, 'a socket file is NotSupported')
-    t.run('files, symlinks, other types', files)
-
-    def fifo():
-        # Opening a FIFO read-only without a writer would block: a broker
-        # that did so would answer nothing and this call would time out.
-        fifo_path = os.path.join(paths, 'fifo')
-        t.error(alice.open_path(fifo_path), E_NOT_SUPPORTED, 'a FIFO (no writer) is NotSupported',
-                ['not a regular file or a device'])
-        t.error(alice.open_path(fifo_path, access='write-only'), E_NOT_SUPPORTED, 'write-only too')
-        t.success(bob.req('ping'), 'the service answers another caller right after')
-    t.run('a FIFO', fifo)
-
-    def unnormalised():
-        for p in ('dev/null', '', '/dev/../dev/null', '/dev/./null', '/dev//null', '/dev/null/', '//dev/null',
-                  os.path.join(sub, '..', 'real'), os.path.join(paths, '.', 'real')):
-            t.error(alice.open_path(p), E_INVALID_ARGS, 'path %r is refused as not absolute and normalised' % p,
-                    ['absolute and normalised'])
-    t.run('relative and .. paths', unnormalised)
-
+    yield top
     sock.close()
+    shutil.rmtree(top, ignore_errors=True)
 
 
-if __name__ == '__main__':
-    policyutil.main(body)
+@pytest.fixture
+def paths(tree):
+    return os.path.join(tree, 'paths')
+
+
+@pytest.fixture
+def sub(paths):
+    return os.path.join(paths, 'sub')
+
+
+@pytest.fixture
+def bus(bus_with, tree):
+    """A fresh bus and broker whose service reads only FILES ({tmp}: the tree)."""
+    return bus_with(policy_files={k: v.replace('{tmp}', tree) for k, v in FILES.items()})
+
+
+def test_an_access_cap_holds_and_nonblock_is_honoured_for_dev_null(t, alice, bob):
+    r = alice.open_path('/dev/null')
+    t.success(r, 'rule devnull-read-only lets alice open /dev/null')
+    fd = r.get('fd', {})
+    t.eq(fd.get('accmode'), 'read-only', 'F_GETFL of the fd she gets says read-only')
+    t.eq(fd.get('type'), 'char-device', 'it is the character device')
+    t.eq(fd.get('nonblock'), False, 'without nonblock the fd is blocking')
+    t.ok(fd.get('cloexec'), 'and close-on-exec')
+    t.error(alice.open_path('/dev/null', access='read-write'), E_ACCESS_DENIED,
+            'read-write is above the rule\'s Access=read-only: AccessDenied', ['/dev/null', 'read-only'])
+    t.error(alice.open_path('/dev/null', access='write-only'), E_ACCESS_DENIED, 'so is write-only')
+    t.eq(alice.open_path('/dev/null', nonblock=True).get('fd', {}).get('nonblock'), True,
+         'nonblock=true hands back an O_NONBLOCK fd')
+    t.error(bob.open_path('/dev/null'), E_ACCESS_DENIED,
+            'no rule names bob: polkit decides, and there is none on this bus', ['not reachable'])
+    t.error(alice.open_path('/dev/full'), E_ACCESS_DENIED, 'rule devfull-no refuses /dev/full',
+            ['devfull-no'])
+
+
+def test_the_fd_has_exactly_the_granted_mode(t, alice):
+    for mode in ('read-only', 'write-only', 'read-write'):
+        r = alice.open_path('/dev/zero', access=mode)
+        t.eq(r.get('fd', {}).get('accmode'), mode, 'rule devzero (no cap): access=%s opens %s' % (mode, mode))
+
+
+def test_granted_files_open_and_symlinks_and_other_types_are_refused(t, alice, paths, sub):
+    r = alice.open_path(os.path.join(paths, 'real'))
+    t.success(r, 'the rule grants %s/real (mode 0600, opened with the broker\'s rights)' % paths)
+    t.eq(r.get('fd', {}).get('read_head'), 'the real file', 'and alice reads it')
+    t.success(alice.open_path(os.path.join(sub, 'file')), 'and sub/file')
+    t.error(alice.open_path(os.path.join(paths, 'link')), E_INVALID_ARGS,
+            'a symlink to a granted file is refused', ['symbolic link'])
+    t.error(alice.open_path(os.path.join(paths, 'dirlink', 'file')), E_INVALID_ARGS,
+            'a symlinked directory in the middle of the path is refused', ['symbolic link'])
+    t.error(alice.open_path(os.path.join(paths, 'escape')), E_INVALID_ARGS,
+            'a symlink out of the granted tree (to /etc/shadow) is refused', ['symbolic link'])
+    t.error(alice.open_path(os.path.join(paths, 'missing')), E_NOT_FOUND, 'a missing file is NotFound')
+    t.error(alice.open_path(sub), E_NOT_SUPPORTED, 'a directory is NotSupported')
+    t.error(alice.open_path(os.path.join(paths, 'sock')), E_NOT_SUPPORTED, 'a socket file is NotSupported')
+
+
+def test_a_fifo_is_refused_without_blocking_the_broker(t, alice, bob, paths):
+    # Opening a FIFO read-only without a writer would block: a broker
+    # that did so would answer nothing and this call would time out.
+    fifo_path = os.path.join(paths, 'fifo')
+    t.error(alice.open_path(fifo_path), E_NOT_SUPPORTED, 'a FIFO (no writer) is NotSupported',
+            ['not a regular file or a device'])
+    t.error(alice.open_path(fifo_path, access='write-only'), E_NOT_SUPPORTED, 'write-only too')
+    t.success(bob.req('ping'), 'the service answers another caller right after')
+
+
+def test_relative_and_unnormalised_paths_are_refused(t, alice, paths, sub):
+    for p in ('dev/null', '', '/dev/../dev/null', '/dev/./null', '/dev//null', '/dev/null/', '//dev/null',
+              os.path.join(sub, '..', 'real'), os.path.join(paths, '.', 'real')):
+        t.error(alice.open_path(p), E_INVALID_ARGS, 'path %r is refused as not absolute and normalised' % p,
+                ['absolute and normalised'])

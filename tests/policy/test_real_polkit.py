@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """The real polkitd (not the dbusmock template) deciding for the broker
 (SPEC §2), once: /usr/lib/polkit-1/polkitd --no-debug on the private test
@@ -11,23 +10,23 @@ There is no logind here, so no subject has a session: polkit applies each
 action's allow_any (auth_admin_keep for all of ours), and no authentication
 agent is registered, so a challenge can never be answered.
 
-Skips the whole file (TAP "1..0 # SKIP why") when polkitd cannot run here:
-not root, no polkitd binary, no unshare, or no bind mount allowed."""
+Every test skips (the file is a meson SKIP) when polkitd cannot run here:
+not root, no polkitd binary, no unshare, or no bind mount allowed. Each
+test gets its own bus, broker and polkitd."""
 
 import json
 import os
 import pwd
 import re
 import shutil
-import signal
 import subprocess
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import policyutil  # noqa: E402
-from harness import (E_ACCESS_DENIED, E_INTERACTIVE, E_NOT_FOUND, PYTHON, Skip, memfd,  # noqa: E402
-                     poll_until)
-from policyutil import POLKIT_IFACE, POLKIT_NAME, POLKIT_PATH, call_sync  # noqa: E402
+import pytest
+
+import harness
+import policyutil
+from harness import E_ACCESS_DENIED, E_INTERACTIVE, E_NOT_FOUND, PYTHON, Skip, memfd, poll_until
+from policyutil import POLKIT_IFACE, POLKIT_NAME, POLKIT_PATH, call_sync
 
 POLKITD = '/usr/lib/polkit-1/polkitd'
 ACTIONS_DIR = '/usr/share/polkit-1/actions'
@@ -132,9 +131,6 @@ except GLib.Error as e:
     m = re.match(r'^GDBus\.Error:([^:\s]+):\s?(.*)$', e.message or '', re.S)
     print(json.dumps({'ok': False, 'error': m.group(1) if m else 'local', 'message': e.message}))
 '''
-
-
-_bus = None  # for main() when SIGTERM interrupts
 
 
 def polkitd_user():
@@ -273,152 +269,131 @@ def host_mounts_of(path):
         return [line.strip() for line in f if path in line]
 
 
-def body(t):
-    preflight()  # before the bus: a skip here is the whole file's
+@pytest.fixture(scope='session')
+def can_run_polkitd():
+    try:
+        preflight()
+    except Skip as e:
+        pytest.skip(str(e))
+
+
+@pytest.fixture
+def bus(can_run_polkitd, bus_with):
+    """A fresh bus and broker reading only FILES, on which polkitd's user
+    may own org.freedesktop.PolicyKit1."""
     user = polkitd_user()
     config = BUS_CONFIG.format(polkitd_user=BUS_CONFIG_USER.format(user=user) if user != 'root' else '')
-    users = policyutil.harness.ensure_test_users()
-    bus = policyutil.harness.PrivateBus(policyutil.harness.service_binary(), policyutil.harness.source_dir(),
-                                        extra_bus_config=config)
-    t.bus = bus
-    global _bus
-    _bus = bus
-    rules = os.path.join(bus.tmp, 'rules')
-    bus.extra_service_args = ['--policy-dir=' + rules]
-    policyutil.write_policy(rules, FILES)
-    bus.start()
+    return bus_with(policy_files=FILES, extra_bus_config=config)
 
-    pk = RealPolkit(bus, policyutil.harness.source_dir())
+
+@pytest.fixture
+def pk(bus):
+    """The real polkitd on the test's bus. After the test: it is gone, and
+    no mount of its directories shows outside its namespace."""
+    p = RealPolkit(bus, harness.source_dir())
     try:
-        pk.start()
-        run(t, bus, users, pk)
+        p.start()
+        yield p
     finally:
-        pid = pk.proc.pid if pk.proc else None
-        pk.stop()
-        if pid is not None:
-            t.ok(not os.path.exists('/proc/%d' % pid), 'polkitd (pid %d) is gone' % pid)
-            t.eq(host_mounts_of(pk.root), [], 'no mount of the test\'s polkit directories outside its namespace')
+        pid = p.proc.pid if p.proc else None
+        p.stop()
+    if pid is not None:
+        assert not os.path.exists('/proc/%d' % pid), 'polkitd (pid %d) is gone' % pid
+        assert host_mounts_of(p.root) == [], 'no mount of the test\'s polkit directories outside its namespace'
 
 
-def run(t, bus, users, pk):
-    alice = bus.client(users['alice'])
-    bob = bus.client(users['bob'])
-    carol = bus.client(users['carol'])
-
-    def started():
-        pid = pk.owner_pid()
-        t.eq(pid, pk.proc.pid, 'polkitd owns %s on the test bus' % POLKIT_NAME)
-        with open('/proc/%d/status' % pid) as f:
-            uid = int(re.search(r'^Uid:\s+(\d+)', f.read(), re.M).group(1))
-        t.diag('polkitd runs as uid %d (%s)' % (uid, pwd.getpwuid(uid).pw_name))
-        t.ok(os.readlink('/proc/%d/ns/mnt' % pid) != os.readlink('/proc/self/ns/mnt'),
-             'in a mount namespace of its own')
-        actions = sorted(a[0] for a in pk.call('EnumerateActions', '(s)', ('',), '(a(ssssssuuua{ss}))')[0])
-        with open(os.path.join(pk.dirs['actions'], 'org.fdbroker.policy')) as f:
-            ours = sorted(re.findall(r'<action id="([^"]+)"', f.read()))
-        t.eq(actions, ours, 'it knows exactly the actions of data/policy/org.fdbroker.policy')
-        t.ok(not os.path.samefile(ACTIONS_DIR, pk.dirs['actions']),
-             'while this process still sees the machine\'s own %s' % ACTIONS_DIR)
-    t.run('the real polkitd', started)
-
-    def what_polkit_answers():
-        # Asked directly (root may check any subject): with no session
-        # (no logind) polkitd takes allow_any, auth_admin_keep, and answers
-        # is_authorized=false, is_challenge=true -- a challenge, not a
-        # denial -- whether or not interaction is allowed: with no agent
-        # registered it returns the challenge at once instead of starting
-        # an authentication. A JS rule's NO is is_challenge=false.
-        details = {'path': '/dev/null', 'fdbroker.requested-result': 'auth_admin_keep'}
-        a = pk.check(alice.unique_name, OPEN_PATH, details)
-        t.eq(a[:2], (False, True), 'alice, /dev/null, no interaction: a challenge (not authorized, is_challenge)')
-        t.diag('  details: %r' % (a[2],))
-        a = pk.check(alice.unique_name, OPEN_PATH, details, flags=1)
-        t.eq(a[:2], (False, True), 'the same allowing interaction (no agent): still a challenge, answered at once')
-        a = pk.check(bob.unique_name, OPEN_PATH, details)
-        t.eq(a[:2], (True, False), 'bob, /dev/null: authorized by the JS rule')
-        a = pk.check(bob.unique_name, OPEN_PATH, dict(details, path='/dev/zero'))
-        t.eq(a[:2], (False, False), 'bob, /dev/zero: the JS rule\'s NO, a plain denial')
-    t.run('what real polkit answers', what_polkit_answers)
-
-    def open_path():
-        r = bob.open_path('/dev/null')
-        t.success(r, 'bob opens /dev/null: the JS rule says YES for him')
-        t.eq(r.get('fd', {}).get('accmode'), 'read-only', 'read-only, the default')
-        t.eq(r.get('fd', {}).get('link'), '/dev/null', 'and it is /dev/null')
-        # No rule for alice: polkit applies allow_any (auth_admin_keep), a
-        # challenge; the call did not allow interaction.
-        t.error(alice.open_path('/dev/null'), E_INTERACTIVE,
-                'alice (no JS rule, auth_admin_keep, no agent): InteractiveAuthorizationRequired',
-                ['needs authentication', OPEN_PATH, '/dev/null'])
-        # With interaction allowed, polkit has no agent to ask and returns the
-        # challenge unanswered: the broker says AccessDenied.
-        t.error(interactive_call(bus, users['alice'], 'OpenPath', '/dev/null', '(h)'),
-                E_ACCESS_DENIED, 'the same allowing interaction (no agent): AccessDenied',
-                ['polkit did not authorize', OPEN_PATH])
-        t.error(bob.open_path('/dev/zero'), E_ACCESS_DENIED,
-                'bob, /dev/zero: the JS rule reads action.lookup("path") and says NO: AccessDenied',
-                ['polkit did not authorize', OPEN_PATH, '/dev/zero'])
-        t.error(carol.open_path('/dev/zero'), E_ACCESS_DENIED,
-                'carol, /dev/zero: a NO is AccessDenied, never a challenge', ['polkit did not authorize'])
-        r = call_sync(bus.conn, 'OpenPath', '(sa{sv})', ('/dev/null', {}), '(h)')
-        t.success(r, 'root (the test process): polkit authorizes uid 0 without any rule')
-    t.run('OpenPath', open_path)
-
-    def requested_result():
-        r = alice.open_path('/dev/full')
-        t.success(r, 'alice opens /dev/full: her fdbroker rule asks auth_self, which the JS rule reads '
-                  '(fdbroker.requested-result) and grants')
-        t.eq(r.get('fd', {}).get('link'), '/dev/full', 'and it is /dev/full')
-        t.error(carol.open_path('/dev/full'), E_INTERACTIVE,
-                'carol, without that rule (requested auth_admin_keep): InteractiveAuthorizationRequired')
-        t.success(alice.deposit('self/x', memfd('self')), 'alice deposits self/x (no allow list)')
-        r = bob.retrieve('self/x')
-        t.success(r, 'bob retrieves self/x: rule self-retrieve asks auth_self, the JS rule grants it')
-        t.eq(r.get('fd', {}).get('read_head'), 'self', 'with alice\'s bytes')
-    t.run('fdbroker.requested-result seen by the JS rule', requested_result)
-
-    def retrieve():
-        t.success(alice.deposit('cam/x', memfd('camera')), 'alice deposits cam/x without allowing bob')
-        t.success(alice.deposit('other/x', memfd('other')), 'and other/x')
-        r = bob.retrieve('cam/x')
-        t.success(r, 'bob retrieves cam/x: rule bob-retrieve (auth_admin_keep) + the JS rule on '
-                  'action.lookup("name")')
-        t.eq(r.get('fd', {}).get('read_head'), 'camera', 'with alice\'s bytes')
-        # other/x: the JS rule does not decide, polkit's default is a
-        # challenge. The rule asks auth_admin_keep, so bob is one who may
-        # retrieve it after authentication (and sees it in List):
-        # InteractiveAuthorizationRequired, not NotFound.
-        t.error(bob.retrieve('other/x'), E_INTERACTIVE,
-                'bob retrieves other/x: no JS grant, a challenge without interaction: '
-                'InteractiveAuthorizationRequired', [RETRIEVE, 'other/x'])
-        t.ok('other/x' in bob.names('other/'), 'bob may see other/x in List (he may get it after authentication)')
-        # Allowing interaction: polkit's unanswered challenge is a refusal;
-        # the ACL does not name bob, so the refusal is NotFound
-        # (docs/behaviour.md, Policy).
-        t.error(interactive_call(bus, users['bob'], 'Retrieve', 'other/x', '(ha{sv})'),
-                E_NOT_FOUND, 'the same allowing interaction (no agent): NotFound, the ACL does not name bob')
-        t.error(carol.retrieve('cam/x'), E_NOT_FOUND, 'carol (no rule, not in the ACL): NotFound for cam/x')
-        t.success(alice.retrieve('other/x'), 'alice still retrieves her own other/x')
-    t.run('retrieve through a rule and polkit', retrieve)
+def test_the_real_polkitd_runs_in_its_own_namespace_with_only_our_actions(t, pk):
+    pid = pk.owner_pid()
+    t.eq(pid, pk.proc.pid, 'polkitd owns %s on the test bus' % POLKIT_NAME)
+    with open('/proc/%d/status' % pid) as f:
+        uid = int(re.search(r'^Uid:\s+(\d+)', f.read(), re.M).group(1))
+    t.diag('polkitd runs as uid %d (%s)' % (uid, pwd.getpwuid(uid).pw_name))
+    t.ok(os.readlink('/proc/%d/ns/mnt' % pid) != os.readlink('/proc/self/ns/mnt'),
+         'in a mount namespace of its own')
+    actions = sorted(a[0] for a in pk.call('EnumerateActions', '(s)', ('',), '(a(ssssssuuua{ss}))')[0])
+    with open(os.path.join(pk.dirs['actions'], 'org.fdbroker.policy')) as f:
+        ours = sorted(re.findall(r'<action id="([^"]+)"', f.read()))
+    t.eq(actions, ours, 'it knows exactly the actions of data/policy/org.fdbroker.policy')
+    t.ok(not os.path.samefile(ACTIONS_DIR, pk.dirs['actions']),
+         'while this process still sees the machine\'s own %s' % ACTIONS_DIR)
 
 
-class Terminated(BaseException):
-    pass
+def test_real_polkit_answers_a_challenge_a_grant_or_a_denial(t, alice, bob, pk):
+    # Asked directly (root may check any subject): with no session
+    # (no logind) polkitd takes allow_any, auth_admin_keep, and answers
+    # is_authorized=false, is_challenge=true -- a challenge, not a
+    # denial -- whether or not interaction is allowed: with no agent
+    # registered it returns the challenge at once instead of starting
+    # an authentication. A JS rule's NO is is_challenge=false.
+    details = {'path': '/dev/null', 'fdbroker.requested-result': 'auth_admin_keep'}
+    a = pk.check(alice.unique_name, OPEN_PATH, details)
+    t.eq(a[:2], (False, True), 'alice, /dev/null, no interaction: a challenge (not authorized, is_challenge)')
+    t.diag('  details: %r' % (a[2],))
+    a = pk.check(alice.unique_name, OPEN_PATH, details, flags=1)
+    t.eq(a[:2], (False, True), 'the same allowing interaction (no agent): still a challenge, answered at once')
+    a = pk.check(bob.unique_name, OPEN_PATH, details)
+    t.eq(a[:2], (True, False), 'bob, /dev/null: authorized by the JS rule')
+    a = pk.check(bob.unique_name, OPEN_PATH, dict(details, path='/dev/zero'))
+    t.eq(a[:2], (False, False), 'bob, /dev/zero: the JS rule\'s NO, a plain denial')
 
 
-def main():
-    # meson's timeout sends SIGTERM: run the finally blocks (polkitd, then
-    # the bus), remove the temporary directory, exit 143 (no TAP plan).
-    def on_term(*_):
-        raise Terminated()
-    signal.signal(signal.SIGTERM, on_term)
-    try:
-        policyutil.main(body)
-    except Terminated:
-        if _bus is not None:
-            _bus.stop()
-        sys.exit(143)
+def test_open_path_through_real_polkit_grant_challenge_and_denial(t, bus, users, alice, bob, carol, pk):
+    r = bob.open_path('/dev/null')
+    t.success(r, 'bob opens /dev/null: the JS rule says YES for him')
+    t.eq(r.get('fd', {}).get('accmode'), 'read-only', 'read-only, the default')
+    t.eq(r.get('fd', {}).get('link'), '/dev/null', 'and it is /dev/null')
+    # No rule for alice: polkit applies allow_any (auth_admin_keep), a
+    # challenge; the call did not allow interaction.
+    t.error(alice.open_path('/dev/null'), E_INTERACTIVE,
+            'alice (no JS rule, auth_admin_keep, no agent): InteractiveAuthorizationRequired',
+            ['needs authentication', OPEN_PATH, '/dev/null'])
+    # With interaction allowed, polkit has no agent to ask and returns the
+    # challenge unanswered: the broker says AccessDenied.
+    t.error(interactive_call(bus, users['alice'], 'OpenPath', '/dev/null', '(h)'),
+            E_ACCESS_DENIED, 'the same allowing interaction (no agent): AccessDenied',
+            ['polkit did not authorize', OPEN_PATH])
+    t.error(bob.open_path('/dev/zero'), E_ACCESS_DENIED,
+            'bob, /dev/zero: the JS rule reads action.lookup("path") and says NO: AccessDenied',
+            ['polkit did not authorize', OPEN_PATH, '/dev/zero'])
+    t.error(carol.open_path('/dev/zero'), E_ACCESS_DENIED,
+            'carol, /dev/zero: a NO is AccessDenied, never a challenge', ['polkit did not authorize'])
+    r = call_sync(bus.conn, 'OpenPath', '(sa{sv})', ('/dev/null', {}), '(h)')
+    t.success(r, 'root (the test process): polkit authorizes uid 0 without any rule')
 
 
-if __name__ == '__main__':
-    main()
+def test_the_js_rule_sees_the_requested_result_fdbroker_sends(t, alice, bob, carol, pk):
+    r = alice.open_path('/dev/full')
+    t.success(r, 'alice opens /dev/full: her fdbroker rule asks auth_self, which the JS rule reads '
+              '(fdbroker.requested-result) and grants')
+    t.eq(r.get('fd', {}).get('link'), '/dev/full', 'and it is /dev/full')
+    t.error(carol.open_path('/dev/full'), E_INTERACTIVE,
+            'carol, without that rule (requested auth_admin_keep): InteractiveAuthorizationRequired')
+    t.success(alice.deposit('self/x', memfd('self')), 'alice deposits self/x (no allow list)')
+    r = bob.retrieve('self/x')
+    t.success(r, 'bob retrieves self/x: rule self-retrieve asks auth_self, the JS rule grants it')
+    t.eq(r.get('fd', {}).get('read_head'), 'self', 'with alice\'s bytes')
+
+
+def test_retrieve_through_a_rule_and_real_polkit(t, bus, users, alice, bob, carol, pk):
+    t.success(alice.deposit('cam/x', memfd('camera')), 'alice deposits cam/x without allowing bob')
+    t.success(alice.deposit('other/x', memfd('other')), 'and other/x')
+    r = bob.retrieve('cam/x')
+    t.success(r, 'bob retrieves cam/x: rule bob-retrieve (auth_admin_keep) + the JS rule on '
+              'action.lookup("name")')
+    t.eq(r.get('fd', {}).get('read_head'), 'camera', 'with alice\'s bytes')
+    # other/x: the JS rule does not decide, polkit's default is a
+    # challenge. The rule asks auth_admin_keep, so bob is one who may
+    # retrieve it after authentication (and sees it in List):
+    # InteractiveAuthorizationRequired, not NotFound.
+    t.error(bob.retrieve('other/x'), E_INTERACTIVE,
+            'bob retrieves other/x: no JS grant, a challenge without interaction: '
+            'InteractiveAuthorizationRequired', [RETRIEVE, 'other/x'])
+    t.ok('other/x' in bob.names('other/'), 'bob may see other/x in List (he may get it after authentication)')
+    # Allowing interaction: polkit's unanswered challenge is a refusal;
+    # the ACL does not name bob, so the refusal is NotFound
+    # (docs/behaviour.md, Policy).
+    t.error(interactive_call(bus, users['bob'], 'Retrieve', 'other/x', '(ha{sv})'),
+            E_NOT_FOUND, 'the same allowing interaction (no agent): NotFound, the ACL does not name bob')
+    t.error(carol.retrieve('cam/x'), E_NOT_FOUND, 'carol (no rule, not in the ACL): NotFound for cam/x')
+    t.success(alice.retrieve('other/x'), 'alice still retrieves her own other/x')
+
