@@ -29,6 +29,7 @@
 #include "deposit.h"
 #include "direct.h"
 #include "fdinfo.h"
+#include "list.h"
 #include "log.h"
 #include "names.h"
 #include "options.h"
@@ -55,8 +56,8 @@
 #define WAITS_PER_PEER_MAX 16
 
 struct Waiter {
-        Waiter *prev, *next;          /* the broker's list, oldest first */
-        Waiter *peer_prev, *peer_next;
+        LIST_FIELDS(Waiter, waiters); /* the broker's list, oldest first */
+        LIST_FIELDS(Waiter, peer);    /* its peer's */
         Broker *broker;
         Peer *peer;
         sd_bus_message *message;      /* the parked Retrieve call */
@@ -81,7 +82,7 @@ struct Broker {
         uint64_t n_calls;             /* method calls seen, for idle detection */
         unsigned fd_budget;           /* entries the open-file limit leaves room for */
         bool exiting;                 /* idle exit decided: take no new work */
-        Waiter *waiters, *waiters_tail;
+        LIST_HEAD(Waiter, waiters);
         Watches watches;              /* Watch calls: who hears of entries (watch.c) */
 };
 
@@ -164,14 +165,8 @@ static void forget_entry(Broker *b, Entry *e, const char *why) {
 
         watches_entry_removed(&b->watches, e, watch_reason_from_why(why), watcher_may_see, b);
 
-        if (p) {
-                if (e->peer_prev)
-                        e->peer_prev->peer_next = e->peer_next;
-                else
-                        p->entries = e->peer_next;
-                if (e->peer_next)
-                        e->peer_next->peer_prev = e->peer_prev;
-        }
+        if (p)
+                LIST_REMOVE(peer, p->entries, e);
         log_info("removed '%s' (owner uid %u): %s", e->name, (unsigned) e->owner_uid, why);
         if (e->persistent) {
                 /* Metadata first: a crash in between leaves an fd without
@@ -501,21 +496,8 @@ static int reply_retrieve(Broker *b, Peer *p, sd_bus_message *m, Entry *e, const
 static void waiter_free(Waiter *w) {
         Broker *b = w->broker;
 
-        if (w->prev)
-                w->prev->next = w->next;
-        else
-                b->waiters = w->next;
-        if (w->next)
-                w->next->prev = w->prev;
-        else
-                b->waiters_tail = w->prev;
-
-        if (w->peer_prev)
-                w->peer_prev->peer_next = w->peer_next;
-        else
-                w->peer->waiters = w->peer_next;
-        if (w->peer_next)
-                w->peer_next->peer_prev = w->peer_prev;
+        LIST_REMOVE(waiters, b->waiters, w);
+        LIST_REMOVE(peer, w->peer->waiters, w);
         w->peer->n_waiters--;
         accounting_discharge(&b->acct, w->peer->uid, ACCT_WAITERS, 1);
 
@@ -575,17 +557,8 @@ static int park_retrieve(Broker *b, Peer *p, sd_bus_message *m, const char *name
         w->accmode = o->accmode;
         w->reopen = o->reopen;
 
-        w->prev = b->waiters_tail;
-        if (b->waiters_tail)
-                b->waiters_tail->next = w;
-        else
-                b->waiters = w;
-        b->waiters_tail = w;
-
-        w->peer_next = p->waiters;
-        if (p->waiters)
-                p->waiters->peer_prev = w;
-        p->waiters = w;
+        LIST_APPEND(waiters, b->waiters, w);
+        LIST_PREPEND(peer, p->waiters, w);
         p->n_waiters++;
         log_debug("%s (uid %u) waits for '%s'", p->unique_name, (unsigned) p->uid, name);
         return 1;
@@ -596,7 +569,7 @@ static void serve_waiters(Broker *b, const char *name) {
         Waiter *w, *next;
 
         for (w = b->waiters; w; w = next) {
-                next = w->next;
+                next = w->waiters_next;
                 Entry *e;
 
                 if (strcmp(w->name, name) != 0)
@@ -617,7 +590,7 @@ static void serve_waiters(Broker *b, const char *name) {
                 bool failed = reply_if_failed(
                         w->message, reply_retrieve(b, w->peer, w->message, e, &o, d.access, &error), &error);
                 /* next may be freed only by waiter_free(w); re-read after. */
-                next = w->next;
+                next = w->waiters_next;
                 waiter_free(w);
                 if (once && !failed)
                         return;
@@ -778,10 +751,7 @@ static void deposit_store_finish(void *userdata, Entry *e, Entry *old) {
         }
         if (!e->persistent) {
                 e->peer = p;
-                e->peer_next = p->entries;
-                if (p->entries)
-                        p->entries->peer_prev = e;
-                p->entries = e;
+                LIST_PREPEND(peer, p->entries, e);
         } else {
                 /* The fd first, the state file after (the caller saves it
                  * once): a crash in between leaves an fd without metadata,
@@ -1573,7 +1543,7 @@ static unsigned fd_budget(void) {
 
 static unsigned broker_count_waiters(const Broker *b) {
         unsigned n = 0;
-        for (const Waiter *w = b->waiters; w; w = w->next)
+        LIST_FOREACH(waiters, w, b->waiters)
                 n++;
         return n;
 }

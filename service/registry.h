@@ -16,6 +16,7 @@
 #include "acl.h"
 #include "fdinfo.h"
 #include "hashtable.h"
+#include "list.h"
 
 #define DEFAULT_MAX_ENTRIES 4096U
 #define DEFAULT_MAX_ENTRIES_PER_USER 256U
@@ -49,7 +50,7 @@ typedef struct Entry {
 
         /* Connection-lifetime entries sit on their depositor's list. */
         Peer *peer;
-        struct Entry *peer_prev, *peer_next;
+        LIST_FIELDS(struct Entry, peer);
         char name[];            /* stored inline: one allocation per entry */
 } Entry;
 
