@@ -148,23 +148,60 @@ static int authorize_deposit(Broker *b, sd_bus_message *m, Peer *p, PolicyAction
         return 1;
 }
 
-static int method_deposit(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Broker *b = userdata;
-        _cleanup_(deposit_job_freep) DepositJob *dj = NULL;
-        DepositItem *it;
+/* Authorizes every item of plan before anything is stored; questions to
+ * polkit go out together and the call (handler) runs again when all are
+ * in. A rule capping an item's access to read-only plans it again. Returns
+ * 1 when all are allowed, 0 while polkit is asked, or refuses. */
+static int authorize_deposit_items(Broker *b, sd_bus_message *m, Peer *p, DepositPlan *plan, peer_resume_fn handler,
+                                   sd_bus_error *error) {
+        bool pending = false;
+        int r;
+
+        for (size_t i = 0; i < plan->n; i++) {
+                DepositItem *it = &plan->items[i];
+                bool read_only = it->read_only;
+
+                r = authorize_deposit(b, m, p, POLICY_ACTION_DEPOSIT, it->name, handler, &it->read_only, error);
+                if (r < 0)
+                        return r;
+                pending = pending || r == 0;
+                if (r > 0 && it->read_only != read_only) {
+                        it->read_only_by_rule = true;
+                        r = deposit_job_plan_item(b, plan, it, error);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return !pending;
+}
+
+/* Validates and plans plan's items, as read. */
+static int plan_deposit_items(Broker *b, DepositPlan *plan, sd_bus_error *error) {
+        int r;
+
+        for (size_t i = 0; i < plan->n; i++) {
+                DepositItem *it = &plan->items[i];
+                r = options_check_name(it->name, error);
+                if (r < 0)
+                        return r;
+                for (size_t j = 0; j < i; j++)
+                        if (strcmp(it->name, plan->items[j].name) == 0)
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                         "Entry '%s' is named twice.", it->name);
+                it->read_only = plan->o.read_only;
+                r = deposit_job_plan_item(b, plan, it, error);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Reads Deposit's (s name, h fd, a{sv} options) into plan. The fd is the
+ * message's, borrowed. */
+static int read_deposit(sd_bus_message *m, DepositPlan *plan, sd_bus_error *error) {
         const char *name;
-        bool read_only;
-        Peer *p;
         int fd, r;
 
-        r = get_caller(b, m, method_deposit, &p, error);
-        if (r <= 0)
-                return r < 0 ? r : 1;
-        dj = deposit_job_new(b, DEPOSIT_CALL_ONE);
-        if (!dj)
-                return -ENOMEM;
-
-        /* Parse and plan. The fd is the message's, borrowed. */
         r = sd_bus_message_read(m, "s", &name);
         if (r < 0)
                 return r;
@@ -173,49 +210,19 @@ static int method_deposit(sd_bus_message *m, void *userdata, sd_bus_error *error
                 return bad_handle(error, "fd", name);
         if (r < 0)
                 return r;
-        r = options_parse_deposit(m, &dj->plan.o, error);
+        r = options_parse_deposit(m, &plan->o, error);
         if (r < 0)
                 return r;
-        r = options_check_name(name, error);
-        if (r < 0)
-                return r;
-        it = &dj->plan.items[dj->plan.n++];
-        it->name = name;
-        it->fd = fd;
-        it->read_only = dj->plan.o.read_only;
-        r = deposit_job_plan_item(b, &dj->plan, it, error);
-        if (r < 0)
-                return r;
-
-        /* Authorize; a rule capping the access to read-only plans again. */
-        read_only = it->read_only;
-        r = authorize_deposit(b, m, p, POLICY_ACTION_DEPOSIT, name, method_deposit, &it->read_only, error);
-        if (r <= 0)
-                return r < 0 ? r : 1;
-        if (it->read_only != read_only) {
-                it->read_only_by_rule = true;
-                r = deposit_job_plan_item(b, &dj->plan, it, error);
-                if (r < 0)
-                        return r;
-        }
-        return deposit_run(b, p, m, TAKE_PTR(dj), error);
+        plan->items[0].name = name;
+        plan->items[0].fd = fd;
+        plan->n = 1;
+        return 0;
 }
 
-static int method_deposit_many(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Broker *b = userdata;
-        _cleanup_(deposit_job_freep) DepositJob *dj = NULL;
-        DepositPlan *plan;
-        bool pending = false;
-        Peer *p;
+/* Reads DepositMany's (a{sh} fds, a{sv} options) into plan. The fds are
+ * the message's, borrowed. */
+static int read_deposit_many(sd_bus_message *m, DepositPlan *plan, sd_bus_error *error) {
         int r;
-
-        r = get_caller(b, m, method_deposit_many, &p, error);
-        if (r <= 0)
-                return r < 0 ? r : 1;
-        dj = deposit_job_new(b, DEPOSIT_CALL_MANY);
-        if (!dj)
-                return -ENOMEM;
-        plan = &dj->plan;
 
         r = sd_bus_message_enter_container(m, 'a', "{sh}");
         if (r < 0)
@@ -246,42 +253,41 @@ static int method_deposit_many(sd_bus_message *m, void *userdata, sd_bus_error *
                 return r;
         if (plan->n == 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "DepositMany needs at least one entry.");
+        return 0;
+}
 
-        for (size_t i = 0; i < plan->n; i++) {
-                DepositItem *it = &plan->items[i];
-                r = options_check_name(it->name, error);
-                if (r < 0)
-                        return r;
-                for (size_t j = 0; j < i; j++)
-                        if (strcmp(it->name, plan->items[j].name) == 0)
-                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                         "Entry '%s' is named twice.", it->name);
-                it->read_only = plan->o.read_only;
-                r = deposit_job_plan_item(b, plan, it, error);
-                if (r < 0)
-                        return r;
-        }
+/* Deposit and DepositMany: read, plan, authorize, run (deposit-job.c). */
+static int deposit_call(sd_bus_message *m, Broker *b, DepositCall call, peer_resume_fn handler,
+                        sd_bus_error *error) {
+        _cleanup_(deposit_job_freep) DepositJob *dj = NULL;
+        Peer *p;
+        int r;
 
-        /* Every name is authorized before anything is stored; questions to
-         * polkit go out together and the call runs again when all are in. */
-        for (size_t i = 0; i < plan->n; i++) {
-                DepositItem *it = &plan->items[i];
-                bool read_only = it->read_only;
-                r = authorize_deposit(b, m, p, POLICY_ACTION_DEPOSIT, it->name, method_deposit_many, &it->read_only,
-                                      error);
-                if (r < 0)
-                        return r;
-                pending = pending || r == 0;
-                if (r > 0 && it->read_only != read_only) {
-                        it->read_only_by_rule = true;
-                        r = deposit_job_plan_item(b, plan, it, error);
-                        if (r < 0)
-                                return r;
-                }
-        }
-        if (pending)
-                return 1;
+        r = get_caller(b, m, handler, &p, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        dj = deposit_job_new(b, call);
+        if (!dj)
+                return -ENOMEM;
+
+        r = call == DEPOSIT_CALL_MANY ? read_deposit_many(m, &dj->plan, error) : read_deposit(m, &dj->plan, error);
+        if (r < 0)
+                return r;
+        r = plan_deposit_items(b, &dj->plan, error);
+        if (r < 0)
+                return r;
+        r = authorize_deposit_items(b, m, p, &dj->plan, handler, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
         return deposit_run(b, p, m, TAKE_PTR(dj), error);
+}
+
+static int method_deposit(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return deposit_call(m, userdata, DEPOSIT_CALL_ONE, method_deposit, error);
+}
+
+static int method_deposit_many(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return deposit_call(m, userdata, DEPOSIT_CALL_MANY, method_deposit_many, error);
 }
 
 /* Authorizes retrieving name: authorize()'s answers, and with 1 the entry

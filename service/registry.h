@@ -3,7 +3,8 @@
  * The registry owns every Entry in it and each entry owns its fd (always
  * O_CLOEXEC). It counts entries in all and per owner uid, and the memory
  * CreateMemory made, and refuses what would pass a limit. It knows nothing
- * of the bus; the broker object links entries to peers and timers. */
+ * of the bus; entries.c links entries to peers and timers, through the
+ * fields below that only it touches. */
 #pragma once
 
 #include <stdbool.h>
