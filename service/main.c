@@ -172,6 +172,27 @@ static int make_direct_socket(const char *path) {
         return TAKE_FD(fd);
 }
 
+/* Serves direct connections on the socket systemd passed, else on one made
+ * at --direct-socket, else not at all. Errors are logged. */
+static int serve_direct(Broker *broker) {
+        int fd = take_activated_direct_socket(), r;
+        const char *where = "the socket passed by systemd";
+
+        if (fd < 0 && arg_direct_socket) {
+                fd = make_direct_socket(arg_direct_socket);
+                if (fd < 0)
+                        return log_error("could not listen on %s: %s", arg_direct_socket, strerror(-fd)), fd;
+                where = arg_direct_socket;
+        }
+        if (fd < 0)
+                return 0;
+        r = broker_listen_direct(broker, fd);
+        if (r < 0)
+                return log_error("could not serve direct connections: %s", strerror(-r)), r;
+        log_info("serving direct connections on %s", where);
+        return 0;
+}
+
 /* Loads the policy; problems are printed, one "FILE:LINE: message" each,
  * bare for --check-policy and as log lines for the daemon. */
 static int load_policy(Policy **ret, bool bare) {
@@ -326,23 +347,9 @@ static int run(const char *bus_arg) {
         (void) sd_event_add_signal(event, NULL, SIGHUP, on_sighup, broker);
 
         /* Before broker_restore(), which takes every other passed fd. */
-        {
-                int fd = take_activated_direct_socket();
-                const char *where = "the socket passed by systemd";
-
-                if (fd < 0 && arg_direct_socket) {
-                        fd = make_direct_socket(arg_direct_socket);
-                        if (fd < 0)
-                                return log_error("could not listen on %s: %s", arg_direct_socket, strerror(-fd)), fd;
-                        where = arg_direct_socket;
-                }
-                if (fd >= 0) {
-                        r = broker_listen_direct(broker, fd);
-                        if (r < 0)
-                                return log_error("could not serve direct connections: %s", strerror(-r)), r;
-                        log_info("serving direct connections on %s", where);
-                }
-        }
+        r = serve_direct(broker);
+        if (r < 0)
+                return r;
 
         /* Entries come back before the name is owned: no call can see a
          * half-restored broker. */
