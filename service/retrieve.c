@@ -288,7 +288,7 @@ fail:
 /* Replies to a Retrieve call m with e and consumes a once entry; a
  * reopening is answered later, from a worker. */
 int retrieve_reply(Broker *b, Peer *p, sd_bus_message *m, Entry *e, const RetrieveOptions *o, int cap,
-                          sd_bus_error *error) {
+                   sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         int want, r;
 

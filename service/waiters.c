@@ -58,7 +58,7 @@ static int on_wait_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 int waiters_park(Broker *b, Peer *p, sd_bus_message *m, const char *name, const RetrieveOptions *o,
-                         sd_bus_error *error) {
+                 sd_bus_error *error) {
         AcctRefusal why;
         char text[256];
         Waiter *w;
