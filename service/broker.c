@@ -344,25 +344,18 @@ static int method_retrieve(sd_bus_message *m, void *userdata, sd_bus_error *erro
         return retrieve_reply(b, p, m, e, &o, cap, error);
 }
 
-static int method_retrieve_many(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Broker *b = userdata;
+/* Reads and validates RetrieveMany's (as names, a{sv} options): 1 to 16
+ * distinct valid names. */
+static int read_retrieve_many(sd_bus_message *m, char ***ret_names, size_t *ret_n, RetrieveOptions *o,
+                              sd_bus_error *error) {
         _cleanup_(strv_freep) char **names = NULL;
-        Entry *entries[FDS_PER_CALL_MAX];
-        int caps[FDS_PER_CALL_MAX];
-        bool pending = false;
-        RetrieveOptions o;
         size_t n = 0;
-        Peer *p;
         int r;
-
-        r = get_caller(b, m, method_retrieve_many, &p, error);
-        if (r <= 0)
-                return r < 0 ? r : 1;
 
         r = sd_bus_message_read_strv(m, &names);
         if (r < 0)
                 return r;
-        r = options_parse_retrieve(m, &o, error);
+        r = options_parse_retrieve(m, o, error);
         if (r < 0)
                 return r;
         while (names && names[n]) /* an empty array reads as NULL */
@@ -381,6 +374,29 @@ static int method_retrieve_many(sd_bus_message *m, void *userdata, sd_bus_error 
                                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Entry '%s' is named twice.",
                                                          names[i]);
         }
+        *ret_names = TAKE_PTR(names);
+        *ret_n = n;
+        return 0;
+}
+
+static int method_retrieve_many(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Broker *b = userdata;
+        _cleanup_(strv_freep) char **names = NULL;
+        Entry *entries[FDS_PER_CALL_MAX];
+        int caps[FDS_PER_CALL_MAX];
+        bool pending = false;
+        RetrieveOptions o;
+        size_t n = 0;
+        Peer *p;
+        int r;
+
+        r = get_caller(b, m, method_retrieve_many, &p, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+
+        r = read_retrieve_many(m, &names, &n, &o, error);
+        if (r < 0)
+                return r;
         for (size_t i = 0; i < n; i++) {
                 entries[i] = NULL;
                 r = authorize_retrieve(b, m, p, names[i], method_retrieve_many, &entries[i], &caps[i], error);
