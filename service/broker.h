@@ -1,7 +1,8 @@
 /* broker.h: the org.fdbroker.Broker1 bus object.
  *
  * Owns the registry of entries, the peer cache and the parked wait-usec
- * calls, and answers every method and property of SPEC §1. Handlers run
+ * calls, and answers every method and property of SPEC §1, through one
+ * module per concept (broker-private.h lists them). Handlers run
  * parse, validate, authorize, act, in that order: nothing changes before
  * the last step, and a refused call changes nothing. */
 #pragma once

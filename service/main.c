@@ -22,6 +22,7 @@
 #include "broker.h"
 #include "cleanup.h"
 #include "config.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "policy.h"
 #include "protocol.h"
@@ -37,14 +38,6 @@ static const char *arg_runtime_dir;
 static uint64_t arg_exit_idle_usec;
 static bool arg_exit_idle_with_entries;
 static const char *arg_direct_socket;
-
-typedef struct Daemon {
-        sd_bus *bus;
-        Broker *broker;
-        uint64_t calls_at_last_check;
-        bool releasing;
-        char status[128];
-} Daemon;
 
 static void help(void) {
         printf("Usage: fdbroker [OPTIONS]\n\n"
@@ -179,6 +172,27 @@ static int make_direct_socket(const char *path) {
         return TAKE_FD(fd);
 }
 
+/* Serves direct connections on the socket systemd passed, else on one made
+ * at --direct-socket, else not at all. Errors are logged. */
+static int serve_direct(Broker *broker) {
+        int fd = take_activated_direct_socket(), r;
+        const char *where = "the socket passed by systemd";
+
+        if (fd < 0 && arg_direct_socket) {
+                fd = make_direct_socket(arg_direct_socket);
+                if (fd < 0)
+                        return log_error("could not listen on %s: %s", arg_direct_socket, strerror(-fd)), fd;
+                where = arg_direct_socket;
+        }
+        if (fd < 0)
+                return 0;
+        r = broker_listen_direct(broker, fd);
+        if (r < 0)
+                return log_error("could not serve direct connections: %s", strerror(-r)), r;
+        log_info("serving direct connections on %s", where);
+        return 0;
+}
+
 /* Loads the policy; problems are printed, one "FILE:LINE: message" each,
  * bare for --check-policy and as log lines for the daemon. */
 static int load_policy(Policy **ret, bool bare) {
@@ -271,54 +285,6 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
         return 0;
 }
 
-static int on_name_released(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
-        Daemon *d = userdata;
-
-        /* Every call queued for us before the name went has been answered
-         * (refused: see broker_set_exiting) by now. */
-        log_info("idle: exiting; the next call starts the broker again");
-        return sd_event_exit(sd_bus_get_event(d->bus), 0);
-}
-
-static int on_idle_check(sd_event_source *s, uint64_t usec, void *userdata) {
-        Daemon *d = userdata;
-        uint64_t calls = broker_call_count(d->broker);
-        bool idle = arg_exit_idle_with_entries ? broker_is_idle_but_stored(d->broker) : broker_is_idle(d->broker);
-        int r;
-
-        if (!d->releasing && idle && calls == d->calls_at_last_check) {
-                /* Decide first, then give the name up: calls from now on
-                 * activate a new broker. Calls already queued for us are
-                 * refused (they would die with us: under Type=dbus systemd
-                 * stops the unit when the name goes, and a stop empties the
-                 * fd store) and answered before ReleaseName's reply. */
-                (void) sd_notify(false, "STOPPING=1\nSTATUS=Idle, exiting.");
-                broker_set_exiting(d->broker);
-                r = sd_bus_call_method_async(d->bus, NULL, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                             "org.freedesktop.DBus", "ReleaseName", on_name_released, d, "s",
-                                             BUS_NAME);
-                if (r < 0)
-                        return sd_event_exit(sd_bus_get_event(d->bus), 0); /* refusing all: go now */
-                d->releasing = true;
-        }
-        d->calls_at_last_check = calls;
-        (void) sd_event_source_set_time_relative(s, arg_exit_idle_usec);
-        return sd_event_source_set_enabled(s, SD_EVENT_ON);
-}
-
-static int on_status_tick(sd_event_source *s, uint64_t usec, void *userdata) {
-        Daemon *d = userdata;
-        char status[128];
-
-        broker_format_status(d->broker, status, sizeof status);
-        if (strcmp(status, d->status) != 0) {
-                memcpy(d->status, status, sizeof status);
-                (void) sd_notifyf(false, "STATUS=%s", status);
-        }
-        (void) sd_event_source_set_time_relative(s, UINT64_C(1000000));
-        return sd_event_source_set_enabled(s, SD_EVENT_ON);
-}
-
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         log_info("received %s, exiting", strsignal((int) si->ssi_signo));
         return sd_event_exit(sd_event_source_get_event(s), 0);
@@ -328,7 +294,7 @@ static int run(const char *bus_arg) {
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(broker_freep) Broker *broker = NULL;
-        Daemon daemon = {};
+        _cleanup_(lifecycle_freep) Lifecycle *lifecycle = NULL; /* before broker: it borrows it */
         Policy *policy = NULL;
         sigset_t mask;
         int r;
@@ -381,23 +347,9 @@ static int run(const char *bus_arg) {
         (void) sd_event_add_signal(event, NULL, SIGHUP, on_sighup, broker);
 
         /* Before broker_restore(), which takes every other passed fd. */
-        {
-                int fd = take_activated_direct_socket();
-                const char *where = "the socket passed by systemd";
-
-                if (fd < 0 && arg_direct_socket) {
-                        fd = make_direct_socket(arg_direct_socket);
-                        if (fd < 0)
-                                return log_error("could not listen on %s: %s", arg_direct_socket, strerror(-fd)), fd;
-                        where = arg_direct_socket;
-                }
-                if (fd >= 0) {
-                        r = broker_listen_direct(broker, fd);
-                        if (r < 0)
-                                return log_error("could not serve direct connections: %s", strerror(-r)), r;
-                        log_info("serving direct connections on %s", where);
-                }
-        }
+        r = serve_direct(broker);
+        if (r < 0)
+                return r;
 
         /* Entries come back before the name is owned: no call can see a
          * half-restored broker. */
@@ -409,18 +361,13 @@ static int run(const char *bus_arg) {
         if (r > 0)
                 log_info("restored %d persistent entries", r);
 
-        daemon = (Daemon) { .bus = bus, .broker = broker };
-        if (arg_exit_idle_usec > 0) {
-                r = sd_event_add_time_relative(event, NULL, CLOCK_MONOTONIC, arg_exit_idle_usec, 0, on_idle_check,
-                                               &daemon);
-                if (r < 0)
-                        return r;
-        }
-        if (getenv("NOTIFY_SOCKET")) {
-                r = sd_event_add_time_relative(event, NULL, CLOCK_MONOTONIC, 0, 0, on_status_tick, &daemon);
-                if (r < 0)
-                        return r;
-        }
+        r = lifecycle_new(event, bus, broker,
+                          &(LifecycleOptions) { .exit_idle_usec = arg_exit_idle_usec,
+                                                .exit_idle_with_entries = arg_exit_idle_with_entries,
+                                                .notify = getenv("NOTIFY_SOCKET") != NULL },
+                          &lifecycle);
+        if (r < 0)
+                return log_error("could not set up idle exit and status: %s", strerror(-r)), r;
         (void) sd_event_set_watchdog(event, true);
 
         r = sd_bus_request_name(bus, BUS_NAME, 0);

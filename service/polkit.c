@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cleanup.h"
+#include "list.h"
 #include "log.h"
 
 #define ERROR_QUOTA FDB_ERROR_NAME_QUOTA_EXCEEDED
@@ -22,7 +23,7 @@ typedef enum QueryState {
 } QueryState;
 
 struct PolkitQuery {
-        PolkitQuery *prev, *next;
+        LIST_FIELDS(PolkitQuery, queries); /* the Polkit's, newest first */
         Polkit *polkit;
         Peer *peer;
         sd_bus_message *request;   /* the method call being authorized */
@@ -48,12 +49,7 @@ void polkit_init(Polkit *pk, sd_bus *bus, void *userdata) {
 static void query_free(PolkitQuery *q) {
         Polkit *pk = q->polkit;
 
-        if (q->prev)
-                q->prev->next = q->next;
-        else
-                pk->queries = q->next;
-        if (q->next)
-                q->next->prev = q->prev;
+        LIST_REMOVE(queries, pk->queries, q);
         query_discharge(q);
         sd_bus_slot_unref(q->slot);
         sd_bus_message_unref(q->request);
@@ -70,33 +66,29 @@ void polkit_done(Polkit *pk) {
 }
 
 void polkit_forget_peer(Polkit *pk, Peer *peer) {
-        for (PolkitQuery *q = pk->queries, *next; q; q = next) {
-                next = q->next;
+        LIST_FOREACH_SAFE(queries, q, next, pk->queries)
                 if (q->peer == peer)
                         query_free(q);
-        }
 }
 
 static PolkitQuery *query_find(Polkit *pk, sd_bus_message *m, const char *action_id, const char *value) {
-        for (PolkitQuery *q = pk->queries; q; q = q->next)
+        LIST_FOREACH(queries, q, pk->queries)
                 if (q->request == m && strcmp(q->action_id, action_id) == 0 && strcmp(q->value, value) == 0)
                         return q;
         return NULL;
 }
 
 static bool message_has_pending(Polkit *pk, sd_bus_message *m) {
-        for (PolkitQuery *q = pk->queries; q; q = q->next)
+        LIST_FOREACH(queries, q, pk->queries)
                 if (q->request == m && q->state == QUERY_PENDING)
                         return true;
         return false;
 }
 
 static void forget_message(Polkit *pk, sd_bus_message *m) {
-        for (PolkitQuery *q = pk->queries, *next; q; q = next) {
-                next = q->next;
+        LIST_FOREACH_SAFE(queries, q, next, pk->queries)
                 if (q->request == m)
                         query_free(q);
-        }
 }
 
 static int on_check_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
@@ -150,7 +142,7 @@ static int append_subject(sd_bus_message *call, const Peer *peer, const char *ac
 
 static unsigned pending_of(Polkit *pk, Peer *peer) {
         unsigned n = 0;
-        for (PolkitQuery *q = pk->queries; q; q = q->next)
+        LIST_FOREACH(queries, q, pk->queries)
                 n += q->peer == peer && q->state == QUERY_PENDING;
         return n;
 }
@@ -229,10 +221,7 @@ int polkit_check(Polkit *pk, sd_bus_message *m, Peer *peer, const char *action_i
         q->request = sd_bus_message_ref(m);
         q->action_id = strdup(action_id);
         q->value = strdup(value);
-        q->next = pk->queries;
-        if (pk->queries)
-                pk->queries->prev = q;
-        pk->queries = q;
+        LIST_PREPEND(queries, pk->queries, q);
         if (!q->action_id || !q->value) {
                 query_free(q);
                 return -ENOMEM;

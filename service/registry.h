@@ -3,7 +3,8 @@
  * The registry owns every Entry in it and each entry owns its fd (always
  * O_CLOEXEC). It counts entries in all and per owner uid, and the memory
  * CreateMemory made, and refuses what would pass a limit. It knows nothing
- * of the bus; the broker object links entries to peers and timers. */
+ * of the bus; entries.c links entries to peers and timers, through the
+ * fields below that only it touches. */
 #pragma once
 
 #include <stdbool.h>
@@ -16,6 +17,7 @@
 #include "acl.h"
 #include "fdinfo.h"
 #include "hashtable.h"
+#include "list.h"
 
 #define DEFAULT_MAX_ENTRIES 4096U
 #define DEFAULT_MAX_ENTRIES_PER_USER 256U
@@ -49,7 +51,7 @@ typedef struct Entry {
 
         /* Connection-lifetime entries sit on their depositor's list. */
         Peer *peer;
-        struct Entry *peer_prev, *peer_next;
+        LIST_FIELDS(struct Entry, peer);
         char name[];            /* stored inline: one allocation per entry */
 } Entry;
 

@@ -62,6 +62,30 @@ def body(t):
         t.ok(gone(pid2), 'which exits by itself too')
     t.run('idle exit and re-activation', activation)
 
+    def kept_busy_by_calls():
+        # Every method call starts the quiet period anew (lifecycle.c): a
+        # broker called more often than once a period never exits. Whether
+        # the calls really came that often is measured, not assumed.
+        pid = bus.service_pid()
+        gaps, last = [], None
+        deadline = time.monotonic() + STAY
+        while time.monotonic() < deadline:
+            alice.names('idle/')  # List: a method call, which changes nothing
+            now = time.monotonic()
+            if last is not None:
+                gaps.append(now - last)
+            last = now
+            time.sleep(IDLE / 5)
+        t.diag('longest gap between calls: %.3f s (idle period %g s)' % (max(gaps), IDLE))
+        if max(gaps) < IDLE * 0.8:
+            t.ok(_pid_alive(pid) and bus.service_pid(activate=False) == pid,
+                 'called more often than once a period for %g periods, the broker does not exit' % (STAY / IDLE))
+        else:
+            t.skip('called more often than once a period, the broker does not exit',
+                   'the machine is too loaded: calls were %.3f s apart' % max(gaps))
+        t.ok(gone(pid), 'once the calls stop it exits by itself')
+    t.run('calls keep it running', kept_busy_by_calls)
+
     def connection_entry():
         r = alice.deposit('idle/conn', harness.memfd('held'))
         t.success(r, 'alice deposits a connection-lifetime entry (activating the broker)')
