@@ -8,7 +8,12 @@ against the broker's own connection (64 in flight on the system bus); past
 that the daemon stops reading from the broker and every other caller times
 out. Carol, meanwhile, retrieves her own entry: she must be answered while
 Bob is still connected and still not reading. Her latencies are printed,
-not asserted. Runs on dbus-daemon and, where installed, on dbus-broker."""
+not asserted. Runs on dbus-daemon and, where installed, on dbus-broker.
+
+With FDBROKER_TEST_TRANSPORT=direct-socket there is no bus daemon to stall:
+bob floods a direct connection to the broker instead, and carol (on a
+direct connection too) must still be answered, the broker must not pile up
+fds for him, and must hold none once he left."""
 
 import json
 import os
@@ -28,6 +33,7 @@ FLOOD = 1000
 VICTIM_CALLS = 20
 VICTIM_TIMEOUT_MS = 10000
 PEER_UNREAD_FDS_MAX = 32  # service/peers.h
+DIRECT_UNREAD_FDS_MAX = 32
 
 
 def victim_round(client, name, n):
@@ -120,8 +126,57 @@ def attack(t, kind, users):
     t.bus = None
 
 
+def attack_direct(t, users):
+    """The same flood on a direct connection (SPEC 5): no bus daemon holds
+    anything, so what bob does not read waits in his socket and then in the
+    broker's write queue for his connection."""
+    bus, _ = harness.setup(t, need_users=True)
+    root = bus.client(transport='bus')
+    carol = bus.client(users['carol'])
+    pid0 = bus.service_pid()
+    t.success(root.deposit('sr/public', memfd('everyone may have it'), allow=['everyone']),
+              '[direct] root deposits sr/public for everyone')
+    t.success(carol.deposit('sr/carol', memfd('carol\'s')), '[direct] carol deposits sr/carol')
+    n, lat, _ = victim_round(carol, 'sr/carol', 5)
+    t.diag('[direct] carol before the attack: %s' % fmt(lat))
+    fds0 = bus.service_fd_count()
+
+    bob = RawClient(bus, users['bob'], direct=True)
+    try:
+        flood = bob.req(op='flood', name='sr/public', count=FLOOD)
+        t.diag('[direct] bob (raw direct connection, reads nothing) sent %s of %d Retrieve calls in %.0f ms%s'
+               % (flood.get('sent'), FLOOD, flood.get('usec', 0) / 1000,
+                  ' (stopped: %s)' % flood['stopped'] if 'stopped' in flood else ''))
+        time.sleep(0.5)
+        fds1 = bus.service_fd_count()
+        t.diag('[direct] the broker holds %d fds (%d before the attack)' % (fds1, fds0))
+        n, lat, failure = victim_round(carol, 'sr/carol', VICTIM_CALLS)
+        t.diag('[direct] carol during the attack: %s' % fmt(lat))
+        t.ok(n == VICTIM_CALLS, '[direct] carol is answered while bob floods without reading (%d of %d%s)'
+             % (n, VICTIM_CALLS, ', then ' + failure if failure else ''))
+        t.ok(bob.alive(), '[direct] bob was still connected and still not reading meanwhile')
+        t.ok(fds1 - fds0 <= DIRECT_UNREAD_FDS_MAX + 8,
+             '[direct] the broker holds at most %d more fds for bob (%d)' % (DIRECT_UNREAD_FDS_MAX, fds1 - fds0))
+        got = bob.req(op='drain', seconds=2.0)
+        t.diag('[direct] what waited for bob: %s' % json.dumps(got, sort_keys=True))
+    finally:
+        bob.close()
+    n, lat, failure = victim_round(carol, 'sr/carol', 5)
+    t.ok(n == 5, '[direct] carol is still answered after bob left (%s)' % (failure or fmt(lat)))
+    t.ok(harness.poll_until(lambda: bus.service_fd_count() <= fds0, timeout=30),
+         '[direct] once bob left the broker holds no more fds than before')
+    t.eq(bus.service_pid(activate=False), pid0, '[direct] the broker kept running')
+
+
 def body(t):
     users = harness.ensure_test_users()
+    if harness.transport() != 'bus':
+        if harness.transport() != 'direct-socket':
+            raise harness.Skip('slow readers over %s: see the direct-socket run' % harness.transport())
+        attack_direct(t, users)
+        return
+    if os.environ.get('FDBROKER_TEST_BUS'):
+        harness.skip_all('hostile-slow_reader runs both dbus-daemon and dbus-broker already')
     for kind in ('dbus-daemon', 'dbus-broker'):
         attack(t, kind, users)
 

@@ -1031,6 +1031,8 @@ def setup(tap, extra_service_args=(), need_users=False, policy_files=None):
     tap.bus = bus
     bus.start()
     bus.user_skip = user_skip
+    if bus.bus_kind == 'dbus-broker':
+        bus.service_pid()  # no activation there: started by hand
     return bus, users
 
 
