@@ -17,6 +17,7 @@ fds for him, and must hold none once he left."""
 
 import json
 import os
+import pwd
 import statistics
 import sys
 import time
@@ -56,6 +57,18 @@ def fmt(lat):
     return 'median %.1f ms, max %.1f ms over %d calls' % (statistics.median(lat), max(lat), len(lat))
 
 
+def check_service_user(t, bus, kind):
+    """Who the broker runs as; with FDBROKER_TEST_SERVICE_USER, asserted to
+    be that user, as under fdbroker.service (not root)."""
+    with open('/proc/%d/status' % bus.service_pid()) as f:
+        status = dict(line.rstrip('\n').split(':\t', 1) for line in f if ':\t' in line)
+    uid = int(status['Uid'].split()[1])
+    t.diag('[%s] the broker runs as uid %d, CapEff %s' % (kind, uid, status.get('CapEff')))
+    want = os.environ.get('FDBROKER_TEST_SERVICE_USER')
+    if want:
+        t.eq(uid, pwd.getpwnam(want).pw_uid, '[%s] the broker runs as %s, not root' % (kind, want))
+
+
 def attack(t, kind, users):
     bus = harness.PrivateBus(harness.service_binary(), harness.source_dir())
     bus.bus_kind = kind
@@ -69,6 +82,7 @@ def attack(t, kind, users):
     root = bus.client()
     carol = bus.client(users['carol'])
     pid0 = bus.service_pid()
+    check_service_user(t, bus, kind)
     t.success(root.deposit('sr/public', memfd('everyone may have it'), allow=['everyone']),
               '[%s] root deposits sr/public for everyone' % kind)
     t.success(carol.deposit('sr/carol', memfd('carol\'s')), '[%s] carol deposits sr/carol' % kind)
@@ -134,6 +148,7 @@ def attack_direct(t, users):
     root = bus.client(transport='bus')
     carol = bus.client(users['carol'])
     pid0 = bus.service_pid()
+    check_service_user(t, bus, 'direct')
     t.success(root.deposit('sr/public', memfd('everyone may have it'), allow=['everyone']),
               '[direct] root deposits sr/public for everyone')
     t.success(carol.deposit('sr/carol', memfd('carol\'s')), '[direct] carol deposits sr/carol')
