@@ -28,10 +28,15 @@ static const struct {
         [ACCT_QUEUED_CALLS] = { "queued calls", "MaxQueuedCalls", "MaxQueuedCallsPerUser", { 4096, 256 } },
         [ACCT_WAITERS] = { "waiting retrievals", "MaxWaits", "MaxWaitsPerUser", { 4096, 256 } },
         [ACCT_POLKIT] = { "polkit questions", "MaxAuthorizations", "MaxAuthorizationsPerUser", { 1024, 32 } },
-        [ACCT_WORKERS] = { "worker slots", "MaxWorkers", "MaxWorkersPerUser", { 64, 16 } },
+        /* The pool's threads (worker.h): one uid alone may have half in
+         * flight, stuck ones included, as before they were accounted here. */
+        [ACCT_WORKERS] = { "opens in progress", "MaxWorkers", "MaxWorkersPerUser", { 32, 16 } },
         [ACCT_DIRECT_CONNECTIONS] = { "direct connections", "MaxDirectConnections", "MaxDirectConnectionsPerUser",
-                                      { 4096, 16 } },
-        [ACCT_WATCHES] = { "watches", "MaxWatches", "MaxWatchesPerUser", { 4096, 64 } },
+                                      { 1024, 16 } },
+        /* One watch per connection; a connection costs the bus daemon more
+         * than a watch costs us, so the bus's own per-uid connection limit
+         * (256 on the system bus) stays the tighter one. */
+        [ACCT_WATCHES] = { "watches", "MaxWatches", "MaxWatchesPerUser", { 4096, 16 } },
         /* dbus-daemon stops reading from a connection that has 64 fds in
          * flight (system bus): all unread fds together stay below, with
          * room for one RetrieveMany (16) let through just under the limit. */

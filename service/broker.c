@@ -645,9 +645,8 @@ static int method_open_connection(sd_bus_message *m, void *userdata, sd_bus_erro
 
         r = direct_open_pair(&b->direct, p, &fd);
         if (r == -EDQUOT)
-                return sd_bus_error_setf(error, ERROR_QUOTA,
-                                         "uid %u already holds %u direct connections; close one first.",
-                                         (unsigned) p->uid, FDB_DIRECT_CONNECTIONS_PER_UID_MAX);
+                return sd_bus_error_setf(error, ERROR_QUOTA, "Cannot open a direct connection: %s; close one first.",
+                                         b->direct.refusal);
         if (r == -EUSERS)
                 return sd_bus_error_setf(error, ERROR_QUOTA,
                                          "fdbroker serves %u direct connections, its limit; use the bus.",
@@ -754,10 +753,12 @@ int broker_new(sd_event *event, sd_bus *bus, Broker **ret) {
         registry_init(&b->reg);
         b->reg.acct = &b->acct;
         watches_init(&b->watches);
+        b->watches.acct = &b->acct;
         b->fd_budget = fd_budget();
         r = worker_new(event, &b->worker);
         if (r < 0)
                 return r;
+        worker_set_accounting(b->worker, &b->acct);
         polkit_init(&b->polkit, bus, b);
         b->polkit.acct = &b->acct;
         r = peers_init(&b->peers, bus, on_peer_gone, b);

@@ -35,6 +35,8 @@ struct DirectConnection {
         sd_event_source *auth_watch;  /* until authenticated: see on_post */
         Peer *peer;                   /* NULL while refused */
         uid_t uid;
+        bool charged;                 /* one ACCT_DIRECT_CONNECTIONS of uid */
+        char refusal[256];            /* refused ones: why */
 };
 
 void direct_init(Direct *d, sd_event *event, Peers *peers, direct_attach_fn attach, void *userdata) {
@@ -61,6 +63,8 @@ static void connection_free(DirectConnection *c) {
                 /* Ends its connection entries, waits and polkit questions. */
                 peers_drop_direct(d->peers, c->peer);
                 d->n_connections--;
+                if (c->charged && d->peers->acct)
+                        accounting_discharge(d->peers->acct, c->uid, ACCT_DIRECT_CONNECTIONS, 1);
         } else
                 d->n_refused--;
         sd_event_source_disable_unref(c->reaper);
@@ -108,9 +112,9 @@ static int on_refused_call(sd_bus_message *m, void *userdata, sd_bus_error *ret_
         if (!sd_bus_message_is_method_call(m, NULL, NULL))
                 return 0;
         (void) sd_bus_reply_method_errorf(m, ERROR_QUOTA,
-                                          "uid %u already holds %u direct connections to fdbroker; close one, or "
-                                          "use the system bus.",
-                                          (unsigned) c->uid, FDB_DIRECT_CONNECTIONS_PER_UID_MAX);
+                                          "fdbroker refused this direct connection: %s; close one, or use the "
+                                          "system bus.",
+                                          c->refusal);
         connection_reap(c);
         return 1;
 }
@@ -196,9 +200,20 @@ static int connection_serve(DirectConnection *c, uid_t uid, const gid_t *gids, s
         int r;
 
         snprintf(name, sizeof name, "direct:%llu", ++d->next_id);
+        if (d->peers->acct) {
+                r = accounting_charge_force(d->peers->acct, uid, ACCT_DIRECT_CONNECTIONS, 1);
+                if (r < 0) {
+                        safe_close(pidfd);
+                        return r;
+                }
+        }
         r = peers_add_direct(d->peers, c->bus, name, uid, gids, n_gids, label, pidfd, origin, &c->peer);
-        if (r < 0)
+        if (r < 0) {
+                if (d->peers->acct)
+                        accounting_discharge(d->peers->acct, uid, ACCT_DIRECT_CONNECTIONS, 1);
                 return r;
+        }
+        c->charged = d->peers->acct != NULL;
         d->n_refused--;
         d->n_connections++;
         return d->attach(c->bus, d->userdata);
@@ -211,11 +226,27 @@ unsigned direct_count_uid(const Direct *d, uid_t uid) {
         return n;
 }
 
-static int check_quota(const Direct *d, uid_t uid) {
-        if (direct_count_uid(d, uid) >= FDB_DIRECT_CONNECTIONS_PER_UID_MAX)
+/* Whether uid may have one more connection; d->refusal says why not. */
+static int check_quota(Direct *d, uid_t uid) {
+        AcctRefusal why;
+
+        if (d->peers->acct) {
+                if (accounting_check(d->peers->acct, uid, ACCT_DIRECT_CONNECTIONS, 1, 0, &why) < 0) {
+                        accounting_format_refusal(&why, d->refusal, sizeof d->refusal);
+                        return -EDQUOT;
+                }
+                return 0;
+        }
+        if (direct_count_uid(d, uid) >= FDB_DIRECT_CONNECTIONS_PER_UID_MAX) {
+                snprintf(d->refusal, sizeof d->refusal, "uid %u already holds %u direct connections", (unsigned) uid,
+                         FDB_DIRECT_CONNECTIONS_PER_UID_MAX);
                 return -EDQUOT;
-        if (d->n_connections >= DIRECT_CONNECTIONS_MAX)
+        }
+        if (d->n_connections >= DIRECT_CONNECTIONS_MAX) {
+                snprintf(d->refusal, sizeof d->refusal, "fdbroker serves %u direct connections, its limit",
+                         DIRECT_CONNECTIONS_MAX);
                 return -EUSERS;
+        }
         return 0;
 }
 
@@ -341,6 +372,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
         }
         if (check_quota(d, uc.uid) < 0) {
                 /* Answered once with QuotaExceeded, then closed. */
+                snprintf(c->refusal, sizeof c->refusal, "%s", d->refusal);
                 r = sd_bus_add_filter(c->bus, &c->refuse, on_refused_call, c);
                 if (r < 0)
                         connection_reap(c);

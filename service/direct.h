@@ -22,7 +22,10 @@
 
 #include "peers.h"
 
-/* All uids together; each uid has FDB_DIRECT_CONNECTIONS_PER_UID_MAX. */
+/* Without an accounting (peers->acct NULL): all uids together; each uid
+ * has FDB_DIRECT_CONNECTIONS_PER_UID_MAX. With one, each served connection
+ * is charged to its uid as ACCT_DIRECT_CONNECTIONS (MaxDirectConnections,
+ * MaxDirectConnectionsPerUser and the fair share of what is left). */
 #define DIRECT_CONNECTIONS_MAX 1024u
 /* Over-quota connections on the listening socket kept open just long
  * enough to answer their first call with QuotaExceeded. */
@@ -44,6 +47,7 @@ typedef struct Direct {
         unsigned n_connections;       /* served, with a Peer */
         unsigned n_refused;           /* over quota, answering one error */
         unsigned long long next_id;
+        char refusal[256];            /* why the last connection was refused */
 } Direct;
 
 void direct_init(Direct *d, sd_event *event, Peers *peers, direct_attach_fn attach, void *userdata);
@@ -58,8 +62,9 @@ int direct_listen(Direct *d, int fd);
 /* Opens a socket pair and serves one end as a connection acting as caller
  * (its identity is copied; the unique bus name it came from, if any, is
  * what polkit is asked about). *ret_fd gets the other end (O_CLOEXEC),
- * owned by the caller. -EDQUOT: the uid holds its share of connections,
- * -EUSERS: all connections are taken. */
+ * owned by the caller. -EDQUOT: the uid holds its share of connections
+ * (d->refusal says which limit), -EUSERS: all connections are taken (no
+ * accounting only). */
 int direct_open_pair(Direct *d, const Peer *caller, int *ret_fd);
 
 /* Direct connections uid holds now. */

@@ -6,8 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+
+#include <linux/sockios.h>
 
 #include "cleanup.h"
 #include "log.h"
@@ -36,7 +39,7 @@ static void peer_free(Peer *p) {
         for (size_t i = 0; i < p->n_queued; i++)
                 sd_bus_message_unref(p->queue[i].message);
         discharge_queued(p, p->n_queued);
-        if (p->peers->acct && p->ready)
+        if (p->peers->acct && p->ready && !p->direct)
                 accounting_discharge(p->peers->acct, p->uid, ACCT_UNREAD_FDS, p->unread_fds);
         safe_close(p->pidfd);
         free(p->unique_name);
@@ -273,7 +276,7 @@ static void peers_flush_waiting(Peers *ps) {
 static void peer_set_unread(Peers *ps, Peer *p, unsigned n) {
         if (n >= p->unread_fds)
                 return;
-        if (ps->acct)
+        if (ps->acct && !p->direct)
                 accounting_discharge(ps->acct, p->uid, ACCT_UNREAD_FDS, p->unread_fds - n);
         p->unread_fds = n;
         if (p->unread_at_stats > n)
@@ -375,8 +378,56 @@ static void peer_retry_later(Peers *ps, Peer *p) {
         (void) sd_event_add_time_relative(e, &p->retry, CLOCK_MONOTONIC, p->retry_usec, 0, on_retry, p);
 }
 
+/* Direct connections: no daemon holds anything, but what the peer does not
+ * read stays in flight in its socket, and the kernel charges fds in flight
+ * to the sender's user: past RLIMIT_NOFILE of them, every sendmsg() with
+ * fds fails (ETOOMANYREFS) unless the sender has CAP_SYS_RESOURCE, which
+ * user fdbroker has not. So a direct peer may have PEER_UNREAD_FDS_MAX fds
+ * sent since we last saw its connection drained: nothing in sd-bus's write
+ * queue and nothing in the socket (SIOCOUTQ: bytes the receiver has not
+ * read yet, which the kernel counts and no client can fake). A peer that
+ * reads drains at once; one that does not has its calls that return fds
+ * held, then refused, as on the bus. */
+static bool direct_drained(Peer *p) {
+        uint64_t n_write = 0;
+        int fd = sd_bus_get_fd(p->direct), outq = 0;
+
+        if (fd < 0)
+                return true; /* closed: nothing more goes out */
+        if (sd_bus_get_n_queued_write(p->direct, &n_write) < 0 || n_write > 0)
+                return false;
+        if (ioctl(fd, SIOCOUTQ, &outq) < 0)
+                return true; /* cannot tell: do not hold a reading peer forever */
+        return outq == 0;
+}
+
+static bool direct_has_fd_room(Peers *ps, Peer *p) {
+        if (p->unread_fds < PEER_UNREAD_FDS_MAX)
+                return true;
+        if (direct_drained(p)) {
+                p->unread_fds = 0;
+                return true;
+        }
+        snprintf(ps->why, sizeof ps->why,
+                 "%u file descriptors sent on this direct connection are still unread (at most %u); read your "
+                 "replies",
+                 p->unread_fds, PEER_UNREAD_FDS_MAX);
+        return false;
+}
+
 static int peer_ask_stats(Peers *ps, Peer *p) {
         int r;
+
+        if (p->direct) {
+                /* No daemon to ask: look at the socket. */
+                if (direct_drained(p)) {
+                        p->unread_fds = 0;
+                        p->retry_usec = 0;
+                        peer_flush(ps, p);
+                } else if (p->n_queued > 0)
+                        peer_retry_later(ps, p);
+                return 0;
+        }
 
         if (p->stats || p->retry || ps->unlimited)
                 return 0;
@@ -390,9 +441,14 @@ static int peer_ask_stats(Peers *ps, Peer *p) {
 }
 
 void peers_note_fds_sent(Peers *ps, Peer *p, unsigned n) {
-        /* A direct connection has no bus daemon holding its fds: what it
-         * does not read waits in its own socket, charged to nobody else. */
-        if (n == 0 || ps->unlimited || p->direct)
+        /* A direct connection has no bus daemon holding its fds, and its own
+         * budget (direct_has_fd_room), not charged to its uid's share of
+         * MaxUnreadFds, which is about the bus daemon's limit. */
+        if (p->direct) {
+                p->unread_fds += n;
+                return;
+        }
+        if (n == 0 || ps->unlimited)
                 return;
         /* Sent already: charged even past the budget (one RetrieveMany may
          * pass it by up to 15). */
@@ -546,8 +602,17 @@ int peers_get_caller(Peers *ps, sd_bus_message *m, peer_resume_fn handler, Peer 
                 p = peers_find_direct(ps, sd_bus_message_get_bus(m));
                 if (!p)
                         return -EPROTO;
-                *ret = p;
-                return 1;
+                if (!call_sends_fds(m) || (p->n_queued == 0 && direct_has_fd_room(ps, p))) {
+                        *ret = p;
+                        return 1;
+                }
+                if (p->n_queued > 0)
+                        snprintf(ps->why, sizeof ps->why,
+                                 "%u file descriptors sent on this direct connection are still unread",
+                                 p->unread_fds);
+                /* Looked at again after 10 ms, doubling up to 1 s. */
+                peer_retry_later(ps, p);
+                goto queue;
         }
         if (!sender)
                 return -EPROTO;
@@ -597,6 +662,7 @@ int peers_get_caller(Peers *ps, sd_bus_message *m, peer_resume_fn handler, Peer 
                 }
         }
 
+queue:
         if (p->n_queued >= PEER_QUEUE_MAX) {
                 if (!p->ready)
                         snprintf(ps->why, sizeof ps->why,

@@ -31,7 +31,15 @@
  * A bus without the statistics (dbus-broker, which charges what waits for
  * a receiver to that receiver and is not stalled by slow readers; or a
  * dbus-daemon whose policy refuses the call) turns the counting off, and
- * the broker logs why. */
+ * the broker logs why.
+ *
+ * Direct connections have no daemon, but fds sent and not read are in
+ * flight in the peer's socket, charged by the kernel to the broker's user
+ * (past its RLIMIT_NOFILE, no fd can be sent to anyone without
+ * CAP_SYS_RESOURCE). A direct peer may have PEER_UNREAD_FDS_MAX fds sent
+ * since its connection was last seen drained (sd-bus write queue empty and
+ * SIOCOUTQ 0); past that its fd-returning calls wait, then are refused, as
+ * above. Not charged to MaxUnreadFds. */
 #pragma once
 
 #include <stdbool.h>

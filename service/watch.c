@@ -19,6 +19,7 @@ struct Watcher {
         sd_bus *bus;            /* where its signals go (a reference) */
         char *destination;      /* unique name; NULL on a direct connection */
         Peer *peer;             /* borrowed: its identity decides visibility */
+        uid_t uid;              /* charged one ACCT_WATCHES (when ws->acct) */
         char **patterns;        /* NULL-terminated, owned */
 };
 
@@ -34,6 +35,8 @@ static void watcher_free(Watches *ws, Watcher *w) {
         if (w->next)
                 w->next->prev = w->prev;
         ws->n_watchers--;
+        if (ws->acct)
+                accounting_discharge(ws->acct, w->uid, ACCT_WATCHES, 1);
 
         sd_bus_unref(w->bus);
         free(w->destination);
@@ -185,7 +188,19 @@ int watches_handle_watch(Watches *ws, sd_bus_message *m, Peer *p, sd_bus_error *
         for (w = ws->list; w; w = w->next)
                 if (w != old && w->peer->uid == p->uid)
                         n_uid++;
-        if (n_uid >= WATCHES_PER_UID_MAX)
+        if (ws->acct && !old) {
+                AcctRefusal why;
+                char text[256];
+
+                if (accounting_check(ws->acct, p->uid, ACCT_WATCHES, 1, 0, &why) < 0) {
+                        accounting_format_refusal(&why, text, sizeof text);
+                        return sd_bus_error_setf(error, FDB_ERROR_NAME_QUOTA_EXCEEDED,
+                                                 "Cannot watch: %s; call Unwatch on another connection, or close "
+                                                 "it.",
+                                                 text);
+                }
+        }
+        if (!ws->acct && n_uid >= WATCHES_PER_UID_MAX)
                 return sd_bus_error_setf(error, FDB_ERROR_NAME_QUOTA_EXCEEDED,
                                          "uid %u already has %u watches on other connections, the limit; "
                                          "call Unwatch on one, or close it.",
@@ -206,6 +221,11 @@ int watches_handle_watch(Watches *ws, sd_bus_message *m, Peer *p, sd_bus_error *
         w = calloc(1, sizeof *w);
         if (!w)
                 return -ENOMEM;
+        if (ws->acct && accounting_charge_force(ws->acct, p->uid, ACCT_WATCHES, 1) < 0) {
+                free(w);
+                return -ENOMEM;
+        }
+        w->uid = p->uid;
         w->bus = sd_bus_ref(sd_bus_message_get_bus(m));
         w->destination = TAKE_PTR(destination);
         w->peer = p;

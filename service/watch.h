@@ -8,7 +8,9 @@
  * each goes to one watcher, and only about entries the broker's visibility
  * check lets that watcher see, so nobody learns of an entry they may not
  * see. A connection has at most one watch (Watch again replaces its
- * patterns); watches are counted per uid. The module owns its watchers and
+ * patterns); watches are charged to their uid as ACCT_WATCHES when an
+ * accounting is set (MaxWatchesPerUser and the fair share of what is left
+ * of MaxWatches), else limited to WATCHES_PER_UID_MAX per uid. The module owns its watchers and
  * the pattern strings; it borrows the Peers, which the broker tells it
  * about before they go (watches_forget_peer). */
 #pragma once
@@ -19,10 +21,12 @@
 
 #include <systemd/sd-bus.h>
 
+#include "accounting.h"
 #include "peers.h"
 #include "registry.h"
 
-/* Watches one uid may hold at once (QuotaExceeded beyond). */
+/* Watches one uid may hold at once without an accounting (QuotaExceeded
+ * beyond); with one, MaxWatchesPerUser (default the same). */
 #define WATCHES_PER_UID_MAX 16u
 /* Patterns one Watch call may carry (InvalidArgs beyond). */
 #define WATCH_PATTERNS_MAX 32u
@@ -34,6 +38,7 @@ typedef struct Watcher Watcher;
 typedef struct Watches {
         Watcher *list;
         unsigned n_watchers;
+        Accounting *acct;       /* borrowed, may be NULL; set after watches_init */
 } Watches;
 
 /* Whether the peer may learn that the entry exists (the broker's List

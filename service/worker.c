@@ -66,6 +66,7 @@ struct Pool {
         unsigned n_threads, n_idle, n_queued;
         Job *queue, *queue_tail;
         Job *done;
+        Job *reaped;                  /* abandoned, finished: the loop discharges their uid */
         Job *all;
         unsigned n_all;
         int efd;
@@ -77,6 +78,7 @@ struct Worker {
         uint64_t timeout_usec;
         sd_event_source *efd_source;
         Pool *pool;
+        Accounting *acct;             /* borrowed, may be NULL */
 };
 
 void worker_op_done(WorkerOp *op) {
@@ -282,8 +284,16 @@ static void *thread_main(void *userdata) {
                         all_remove(p, j);
                         pthread_mutex_unlock(&p->lock);
                         job_free_ops(j);
-                        free(j);
                         pthread_mutex_lock(&p->lock);
+                        if (p->shutdown) {
+                                free(j);
+                                continue;
+                        }
+                        /* Its slot is free again: the loop gives it back
+                         * to the uid's account. */
+                        j->next = p->reaped;
+                        p->reaped = j;
+                        (void) eventfd_write(p->efd, 1);
                         continue;
                 }
                 j->state = JOB_DONE;
@@ -337,6 +347,8 @@ static void job_answer(Job *j) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         int r;
 
+        if (j->worker->acct)
+                accounting_discharge(j->worker->acct, j->uid, ACCT_WORKERS, 1);
         j->timer = sd_event_source_disable_unref(j->timer);
         r = j->done(j->message, j->ops, j->n_ops, j->ctx, &error);
         reply_if_failed(j->message, r, &error);
@@ -349,15 +361,25 @@ static int on_efd(sd_event_source *s, int fd, uint32_t revents, void *userdata) 
         Worker *w = userdata;
         Pool *p = w->pool;
         eventfd_t v;
-        Job *done, *rev = NULL;
+        Job *done, *reaped, *rev = NULL;
 
         (void) eventfd_read(p->efd, &v);
         pthread_mutex_lock(&p->lock);
         done = p->done;
         p->done = NULL;
+        reaped = p->reaped;
+        p->reaped = NULL;
         for (Job *j = done; j; j = j->next)
                 all_remove(p, j);
         pthread_mutex_unlock(&p->lock);
+
+        while (reaped) {
+                Job *next = reaped->next;
+                if (w->acct)
+                        accounting_discharge(w->acct, reaped->uid, ACCT_WORKERS, 1);
+                free(reaped);
+                reaped = next;
+        }
 
         /* The list is newest first; answer in the order they finished. */
         while (done) {
@@ -406,6 +428,8 @@ static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
                                           "'%s' did not open within %.1f s: a lease being broken, or a file system "
                                           "that does not answer; try again later.",
                                           j->what, j->worker->timeout_usec / 1e6);
+        if (queued && j->worker->acct)
+                accounting_discharge(j->worker->acct, j->uid, ACCT_WORKERS, 1);
         job_release_loop_side(j);
         if (queued) {
                 job_free_ops(j);
@@ -447,6 +471,10 @@ int worker_new(sd_event *event, Worker **ret) {
         return 0;
 }
 
+void worker_set_accounting(Worker *w, Accounting *acct) {
+        w->acct = acct;
+}
+
 void worker_set_timeout(Worker *w, uint64_t usec) {
         w->timeout_usec = usec;
 }
@@ -471,6 +499,11 @@ Worker *worker_free(Worker *w) {
                         j->next = drop;
                         drop = j;
                 }
+        }
+        while (p->reaped) {
+                Job *next = p->reaped->next;
+                free(p->reaped);
+                p->reaped = next;
         }
         p->queue = p->queue_tail = NULL;
         p->done = NULL;
@@ -528,7 +561,8 @@ bool worker_is_idle(const Worker *w) {
 int worker_submit(Worker *w, sd_bus_message *m, uid_t caller_uid, const char *what, WorkerOp *ops, size_t n_ops,
                   worker_done_fn done, void *ctx, void (*ctx_free)(void *), sd_bus_error *error) {
         Pool *p = w->pool;
-        unsigned mine, share;
+        unsigned mine, share, max_threads = WORKER_JOBS_MAX;
+        bool charged = false;
         Job *j;
         int r;
 
@@ -557,12 +591,34 @@ int worker_submit(Worker *w, sd_bus_message *m, uid_t caller_uid, const char *wh
                 goto fail;
         }
 
+        if (w->acct) {
+                AcctRefusal why;
+                char text[256];
+                uint64_t t;
+
+                /* Counted on the loop: a job is charged here and given back
+                 * when answered, or when the thread of an abandoned one
+                 * returns (on_efd). */
+                r = accounting_charge(w->acct, caller_uid, ACCT_WORKERS, 1, &why);
+                if (r == -EDQUOT) {
+                        accounting_format_refusal(&why, text, sizeof text);
+                        r = sd_bus_error_setf(error, FDB_ERROR_NAME_QUOTA_EXCEEDED,
+                                              "Cannot open '%s' now: %s; try again later.", what, text);
+                        goto fail;
+                }
+                if (r < 0)
+                        goto fail;
+                charged = true;
+                t = w->acct->limits[ACCT_WORKERS].total;
+                max_threads = t == 0 || t > WORKER_THREADS_MAX ? WORKER_THREADS_MAX : (unsigned) t;
+        }
+
         pthread_mutex_lock(&p->lock);
         mine = jobs_of_locked(p, caller_uid);
         share = (WORKER_JOBS_MAX - p->n_all) / 2;
         if (share < 1)
                 share = p->n_all < WORKER_JOBS_MAX ? 1 : 0;
-        if (mine >= share) {
+        if (!w->acct && mine >= share) {
                 unsigned all = p->n_all;
                 pthread_mutex_unlock(&p->lock);
                 r = sd_bus_error_setf(error, FDB_ERROR_NAME_QUOTA_EXCEEDED,
@@ -571,7 +627,7 @@ int worker_submit(Worker *w, sd_bus_message *m, uid_t caller_uid, const char *wh
                                       what, (unsigned) caller_uid, mine, all, WORKER_JOBS_MAX);
                 goto fail;
         }
-        if (p->n_idle <= p->n_queued && p->n_threads < WORKER_JOBS_MAX) {
+        if (p->n_idle <= p->n_queued && p->n_threads < max_threads) {
                 r = spawn_thread(p);
                 if (r < 0 && p->n_threads == 0) {
                         pthread_mutex_unlock(&p->lock);
@@ -606,6 +662,8 @@ int worker_submit(Worker *w, sd_bus_message *m, uid_t caller_uid, const char *wh
         return 0;
 
 fail:
+        if (charged)
+                accounting_discharge(w->acct, caller_uid, ACCT_WORKERS, 1);
         job_release_loop_side(j);
         job_free_ops(j);
         free(j);

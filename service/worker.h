@@ -10,12 +10,15 @@
  * and closes what it opened.
  *
  * Threads: one per job in flight, started on demand and kept for reuse,
- * at most WORKER_JOBS_MAX. A thread stuck in the kernel is not replaced by
- * taking from anyone else's share: a uid may have at most half of the
- * free slots (at least one) in flight, counting its stuck jobs, as
- * dbus-broker's user.c shares its quotas; over it, QuotaExceeded. So a
- * hostile uid can stick at most about a third of the threads, and every
- * other uid still finds a thread at once.
+ * at most the accounting's MaxWorkers (WORKER_JOBS_MAX without one, never
+ * more than WORKER_THREADS_MAX). A thread stuck in the kernel is not
+ * replaced by taking from anyone else's share: every job in flight, its
+ * stuck ones included until their thread comes back, is charged to the
+ * caller's uid as ACCT_WORKERS (accounting.h: MaxWorkersPerUser and the
+ * fair share of what is left of MaxWorkers); over it, QuotaExceeded. So a
+ * hostile uid can stick at most half of the threads, and every other uid
+ * still finds a thread at once. Without an accounting (tests) a uid may
+ * have half of the free slots of WORKER_JOBS_MAX.
  *
  * Reopenings run with the depositor's credentials: the thread's fsuid,
  * fsgid and supplementary groups (per-thread raw syscalls), with no
@@ -30,9 +33,11 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "accounting.h"
 #include "fdinfo.h"
 
 #define WORKER_JOBS_MAX 32u
+#define WORKER_THREADS_MAX 256u
 #define WORKER_TIMEOUT_USEC (UINT64_C(5) * 1000000)
 /* fsgid for reopenings: the bus does not report the depositor's primary
  * gid, so group access comes only from the supplementary gids it does. */
@@ -88,6 +93,10 @@ Worker *worker_free(Worker *w);
  * error set (QuotaExceeded) when the uid's share is used up. */
 int worker_submit(Worker *w, sd_bus_message *m, uid_t caller_uid, const char *what, WorkerOp *ops, size_t n_ops,
                   worker_done_fn done, void *ctx, void (*ctx_free)(void *), sd_bus_error *error);
+
+/* Charges every job to its uid in acct (borrowed; it must outlive w, or
+ * be set back to NULL). Loop thread only. */
+void worker_set_accounting(Worker *w, Accounting *acct);
 
 /* Answer Busy after usec instead of WORKER_TIMEOUT_USEC (tests). */
 void worker_set_timeout(Worker *w, uint64_t usec);

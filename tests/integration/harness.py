@@ -260,6 +260,37 @@ _FALLBACK_POLICY = '''<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus 
 '''
 
 
+# fdbroker.service's User= and capabilities (data/fdbroker.service.in).
+SERVICE_CAPS = ('dac_override', 'setuid', 'setgid')
+
+
+def ensure_service_user(name):
+    """The system user the service runs as (created when missing, as
+    fdbroker.sysusers would). Needs root."""
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        pass
+    if os.geteuid() != 0:
+        raise Skip('running the service as %s needs root' % name)
+    r = _run(['useradd', '--system', '--no-create-home', '--home-dir', '/nonexistent',
+              '--shell', '/usr/sbin/nologin', name])
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        raise Skip('could not create system user %s: %s' % (name, r.stdout.strip()))
+
+
+def service_user_wrapper(name):
+    """setpriv arguments that run a command as the unit does: uid and gid
+    name, its groups, CAP_DAC_OVERRIDE CAP_SETUID CAP_SETGID ambient (and
+    nothing else in the bounding set), no new privileges."""
+    caps = ','.join('+' + c for c in SERVICE_CAPS)
+    return ['setpriv', '--reuid=' + name, '--regid=' + name, '--init-groups',
+            '--inh-caps=-all,' + caps, '--ambient-caps=-all,' + caps,
+            '--bounding-set=-all,' + caps, '--no-new-privs']
+
+
 def _pid_alive(pid):
     """True while pid exists and is not a zombie (the service is a child of
     dbus-daemon's, so we cannot wait for it)."""
@@ -316,6 +347,11 @@ class PrivateBus:
         # The service always listens here too (--direct-socket), so tests of
         # direct connections run whatever the clients' transport.
         self.direct_socket = os.path.join(self.tmp, 'direct')
+        # FDBROKER_TEST_SERVICE_USER=fdbroker: the service runs as that user
+        # with fdbroker.service's three capabilities (service_user_wrapper).
+        self.service_user = os.environ.get('FDBROKER_TEST_SERVICE_USER') or None
+        if self.service_user:
+            self.direct_socket = os.path.join(self.tmp, 'run', 'direct')
         self.transport = transport()
         self.daemon_log_path = os.path.join(self.tmp, 'dbus-daemon.log')
         self.scratch = os.path.join(self.tmp, 'scratch')
@@ -355,6 +391,12 @@ class PrivateBus:
         for fname, text in self.policy_files.items():
             with open(os.path.join(self.policy_dir, fname), 'w') as f:
                 f.write(text)
+        if self.service_user:
+            pw = ensure_service_user(self.service_user)
+            run = os.path.dirname(self.direct_socket)
+            os.makedirs(run, exist_ok=True)
+            os.chown(run, pw.pw_uid, pw.pw_gid)
+            os.chown(self.policy_dir, pw.pw_uid, pw.pw_gid)
         self.write_service_wrapper()
         with open(os.path.join(services, BUS_NAME + '.service'), 'w') as f:
             f.write('[D-BUS Service]\nName=%s\nUser=root\nExec=%s\n'
@@ -379,6 +421,8 @@ class PrivateBus:
                 and not any(a.startswith('--direct-socket') for a in self.extra_service_args)):
             cmd.append('--direct-socket=' + self.direct_socket)
         cmd += self.extra_service_args
+        if self.service_user:
+            cmd = service_user_wrapper(self.service_user) + cmd
         lines.append('exec %s >>%s 2>&1' % (' '.join(shlex.quote(c) for c in cmd),
                                             shlex.quote(self.log_path)))
         wrapper = os.path.join(self.tmp, 'run-fdbroker')
@@ -889,6 +933,8 @@ def setup(tap, extra_service_args=(), need_users=False, policy_files=None):
     tap.bus = bus
     bus.start()
     bus.user_skip = user_skip
+    if bus.bus_kind == 'dbus-broker':
+        bus.service_pid()  # no activation there: started by hand
     return bus, users
 
 

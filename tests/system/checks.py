@@ -344,6 +344,11 @@ def check_journal():
     expect(not any(str(e.get('MESSAGE', '')).startswith('<') for e in es), 'no raw <N> prefix in messages')
     out = run(['journalctl', '-u', UNIT, '--no-pager', '-o', 'cat'])
     expect('serving org.fdbroker.Broker1' in out, 'journalctl -u fdbroker shows the broker serving')
+    # As user fdbroker the slow-reader defence needs the bus policy file's
+    # GetConnectionStats grant (docs/behaviour.md); dbus-broker has no such
+    # statistics and says so otherwise.
+    expect('does not let fdbroker read GetConnectionStats' not in out,
+           'the bus policy lets user fdbroker ask GetConnectionStats')
 
 
 def idle_dropin(seconds):

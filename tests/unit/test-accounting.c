@@ -7,6 +7,19 @@
 #include "accounting.h"
 #include "policy.h"
 
+static const char *resources_per_user_key(AcctResource res) {
+        switch (res) {
+        case ACCT_WORKERS:
+                return "MaxWorkersPerUser";
+        case ACCT_DIRECT_CONNECTIONS:
+                return "MaxDirectConnectionsPerUser";
+        case ACCT_WATCHES:
+                return "MaxWatchesPerUser";
+        default:
+                return "?";
+        }
+}
+
 static void test_charge_discharge(void) {
         Accounting a;
 
@@ -221,6 +234,67 @@ static void test_policy_limits(void) {
         }
 }
 
+/* Worker slots, direct connections and watches are charged like the rest:
+ * their defaults are the limits the modules used to keep themselves, and one
+ * uid filling what it may still leaves room for the next, at every size. */
+static void test_shared_resources(void) {
+        static const struct {
+                AcctResource res;
+                uint64_t total, per_user;
+                const char *total_key;
+        } cases[] = {
+                { ACCT_WORKERS, 32, 16, "MaxWorkers" },
+                { ACCT_DIRECT_CONNECTIONS, 1024, 16, "MaxDirectConnections" },
+                { ACCT_WATCHES, 4096, 16, "MaxWatches" },
+        };
+
+        for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+                AcctResource res = cases[i].res;
+                Accounting a;
+                AcctRefusal why;
+                uint64_t n = 0, other = 0;
+
+                accounting_init(&a);
+                g_assert_cmpuint(a.limits[res].total, ==, cases[i].total);
+                g_assert_cmpuint(a.limits[res].per_user, ==, cases[i].per_user);
+
+                /* Per-user limit first at the defaults. */
+                while (accounting_charge(&a, 1000, res, 1, &why) == 0)
+                        n++;
+                g_assert_cmpuint(n, ==, cases[i].per_user);
+                g_assert_cmpstr(why.limit, ==, resources_per_user_key(res));
+
+                /* A small pool: the fair share binds, and another uid is
+                 * still served after the first took all it could. */
+                accounting_discharge(&a, 1000, res, n);
+                g_assert_true(accounting_is_empty(&a));
+                accounting_set_limit(&a, res, 12, ACCT_UNLIMITED);
+                for (n = 0; accounting_charge(&a, 1000, res, 1, &why) == 0; n++)
+                        ;
+                g_assert_true(why.fair_share);
+                g_assert_cmpstr(why.limit, ==, cases[i].total_key);
+                g_assert_cmpuint(n, ==, 6); /* half of the pool */
+                for (other = 0; accounting_charge(&a, 1001, res, 1, &why) == 0; other++)
+                        ;
+                g_test_message("%s: uid 1000 took %" G_GUINT64_FORMAT " of 12, uid 1001 then %" G_GUINT64_FORMAT,
+                               accounting_resource_to_string(res), n, other);
+                g_assert_cmpuint(other, >=, 2);
+                /* A third uid still finds one. */
+                g_assert_cmpint(accounting_charge(&a, 1002, res, 1, NULL), ==, 0);
+                /* Root is not held to the fair share, only to the pool. */
+                while (accounting_charge(&a, 0, res, 1, &why) == 0)
+                        ;
+                g_assert_false(why.fair_share);
+                g_assert_cmpuint(a.used[res], ==, 12);
+                accounting_discharge(&a, 0, res, accounting_usage(&a, 0, res));
+                accounting_discharge(&a, 1000, res, n);
+                accounting_discharge(&a, 1001, res, other);
+                accounting_discharge(&a, 1002, res, 1);
+                g_assert_true(accounting_is_empty(&a));
+                accounting_done(&a);
+        }
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/accounting/charge-discharge", test_charge_discharge);
@@ -230,5 +304,6 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/accounting/total-limit", test_total_limit);
         g_test_add_func("/accounting/names", test_names);
         g_test_add_func("/accounting/policy-limits", test_policy_limits);
+        g_test_add_func("/accounting/shared-resources", test_shared_resources);
         return g_test_run();
 }

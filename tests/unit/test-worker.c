@@ -224,6 +224,64 @@ static void test_fair_share(void) {
         ctx_done(&c);
 }
 
+/* With an accounting, every job in flight is charged to its uid as
+ * ACCT_WORKERS: a uid is refused past MaxWorkersPerUser/its fair share,
+ * another uid is served, a job answered Busy stays charged while its thread
+ * is stuck, and every charge is given back when the threads return. */
+static void test_accounted(void) {
+        Accounting acct;
+        Ctx c;
+        Answer a[WORKER_JOBS_MAX + 2];
+        size_t n = 0, stuck;
+
+        accounting_init(&acct);
+        ctx_init(&c);
+        worker_set_accounting(c.worker, &acct);
+        worker_set_timeout(c.worker, 300 * 1000);
+        for (;;) {
+                call(&c, "Block", 1000, &a[n]);
+                while (a[n].seq == 0 && accounting_usage(&acct, 1000, ACCT_WORKERS) < n + 1)
+                        g_assert_cmpint(sd_event_run(c.event, 10 * 1000), >=, 0);
+                if (a[n].seq > 0 && strcmp(a[n].error, FDB_ERROR_NAME_QUOTA_EXCEEDED) == 0)
+                        break;
+                n++;
+                g_assert_cmpuint(n, <=, WORKER_JOBS_MAX);
+        }
+        stuck = n;
+        g_test_message("uid 1000 got %zu of MaxWorkers=%" G_GUINT64_FORMAT " slots", stuck,
+                       acct.limits[ACCT_WORKERS].total);
+        g_assert_cmpuint(stuck, >=, 1);
+        g_assert_cmpuint(stuck, <=, acct.limits[ACCT_WORKERS].total / 2);
+        g_assert_cmpuint(stuck, <=, acct.limits[ACCT_WORKERS].per_user);
+        g_assert_cmpuint(accounting_usage(&acct, 1000, ACCT_WORKERS), ==, stuck);
+
+        call(&c, "Quick", 2000, &a[stuck + 1]);
+        run_until(&c, &a[stuck + 1], 1);
+        g_assert_true(a[stuck + 1].got_fd);
+        g_assert_cmpuint(accounting_usage(&acct, 2000, ACCT_WORKERS), ==, 0);
+
+        /* Answered Busy, the stuck ones still hold their slots. */
+        run_until(&c, a, stuck);
+        for (size_t i = 0; i < stuck; i++)
+                g_assert_cmpstr(a[i].error, ==, FDB_ERROR_NAME_BUSY);
+        g_assert_cmpuint(accounting_usage(&acct, 1000, ACCT_WORKERS), ==, stuck);
+        call(&c, "Quick", 1000, &a[stuck]);
+        run_until(&c, &a[stuck], 1);
+        g_assert_cmpstr(a[stuck].error, ==, FDB_ERROR_NAME_QUOTA_EXCEEDED);
+
+        /* Their threads come back: the loop gives the slots back. */
+        for (size_t i = 0; i < stuck; i++)
+                g_assert_cmpint(write(c.gate[1], "x", 1), ==, 1);
+        while (!accounting_is_empty(&acct))
+                g_assert_cmpint(sd_event_run(c.event, 10 * 1000), >=, 0);
+        call(&c, "Quick", 1000, &a[0]);
+        run_until(&c, a, 1);
+        g_assert_true(a[0].got_fd);
+        g_assert_true(accounting_is_empty(&acct));
+        ctx_done(&c);
+        accounting_done(&acct);
+}
+
 /* A reopening as another uid is refused where that uid may not read, and
  * the thread gets its own credentials back. Needs root. */
 static void test_reopen_as_depositor(void) {
@@ -273,6 +331,7 @@ int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/worker/stuck-open-is-busy", test_stuck_open_is_busy);
         g_test_add_func("/worker/fair-share", test_fair_share);
+        g_test_add_func("/worker/accounted", test_accounted);
         g_test_add_func("/worker/reopen-as-depositor", test_reopen_as_depositor);
         return g_test_run();
 }
