@@ -696,10 +696,17 @@ def plot(results, out):
                                                      st['large']['p99_ns'] / 1e3, st['base']['median_ns'] / 1e3,
                                                      st['base']['p99_ns'] / 1e3, st['rss_kb']))
     by = {(r['op'], r['clients']): r['median_ops'] for r in tp}
+    tpb = results.get('raw_dbus_broker', {}).get('throughput', [])
+    byb = {(r['op'], r['clients']): r['median_ops'] for r in tpb}
     with open(dat2, 'w') as f:
-        f.write('# clients retrieve_ops_s echo_ops_s\n')
+        f.write('# clients retrieve_ops_s echo_ops_s (dbus-daemon) retrieve_ops_s echo_ops_s (dbus-broker)\n')
         for c in sorted(set(r['clients'] for r in tp)):
-            f.write('%d %.0f %.0f\n' % (c, by.get(('retrieve', c), 0), by.get(('echo', c), 0)))
+            f.write('%d %.0f %.0f %.0f %.0f\n' % (c, by.get(('retrieve', c), 0), by.get(('echo', c), 0),
+                                                  byb.get(('retrieve', c), 0), byb.get(('echo', c), 0)))
+    broker_lines = ''
+    if tpb:
+        broker_lines = (', \\\n     "{d2}" using 1:4 with linespoints lw 2 dt 2 title "fdbroker Retrieve, dbus-broker", '
+                        '\\\n     "{d2}" using 1:5 with linespoints dt 2 title "fd-echo Echo, dbus-broker"')
     script = '''set terminal pngcairo size 1200,500 font ",10"
 set output "{png}"
 set multiplot layout 1,2 title "fdbroker benchmarks ({when}; {cpus} CPUs, shared machine)"
@@ -730,10 +737,10 @@ set logscale x 2
 set xlabel "client connections"
 set ylabel "calls per second (median of rounds)"
 set yrange [0:*]
-plot "{d2}" using 1:2 with linespoints lw 2 title "fdbroker Retrieve", \\
-     "{d2}" using 1:3 with linespoints lw 2 title "fd-echo Echo (D-Bus floor)"
+plot "{d2}" using 1:2 with linespoints lw 2 title "fdbroker Retrieve, dbus-daemon", \\
+     "{d2}" using 1:3 with linespoints lw 2 title "fd-echo Echo (D-Bus floor), dbus-daemon"{broker}
 unset multiplot
-'''.format(png=os.path.join(out, 'latest.png'), d1=dat1, d2=dat2,
+'''.replace('{broker}', broker_lines).format(png=os.path.join(out, 'latest.png'), d1=dat1, d2=dat2,
            when=time.strftime('%Y-%m-%d'), cpus=results['machine']['nproc'])
     r = subprocess.run([gp], input=script, text=True, stderr=subprocess.PIPE)
     if r.returncode != 0:
@@ -996,7 +1003,7 @@ def run_soak(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('mode', choices=['bench', 'soak', 'profile'])
+    ap.add_argument('mode', choices=['bench', 'soak', 'profile', 'plot'])
     ap.add_argument('--quick', action='store_true', help='fewer iterations (about a minute)')
     ap.add_argument('--build-dir', default=os.environ.get('FDBROKER_BUILD_DIR', os.path.join(SOURCE, 'build')))
     ap.add_argument('--results-dir', default=os.path.join(HERE, 'results'))
@@ -1014,6 +1021,10 @@ def main():
         return run_benchmarks(args)
     if args.mode == 'profile':
         return run_profile(args)
+    if args.mode == 'plot':
+        with open(os.path.join(args.results_dir, 'latest.json')) as f:
+            plot(json.load(f), args.results_dir)
+        return 0
     return run_soak(args)
 
 
