@@ -628,7 +628,7 @@ static int send_all(int fd, const void *data, size_t n) {
 #define FALLBACK (-1)
 
 /* An error reply, in the full tool's words (its report()). */
-static int report_error(const Message *msg) {
+static int report_error(const Message *msg, const char *address) {
         const char *text = msg->error_name;
         size_t off = 0;
 
@@ -637,6 +637,10 @@ static int report_error(const Message *msg) {
                 if (s)
                         text = s;
         }
+        if (strcmp(msg->error_name, "org.freedesktop.DBus.Error.ServiceUnknown") == 0 ||
+            strcmp(msg->error_name, "org.freedesktop.DBus.Error.NameHasNoOwner") == 0)
+                return fail("fdbroker (%s) is not running on %s at %s and cannot be started: %s", FDB_BUS_NAME,
+                            DIRECT_WHAT, address, text);
         if (strcmp(msg->error_name, "org.freedesktop.DBus.Error.UnknownMethod") == 0 ||
             strcmp(msg->error_name, "org.freedesktop.DBus.Error.UnknownInterface") == 0)
                 return fail("the broker on %s does not know this call (an older fdbroker?): %s", DIRECT_WHAT, text);
@@ -744,7 +748,7 @@ static int retrieve_direct(const Args *a, const char *path) {
                                                          strerror(EBADMSG));
                                                 break;
                                         }
-                                        r = report_error(&msg);
+                                        r = report_error(&msg, address);
                                         break;
                                 }
                                 /* "ha{sv}": the index of the one fd; the

@@ -155,7 +155,10 @@ class FakeServer:
                 data += chunk
             head, data = data.split(b'BEGIN\r\n', 1)
             self.auths.append(head + b'BEGIN\r\n')
-            conn.sendall(self.auth)
+            # sd-bus (the full tool) sends AUTH EXTERNAL without an initial
+            # response and then an empty DATA: a server asks for it first.
+            asks = self.auth.startswith(b'OK') and head.startswith(b'\0AUTH EXTERNAL\r\n')
+            conn.sendall((b'DATA\r\n' if asks else b'') + self.auth)
             if not self.auth.startswith(b'OK'):
                 return
             data = self._read(conn, data, 16)
@@ -394,6 +397,24 @@ def test_hostile(tap, tmp):
         tap.ok(not ran and s.call is not None, '... and COMMAND did not run (the call was sent)')
 
 
+def test_error_words(tap, tmp):
+    """Error replies the full tool words itself: the same words from both."""
+    sock = os.path.join(tmp, 'errors.sock')
+    for name, text in (('org.freedesktop.DBus.Error.UnknownMethod', 'Unknown method Retrieve'),
+                       ('org.freedesktop.DBus.Error.ServiceUnknown', 'no such service'),
+                       ('org.fdbroker.Error.QuotaExceeded', 'uid 0 already holds 16 direct connections')):
+        got = []
+        for ctl in (CTL, FULL):
+            s = FakeServer(sock, lambda c: c.sendall(error_reply(name, text)))
+            try:
+                r = run(ctl, ['--socket', sock, 'retrieve', 'x', '--', 'true'], tmp)
+            finally:
+                s.close()
+            got.append((r.returncode, r.stdout, r.stderr.decode(errors='replace')))
+        tap.ok(got[0] == got[1] and got[0][0] == 1 and text in got[0][2],
+               '%s: the same status and message as the full tool' % name.rsplit('.', 1)[1], {'front': got[0], 'full': got[1]})
+
+
 def test_dropped_fds(tap, tmp):
     """A signal with fds before the reply: dropped, and its fds (the write
     end of a pipe we watch) are closed before COMMAND runs."""
@@ -445,6 +466,7 @@ def body(tap):
     try:
         for name, fn in (('linking', test_linking), ('fast path', test_fast_path), ('fallback', test_fallback),
                          ('marshalling', test_marshalling), ('hostile replies', test_hostile),
+                         ('error words', test_error_words),
                          ('dropped fds', test_dropped_fds)):
             tap.run(name, fn, tap, tmp)
     finally:
