@@ -11,12 +11,12 @@
  *   retrieve NAME [--read-only] [--reopen] [--wait SEC] -- COMMAND [ARG...]
  *
  * over the broker's direct socket (SPEC §5) is one connect, two writes (the
- * authentication, then the call), two reads (recvmsg) and one exec. Everything else --
- * other verbs, --help, anything it does not recognise, no direct socket, a
- * socket that refuses us before authenticating -- execs the full sd-bus tool
- * (fdbrokerctl.c, installed as $libexecdir/fdbrokerctl-full) with the same
- * argv, so messages, exit codes and behaviour are that tool's. Once the
- * call is sent, nothing falls back (a Retrieve may have had an effect, e.g.
+ * authentication, then the call), two reads (recvmsg) and one exec.
+ * Everything else -- other verbs, --help, anything it does not recognise,
+ * no direct socket, a socket that refuses us before authenticating -- execs
+ * the full sd-bus tool (fdbrokerctl.c, installed as
+ * $libexecdir/fdbrokerctl-full) with the same argv, so messages, exit codes
+ * and behaviour are that tool's. Once the call is sent, nothing falls back (a Retrieve may have had an effect, e.g.
  * a --once entry is gone): failures are reported as the full tool reports
  * them.
  *
