@@ -16,9 +16,9 @@
  * no direct socket, a socket that refuses us before authenticating -- execs
  * the full sd-bus tool (fdbrokerctl.c, installed as
  * $libexecdir/fdbrokerctl-full) with the same argv, so messages, exit codes
- * and behaviour are that tool's. Once the call is sent, nothing falls back (a Retrieve may have had an effect, e.g.
- * a --once entry is gone): failures are reported as the full tool reports
- * them.
+ * and behaviour are that tool's. Once the call is sent, nothing falls
+ * back (a Retrieve may have had an effect, e.g. a --once entry is gone):
+ * failures are reported as the full tool reports them.
  *
  * The reply is hostile input: every length and offset is checked against
  * what was received, its fds arrive O_CLOEXEC and all but the one handed to
