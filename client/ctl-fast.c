@@ -390,7 +390,9 @@ static ssize_t input_read(Input *in, int fd, uint64_t deadline) {
                 uint8_t b[CMSG_SPACE(sizeof(int) * FDB_FDS_PER_CALL_MAX)];
         } control;
         struct iovec iov = { .iov_base = in->buf + in->n, .iov_len = sizeof in->buf - in->n };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof control };
+        struct msghdr mh = {
+                .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof control
+        };
         struct pollfd p = { .fd = fd, .events = POLLIN };
         ssize_t k;
 
@@ -697,10 +699,13 @@ static int retrieve_direct(const Args *a, const char *path) {
                 int len = snprintf(uid, sizeof uid, "%u", (unsigned) geteuid());
                 n_auth = (size_t) snprintf(auth, sizeof auth, "%cAUTH EXTERNAL ", '\0');
                 for (int i = 0; i < len; i++)
-                        n_auth += (size_t) snprintf(auth + n_auth, sizeof auth - n_auth, "%02x", (unsigned char) uid[i]);
+                        n_auth += (size_t) snprintf(auth + n_auth, sizeof auth - n_auth, "%02x",
+                                                    (unsigned char) uid[i]);
                 n_auth += (size_t) snprintf(auth + n_auth, sizeof auth - n_auth, "\r\nNEGOTIATE_UNIX_FD\r\nBEGIN\r\n");
         }
-        n_out = marshal_retrieve(out, sizeof out, a, isatty(STDIN_FILENO) > 0 ? FLAG_ALLOW_INTERACTIVE_AUTHORIZATION : 0);
+        /* polkit may ask the user only where there is one to ask. */
+        n_out = marshal_retrieve(out, sizeof out, a,
+                                 isatty(STDIN_FILENO) > 0 ? FLAG_ALLOW_INTERACTIVE_AUTHORIZATION : 0);
         if (n_out == 0 || send_all(fd, auth, n_auth) < 0) {
                 /* Refused before anything was asked: nothing happened. */
                 (void) close(fd);
