@@ -80,8 +80,10 @@ class Bus:
     build tree (no shell wrapper: Exec= runs the binary, so activation time
     is the service's own), and optionally runs fd-echo on it."""
 
-    def __init__(self, build, tag, limits=True, echo=True, wrapper=()):
+    def __init__(self, build, tag, limits=True, echo=True, wrapper=(), kind='dbus-daemon'):
         self.build = build
+        self.kind = kind  # 'dbus-daemon' or 'dbus-broker'
+        self.service = None  # the broker, when started by hand (dbus-broker)
         self.wrapper = list(wrapper)  # e.g. valgrind: runs the service and fd-echo
         self.tmp = tempfile.mkdtemp(prefix='fdbroker-bench-%s-' % tag)
         os.chmod(self.tmp, 0o755)  # the soak's users connect to TMP/bus
@@ -115,12 +117,15 @@ class Bus:
         env.pop('DBUS_SYSTEM_BUS_ADDRESS', None)
         # The activated service inherits dbus-daemon's stderr: its log.
         self._log = open(self.log_path, 'ab')
-        self.daemon = subprocess.Popen(
-            ['dbus-daemon', '--config-file=' + conf, '--nofork', '--nopidfile', '--print-address=1'],
-            stdout=subprocess.PIPE, stderr=self._log, stdin=subprocess.DEVNULL, env=env)
-        self.address = self.daemon.stdout.readline().decode().strip()
-        if not self.address:
-            raise RuntimeError('dbus-daemon did not start; see %s' % self.log_path)
+        if self.kind == 'dbus-broker':
+            self._start_dbus_broker(conf, env, policy)
+        else:
+            self.daemon = subprocess.Popen(
+                ['dbus-daemon', '--config-file=' + conf, '--nofork', '--nopidfile', '--print-address=1'],
+                stdout=subprocess.PIPE, stderr=self._log, stdin=subprocess.DEVNULL, env=env)
+            self.address = self.daemon.stdout.readline().decode().strip()
+            if not self.address:
+                raise RuntimeError('dbus-daemon did not start; see %s' % self.log_path)
         if self.want_echo:
             self.echo = subprocess.Popen(self.wrapper + [os.path.join(self.build, 'bench', 'fd-echo'),
                                                          '--bus=' + self.address],
@@ -131,6 +136,76 @@ class Bus:
                     raise RuntimeError('fd-echo did not come up; see %s' % self.log_path)
                 time.sleep(0.01)
         return self
+
+    def _start_dbus_broker(self, conf, env, policy):
+        """A private dbus-broker as tests/integration/harness.py starts one
+        (dbus_broker_ns.py: a mount namespace with a journal socket for its
+        launcher, socket-activated on SOCK). It activates services only
+        through systemd, so the broker is started here by hand, with the
+        same arguments as the .service file gives it on dbus-daemon."""
+        for tool in ('dbus-broker-launch', 'systemd-socket-activate', 'unshare'):
+            if not shutil.which(tool):
+                raise RuntimeError('%s not installed (apt-get install dbus-broker)' % tool)
+        sock = os.path.join(self.tmp, 'bus')
+        self.address = 'unix:path=' + sock
+        self.daemon = subprocess.Popen(
+            ['unshare', '-m', '--propagation', 'private', '/usr/bin/python3',
+             os.path.join(SOURCE, 'tests', 'integration', 'dbus_broker_ns.py'), sock, self.log_path, conf],
+            stdout=subprocess.DEVNULL, stderr=self._log, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while not os.path.exists(sock):
+            if self.daemon.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError('a private dbus-broker did not start; see %s' % self.log_path)
+            time.sleep(0.01)
+        os.chmod(sock, 0o666)  # created 0644; throughput's clients 17+ are uid nobody
+        senv = dict(env, DBUS_SYSTEM_BUS_ADDRESS=self.address)
+        self.service = subprocess.Popen(
+            self.wrapper + [os.path.join(self.build, 'service', 'fdbroker'), '--bus=system',
+                            '--policy-dir=' + policy, '--direct-socket=' + self.direct_socket],
+            stderr=self._log, stdout=self._log, stdin=subprocess.DEVNULL, env=senv)
+        deadline = time.monotonic() + 60
+        while not self.has_owner(BROKER):
+            if self.service.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError('fdbroker did not take its name on dbus-broker; see %s' % self.log_path)
+            time.sleep(0.01)
+
+    def daemon_pids(self):
+        """The bus's processes: dbus-daemon, or dbus-broker and its launcher
+        (the process group started by unshare)."""
+        if self.kind != 'dbus-broker':
+            return [self.daemon.pid]
+        pids = []
+        for d in os.listdir('/proc'):
+            if d.isdigit():
+                try:
+                    with open('/proc/%s/stat' % d) as f:
+                        st = f.read().rsplit(')', 1)[1].split()
+                    if int(st[2]) == self.daemon.pid:  # pgrp
+                        pids.append(int(d))
+                except (OSError, IndexError, ValueError):
+                    pass
+        return pids
+
+    def daemon_pid(self):
+        """The process that routes messages: dbus-daemon or dbus-broker."""
+        if self.kind != 'dbus-broker':
+            return self.daemon.pid
+        for pid in self.daemon_pids():
+            try:
+                with open('/proc/%d/comm' % pid) as f:
+                    if f.read().strip() == 'dbus-broker':
+                        return pid
+            except OSError:
+                pass
+        raise RuntimeError('no dbus-broker process in group %d' % self.daemon.pid)
+
+    def version(self):
+        cmd = ['dbus-broker', '--version'] if self.kind == 'dbus-broker' else ['dbus-daemon', '--version']
+        try:
+            return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True).stdout.splitlines()[0]
+        except (OSError, IndexError):
+            return self.kind
 
     def has_owner(self, name):
         r = subprocess.run(['busctl', '--address=' + self.address, 'call', 'org.freedesktop.DBus',
@@ -164,7 +239,7 @@ class Bus:
                     time.sleep(0.01)
         except (RuntimeError, OSError, KeyError, IndexError) as e:
             log('could not stop the broker cleanly: %s' % e)
-        for p in (self.echo, self.daemon):
+        for p in (self.echo, self.service) if self.kind == 'dbus-broker' else (self.echo, self.daemon):
             if p and p.poll() is None:
                 p.terminate()
                 try:
@@ -172,6 +247,18 @@ class Bus:
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait()
+        if self.kind == 'dbus-broker' and self.daemon:
+            # The launcher, dbus-broker and the journal drainer: one group.
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                try:
+                    os.killpg(self.daemon.pid, sig)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                try:
+                    self.daemon.wait(5)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
 
     def cleanup(self):
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -380,7 +467,7 @@ def section_entries(ctx, a, b):
     en = max(1000, ctx['n'] // 2)
     cpu = {max(os.sched_getaffinity(0))}
     every = os.sched_getaffinity(0)
-    pids = [a.daemon.pid, b.daemon.pid, a.status()['pid'], b.status()['pid']]
+    pids = a.daemon_pids() + b.daemon_pids() + [a.status()['pid'], b.status()['pid']]
     log('entries: Retrieve at 10 entries (bus A) vs %s (bus B), then crossover; n=%d per stage; pinned to CPU %s'
         % (counts, en, next(iter(cpu))))
     pin(pids, cpu)
@@ -441,22 +528,27 @@ def section_spawn(ctx, a, b):
         s6.start(payload, 'unix:bench')
         subprocess.run([ctl, '--address', a.address, 'deposit', 'bench/ctl', payload, '--persistent'], check=True)
         log('whole process: fdbrokerctl retrieve vs s6-fdholder-retrieve vs minimal sd-bus client (n=%d)' % sn)
-        sp = spawn(build, sn, ctl, a.address, s6)
+        sp = spawn(build, sn, ctl, a, s6)
     finally:
         s6.stop()
     ctx['raw']['spawn'] = sp
     sb = {r['op']: r for r in sp}
+    s6r = ('s6-fdholder-retrieve', sb['s6-fdholder-retrieve'])
     return [
-        lat_row('9. fdbrokerctl retrieve NAME -- true', sb['fdbrokerctl'],
-                ('s6-fdholder-retrieve', sb['s6-fdholder-retrieve']), lambda r: r['ratio'] <= 1.0, 'ratio <= 1.0'),
+        lat_row('9. fdbrokerctl retrieve NAME -- true (direct socket)', sb['fdbrokerctl'], s6r,
+                lambda r: r['ratio'] <= 1.0, 'ratio <= 1.0'),
         lat_row('   s6-fdholder-retrieve SOCKET ID true', sb['s6-fdholder-retrieve'], ('spawn of true', sb['true'])),
-        lat_row('   minimal sd-bus client (bench-client exec-retrieve)', sb['sd-bus-minimal'],
-                ('s6-fdholder-retrieve', sb['s6-fdholder-retrieve'])),
+        lat_row('   fdbrokerctl-full (sd-bus tool), direct socket', sb['fdbrokerctl-full'], s6r),
+        lat_row('   fdbrokerctl --address BUS (front + full, bus)', sb['fdbrokerctl-bus'], s6r),
+        lat_row('   minimal sd-bus client (bench-client exec-retrieve)', sb['sd-bus-minimal'], s6r),
         lat_row('   spawn and wait of true (process floor)', sb['true']),
     ]
 
 
 def section_activation(ctx, a, b):
+    if a.kind == 'dbus-broker':
+        return [{'what': '8. cold bus activation to first reply (Retrieve)',
+                 'skipped': 'dbus-broker activates services only through systemd (none on a private bus)'}]
     an = 30 if ctx['quick'] else 100
     log('cold activation to first reply (n=%d)' % an)
     act = a.client('activation', '-n', an)[0]
@@ -484,26 +576,37 @@ def run_benchmarks(args):
     if max_entries < 100000 and 'entries' in only:
         log('RLIMIT_NOFILE hard limit is %d (raising it needs CAP_SYS_RESOURCE): the entry benchmark '
             'stops at %d entries, not 100000' % (hard, max_entries))
-    ctx = {'build': build, 'quick': args.quick, 'n': 3000 if args.quick else 20000, 'raw': results['raw'],
-           'max_entries': max_entries}
-
-    a = Bus(build, 'a').start()
-    b = Bus(build, 'b', echo=False).start()
-    rows = {}
-    try:
-        log('bus A %s, bus B %s (logs: %s, %s)' % (a.address, b.address, a.log_path, b.log_path))
-        a.client('latency', '-n', 100, 'ping')  # activate the brokers
-        b.client('latency', '-n', 100, 'ping')
-        # Activation last: it kills bus A's broker each time.
-        for name in SECTIONS:
-            if name in only:
-                rows[name] = globals()['section_' + name](ctx, a, b)
-    finally:
-        a.stop()
-        b.stop()
+    kinds = args.buses.split(',')
+    buses = []
+    for kind in kinds:
+        # Every row on each bus implementation, one after the other; a
+        # ratio never mixes the two.
+        raw = results['raw'] if kind == 'dbus-daemon' else results.setdefault('raw_' + kind.replace('-', '_'), {})
+        ctx = {'build': build, 'quick': args.quick, 'n': 3000 if args.quick else 20000, 'raw': raw,
+               'max_entries': max_entries}
+        a = Bus(build, 'a', kind=kind).start()
+        buses.append(a)
+        b = Bus(build, 'b', echo=False, kind=kind).start()
+        buses.append(b)
+        rows = {}
+        try:
+            results['machine'].setdefault('buses', {})[kind] = a.version()
+            log('%s: bus A %s, bus B %s (logs: %s, %s)' % (kind, a.address, b.address, a.log_path, b.log_path))
+            a.client('latency', '-n', 100, 'ping')  # activate the brokers
+            b.client('latency', '-n', 100, 'ping')
+            # Activation last: it kills bus A's broker each time.
+            for name in SECTIONS:
+                if name in only:
+                    rows[name] = globals()['section_' + name](ctx, a, b)
+        finally:
+            a.stop()
+            b.stop()
+        results['table'].append({'what': '---- on %s ----' % a.version(), 'heading': True})
+        for name in ('latency', 'throughput', 'entries', 'size', 'activation', 'spawn', 'direct'):  # the brief's order
+            for row in rows.get(name, []):
+                row['bus'] = kind
+                results['table'].append(row)
     results['machine']['loadavg_end'] = os.getloadavg()
-    for name in ('latency', 'throughput', 'entries', 'size', 'activation', 'spawn', 'direct'):  # the brief's order
-        results['table'] += rows.get(name, [])
 
     out = args.results_dir
     os.makedirs(out, exist_ok=True)
@@ -516,21 +619,26 @@ def run_benchmarks(args):
         f.write(text)
     plot(results, out)
     if not args.keep:
-        a.cleanup()
-        b.cleanup()
+        for bus in buses:
+            bus.cleanup()
     log('wrote %s/latest.json, latest.txt, latest.png' % out)
     return 0
 
 
-def spawn(build, n, ctl, address, s6):
+def spawn(build, n, ctl, bus, s6):
     """Whole processes, interleaved: each command is started and waited
-    for by bench-client (posix_spawn), stdout to /dev/null."""
+    for by bench-client (posix_spawn), stdout to /dev/null. fdbrokerctl is
+    the libc-only front (its fast path on the direct socket); with
+    --address and no socket it execs fdbrokerctl-full, which uses the bus."""
     bc = os.path.join(build, 'bench', 'bench-client')
+    full = os.path.join(build, 'client', 'fdbrokerctl-full')
     true = shutil.which('true')
     cmd = [bc, 'spawn', '-n', str(n), '--warmup', '20',
-           'fdbrokerctl', ctl, '--address', address, 'retrieve', 'bench/ctl', '--', 'true',
+           'fdbrokerctl', ctl, '--socket', bus.direct_socket, 'retrieve', 'bench/ctl', '--', 'true',
            '::', 's6-fdholder-retrieve', 's6-fdholder-retrieve', s6.socket, 'unix:bench', 'true',
-           '::', 'sd-bus-minimal', bc, 'exec-retrieve', '--address', address, 'bench/ctl', 'true',
+           '::', 'fdbrokerctl-full', full, '--socket', bus.direct_socket, 'retrieve', 'bench/ctl', '--', 'true',
+           '::', 'fdbrokerctl-bus', ctl, '--address', bus.address, 'retrieve', 'bench/ctl', '--', 'true',
+           '::', 'sd-bus-minimal', bc, 'exec-retrieve', '--address', bus.address, 'bench/ctl', 'true',
            '::', 'true', true]
     r = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
     return [json.loads(line) for line in r.stdout.splitlines() if line.startswith('{')]
@@ -546,6 +654,9 @@ def format_table(results):
                                                         'ratio', 'p99 r.', 'target', 'met')
     lines += [hdr, '-' * len(hdr)]
     for r in results['table']:
+        if r.get('heading'):
+            lines.append(r['what'])
+            continue
         if 'skipped' in r:
             lines.append('%-52s %s' % (r['what'], 'skipped: ' + r['skipped']))
             continue
@@ -585,10 +696,17 @@ def plot(results, out):
                                                      st['large']['p99_ns'] / 1e3, st['base']['median_ns'] / 1e3,
                                                      st['base']['p99_ns'] / 1e3, st['rss_kb']))
     by = {(r['op'], r['clients']): r['median_ops'] for r in tp}
+    tpb = results.get('raw_dbus_broker', {}).get('throughput', [])
+    byb = {(r['op'], r['clients']): r['median_ops'] for r in tpb}
     with open(dat2, 'w') as f:
-        f.write('# clients retrieve_ops_s echo_ops_s\n')
+        f.write('# clients retrieve_ops_s echo_ops_s (dbus-daemon) retrieve_ops_s echo_ops_s (dbus-broker)\n')
         for c in sorted(set(r['clients'] for r in tp)):
-            f.write('%d %.0f %.0f\n' % (c, by.get(('retrieve', c), 0), by.get(('echo', c), 0)))
+            f.write('%d %.0f %.0f %.0f %.0f\n' % (c, by.get(('retrieve', c), 0), by.get(('echo', c), 0),
+                                                  byb.get(('retrieve', c), 0), byb.get(('echo', c), 0)))
+    broker_lines = ''
+    if tpb:
+        broker_lines = (', \\\n     "{d2}" using 1:4 with linespoints lw 2 dt 2 title "fdbroker Retrieve, dbus-broker", '
+                        '\\\n     "{d2}" using 1:5 with linespoints dt 2 title "fd-echo Echo, dbus-broker"')
     script = '''set terminal pngcairo size 1200,500 font ",10"
 set output "{png}"
 set multiplot layout 1,2 title "fdbroker benchmarks ({when}; {cpus} CPUs, shared machine)"
@@ -619,10 +737,10 @@ set logscale x 2
 set xlabel "client connections"
 set ylabel "calls per second (median of rounds)"
 set yrange [0:*]
-plot "{d2}" using 1:2 with linespoints lw 2 title "fdbroker Retrieve", \\
-     "{d2}" using 1:3 with linespoints lw 2 title "fd-echo Echo (D-Bus floor)"
+plot "{d2}" using 1:2 with linespoints lw 2 title "fdbroker Retrieve, dbus-daemon", \\
+     "{d2}" using 1:3 with linespoints lw 2 title "fd-echo Echo (D-Bus floor), dbus-daemon"{broker}
 unset multiplot
-'''.format(png=os.path.join(out, 'latest.png'), d1=dat1, d2=dat2,
+'''.replace('{broker}', broker_lines).format(png=os.path.join(out, 'latest.png'), d1=dat1, d2=dat2,
            when=time.strftime('%Y-%m-%d'), cpus=results['machine']['nproc'])
     r = subprocess.run([gp], input=script, text=True, stderr=subprocess.PIPE)
     if r.returncode != 0:
@@ -651,9 +769,11 @@ def run_profile(args):
         log('valgrind is not installed')
         return 77
     tmpcg = tempfile.mkdtemp(prefix='fdbroker-bench-callgrind-')
-    bus = Bus(build, 'profile', wrapper=[shutil.which('valgrind'), '--tool=callgrind', '--callgrind-out-file=%s/%%p.out' % tmpcg])
+    kind = args.buses if ',' not in args.buses else 'dbus-daemon'
+    bus = Bus(build, 'profile', wrapper=[shutil.which('valgrind'), '--tool=callgrind', '--callgrind-out-file=%s/%%p.out' % tmpcg],
+              kind=kind)
     bus.start()
-    out = {'ir_per_call': {}, 'retrieve_breakdown': [], 'direct_retrieve_breakdown': [], 'syscalls_per_call': {}}
+    out = {'bus': kind, 'ir_per_call': {}, 'retrieve_breakdown': [], 'direct_retrieve_breakdown': [], 'syscalls_per_call': {}}
     n1, n2 = (200, 1200) if args.quick else (500, 2500)
     try:
         bus.client('latency', '-n', 20, '--warmup', 0, 'ping', 'echo-ping')
@@ -714,10 +834,10 @@ def run_profile(args):
 
     # CPU time per call in each process (/proc/PID/schedstat: ns on a CPU),
     # then system calls per call (strace -c); both without valgrind.
-    bus = Bus(build, 'cpu').start()
+    bus = Bus(build, 'cpu', kind=kind).start()
     try:
         bus.client('latency', '-n', 20, 'ping', 'retrieve')
-        pids = {'fdbroker': bus.status()['pid'], 'fd-echo': bus.echo.pid, 'dbus-daemon': bus.daemon.pid}
+        pids = {'fdbroker': bus.status()['pid'], 'fd-echo': bus.echo.pid, kind: bus.daemon_pid()}
 
         def oncpu():
             t = {}
@@ -765,7 +885,8 @@ def run_profile(args):
     shutil.rmtree(tmpcg, ignore_errors=True)
     print(json.dumps(out, indent=1))
     os.makedirs(args.results_dir, exist_ok=True)
-    with open(os.path.join(args.results_dir, 'profile.json'), 'w') as f:
+    name = 'profile.json' if kind == 'dbus-daemon' else 'profile-%s.json' % kind
+    with open(os.path.join(args.results_dir, name), 'w') as f:
         json.dump(out, f, indent=1)
         f.write('\n')
     return 0
@@ -882,11 +1003,14 @@ def run_soak(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('mode', choices=['bench', 'soak', 'profile'])
+    ap.add_argument('mode', choices=['bench', 'soak', 'profile', 'plot'])
     ap.add_argument('--quick', action='store_true', help='fewer iterations (about a minute)')
     ap.add_argument('--build-dir', default=os.environ.get('FDBROKER_BUILD_DIR', os.path.join(SOURCE, 'build')))
     ap.add_argument('--results-dir', default=os.path.join(HERE, 'results'))
     ap.add_argument('--keep', action='store_true', help='keep the temporary directories and logs')
+    ap.add_argument('--buses', default='dbus-daemon,dbus-broker',
+                    help='bench: the bus implementations, in turn (default: dbus-daemon,dbus-broker); '
+                         'profile: the one to profile on (default: dbus-daemon)')
     ap.add_argument('--only', help='bench: run only these sections (comma-separated: %s)' % ', '.join(SECTIONS))
     ap.add_argument('--ops', type=int, default=1000000, help='soak: operations in all')
     ap.add_argument('--max-seconds', type=float, default=600, help='soak: stop after this long')
@@ -897,6 +1021,10 @@ def main():
         return run_benchmarks(args)
     if args.mode == 'profile':
         return run_profile(args)
+    if args.mode == 'plot':
+        with open(os.path.join(args.results_dir, 'latest.json')) as f:
+            plot(json.load(f), args.results_dir)
+        return 0
     return run_soak(args)
 
 

@@ -16,5 +16,5 @@ for a in "$@"; do
 done
 sh "$here/../tools/install-deps.sh" >/dev/null   # s6, gnuplot and the build tools
 [ -f "$build/build.ninja" ] || meson setup "$build" "$here/.." >/dev/null
-ninja -C "$build" service/fdbroker client/fdbrokerctl bench/bench-client bench/fd-echo >/dev/null
+ninja -C "$build" service/fdbroker client/fdbrokerctl client/fdbrokerctl-full bench/bench-client bench/fd-echo >/dev/null
 exec /usr/bin/python3 "$here/run.py" bench --build-dir "$build" "$@"

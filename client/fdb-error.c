@@ -12,16 +12,17 @@
 
 #include <string.h>
 
+#include "protocol.h"
+
 const GDBusErrorEntry _fdb_error_entries[] = {
-        { FDB_ERROR_NOT_FOUND, "org.fdbroker.Error.NotFound" },
-        { FDB_ERROR_EXISTS, "org.fdbroker.Error.Exists" },
-        { FDB_ERROR_QUOTA_EXCEEDED, "org.fdbroker.Error.QuotaExceeded" },
-        { FDB_ERROR_NOT_SUPPORTED, "org.fdbroker.Error.NotSupported" },
-        { FDB_ERROR_BUSY, "org.fdbroker.Error.Busy" },
-        { FDB_ERROR_ACCESS_DENIED, "org.freedesktop.DBus.Error.AccessDenied" },
-        { FDB_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
-          "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired" },
-        { FDB_ERROR_INVALID_ARGS, "org.freedesktop.DBus.Error.InvalidArgs" },
+        { FDB_ERROR_NOT_FOUND, FDB_ERROR_NAME_NOT_FOUND },
+        { FDB_ERROR_EXISTS, FDB_ERROR_NAME_EXISTS },
+        { FDB_ERROR_QUOTA_EXCEEDED, FDB_ERROR_NAME_QUOTA_EXCEEDED },
+        { FDB_ERROR_NOT_SUPPORTED, FDB_ERROR_NAME_NOT_SUPPORTED },
+        { FDB_ERROR_BUSY, FDB_ERROR_NAME_BUSY },
+        { FDB_ERROR_ACCESS_DENIED, FDB_ERROR_NAME_ACCESS_DENIED },
+        { FDB_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED, FDB_ERROR_NAME_INTERACTIVE_AUTHORIZATION_REQUIRED },
+        { FDB_ERROR_INVALID_ARGS, FDB_ERROR_NAME_INVALID_ARGS },
 };
 const gsize _fdb_n_error_entries = G_N_ELEMENTS(_fdb_error_entries);
 

@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* fdbrokerctl.c: the command-line tool of fdbroker (SPEC §4), on sd-bus.
  *
+ * Installed as $libexecdir/fdbrokerctl-full: users run the libc-only front
+ * (ctl-fast.c), which does `retrieve` over the direct socket itself and
+ * execs this program, with the same argv, for everything else.
+ *
  * Built on libsystemd's sd-bus, not on libfdbroker-client: a shell script
  * that runs `fdbrokerctl retrieve NAME -- COMMAND` in a loop pays for every
  * library the process loads, and GLib alone costs more than a whole

@@ -1,0 +1,839 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* ctl-fast.c: fdbrokerctl's front, libc only (issue 12).
+ *
+ * A shell loop of `fdbrokerctl retrieve NAME -- COMMAND` pays for every
+ * library the process loads, and loading libsystemd (and its libgcrypt,
+ * zstd, lz4, lzma, libcap) was three quarters of the instructions of the
+ * sd-bus tool (bench/README.md). glibc cannot load a DT_NEEDED library
+ * lazily, so the fast path is this separate program, linked against libc
+ * alone:
+ *
+ *   retrieve NAME [--read-only] [--reopen] [--wait SEC] -- COMMAND [ARG...]
+ *
+ * over the broker's direct socket (SPEC §5) is one connect, two writes (the
+ * authentication, then the call), two reads (recvmsg) and one exec.
+ * Everything else -- other verbs, --help, anything it does not recognise,
+ * no direct socket, a socket that refuses us before authenticating -- execs
+ * the full sd-bus tool (fdbrokerctl.c, installed as
+ * $libexecdir/fdbrokerctl-full) with the same argv, so messages, exit codes
+ * and behaviour are that tool's. Once the call is sent, nothing falls
+ * back (a Retrieve may have had an effect, e.g. a --once entry is gone):
+ * failures are reported as the full tool reports them.
+ *
+ * The reply is hostile input: every length and offset is checked against
+ * what was received, its fds arrive O_CLOEXEC and all but the one handed to
+ * COMMAND are closed, and anything unexpected is "not understood". Only
+ * the native byte order is accepted (the broker runs on this machine and
+ * sd-bus sends in its own). */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "protocol.h"
+
+#define EXIT_EXEC_NOT_FOUND 127
+#define EXIT_EXEC_FAILED 126
+
+/* The full tool's: sd-bus's default, plus the wait. */
+#define CALL_TIMEOUT_USEC (25ULL * 1000000ULL)
+
+/* A Retrieve reply is an fd and a small dictionary; an error a name and a
+ * message. Anything bigger is not an answer we asked for. */
+#define REPLY_MAX (64u * 1024u)
+
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define NATIVE_ENDIAN 'l'
+#else
+#define NATIVE_ENDIAN 'B'
+#endif
+
+enum {
+        MSG_METHOD_CALL = 1,
+        MSG_METHOD_RETURN = 2,
+        MSG_ERROR = 3,
+        FLAG_ALLOW_INTERACTIVE_AUTHORIZATION = 0x4,
+        FIELD_PATH = 1,
+        FIELD_INTERFACE = 2,
+        FIELD_MEMBER = 3,
+        FIELD_ERROR_NAME = 4,
+        FIELD_REPLY_SERIAL = 5,
+        FIELD_SIGNATURE = 8,
+        FIELD_UNIX_FDS = 9,
+};
+
+static const char DIRECT_WHAT[] = "the broker's direct socket";
+
+static int fail(const char *format, ...) __attribute__((format(printf, 1, 2)));
+static int fail(const char *format, ...) {
+        va_list ap;
+
+        fputs("fdbrokerctl: ", stderr);
+        va_start(ap, format);
+        vfprintf(stderr, format, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+        return EXIT_FAILURE;
+}
+
+/* ---- the full tool ------------------------------------------------------ */
+
+/* Becomes the full tool with our argv. Next to us first (the build tree),
+ * then where it is installed. Returns only on failure. */
+static int exec_full(char **argv) {
+        char self[PATH_MAX], path[PATH_MAX + 32];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+
+        if (n > 0) {
+                char *slash;
+
+                self[n] = '\0';
+                slash = strrchr(self, '/');
+                if (slash) {
+                        snprintf(path, sizeof path, "%.*s/fdbrokerctl-full", (int) (slash - self), self);
+                        if (access(path, X_OK) >= 0)
+                                execv(path, argv);
+                }
+        }
+        execv(FDBROKERCTL_FULL_PATH, argv);
+        return fail("cannot run %s: %s", FDBROKERCTL_FULL_PATH, strerror(errno));
+}
+
+/* ---- the command line --------------------------------------------------- */
+
+typedef struct {
+        const char *name;
+        const char *socket; /* --socket */
+        const char *address; /* --address */
+        bool system, user, read_only, reopen;
+        uint64_t wait_usec;
+        char **command;
+} Args;
+
+/* The full tool's rule: seconds as a decimal number. */
+static bool parse_seconds(const char *s, uint64_t *ret_usec) {
+        char *end = NULL;
+        double v;
+
+        errno = 0;
+        v = strtod(s, &end);
+        if (errno != 0 || end == s || *end != '\0' || !isfinite(v) || v < 0 || v > (double) (UINT64_MAX / 2000000))
+                return false;
+        *ret_usec = (uint64_t) (v * 1e6 + 0.5);
+        return *ret_usec <= FDB_WAIT_USEC_MAX;
+}
+
+/* An option with a value, as "--opt VALUE" or "--opt=VALUE". */
+static const char *option_value(int argc, char **argv, int *i, const char *opt) {
+        size_t n = strlen(opt);
+
+        if (strncmp(argv[*i], opt, n) != 0)
+                return NULL;
+        if (argv[*i][n] == '=')
+                return argv[*i] + n + 1;
+        if (argv[*i][n] != '\0' || *i + 1 >= argc)
+                return NULL;
+        return argv[++*i];
+}
+
+/* Recognises exactly the retrieve command lines the full tool accepts
+ * without a message (verb options after the verb, one NAME, a COMMAND).
+ * Anything else is the full tool's to run or to refuse. */
+static bool parse_argv(int argc, char **argv, Args *a) {
+        bool verb = false;
+
+        for (int i = 1; i < argc; i++) {
+                const char *s = argv[i], *v;
+
+                if (strcmp(s, "--") == 0) {
+                        if (!verb || !a->name || i + 1 >= argc)
+                                return false;
+                        a->command = &argv[i + 1];
+                        break;
+                }
+                if (s[0] != '-' || s[1] == '\0') {
+                        if (!verb) {
+                                if (strcmp(s, "retrieve") != 0)
+                                        return false;
+                                verb = true;
+                        } else if (a->name)
+                                return false;
+                        else
+                                a->name = s;
+                        continue;
+                }
+                if (strcmp(s, "--system") == 0)
+                        a->system = true;
+                else if (strcmp(s, "--user") == 0)
+                        a->user = true;
+                else if ((v = option_value(argc, argv, &i, "--address")))
+                        a->address = v;
+                else if ((v = option_value(argc, argv, &i, "--socket")))
+                        a->socket = v;
+                else if (verb && strcmp(s, "--read-only") == 0)
+                        a->read_only = true;
+                else if (verb && strcmp(s, "--reopen") == 0)
+                        a->reopen = true;
+                else if (verb && (v = option_value(argc, argv, &i, "--wait"))) {
+                        if (!parse_seconds(v, &a->wait_usec))
+                                return false;
+                } else
+                        return false;
+        }
+        return a->command && a->system + a->user + !!a->address <= 1;
+}
+
+static const char *nonempty_env(const char *name) {
+        const char *v = getenv(name);
+        return v && *v ? v : NULL;
+}
+
+/* The full tool's choice of direct socket, or NULL for the bus. */
+static const char *socket_path(const Args *a) {
+        const char *address = a->address;
+
+        if (!address && !a->system && !a->user)
+                address = nonempty_env("FDBROKER_ADDRESS");
+        if (a->socket)
+                return a->socket;
+        if (nonempty_env("FDBROKER_SOCKET"))
+                return nonempty_env("FDBROKER_SOCKET");
+        if (!address && !a->user)
+                return FDB_DIRECT_SOCKET_PATH;
+        return NULL;
+}
+
+/* The full tool's address of the socket, for messages: D-Bus escaping. */
+static void format_address(char *buf, size_t size, const char *path) {
+        size_t n = (size_t) snprintf(buf, size, "unix:path=");
+
+        for (; *path && n + 4 < size; path++) {
+                unsigned char ch = (unsigned char) *path;
+                if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                    strchr("-_/.\\*", ch))
+                        buf[n++] = (char) ch;
+                else
+                        n += (size_t) snprintf(buf + n, size - n, "%%%02x", ch);
+        }
+        buf[n] = '\0';
+}
+
+/* ---- marshalling the call ----------------------------------------------- */
+
+/* An output buffer; every append is bounds-checked and sets .overflow
+ * instead of writing past the end. Offsets count from the message start,
+ * which is what D-Bus alignment is relative to. */
+typedef struct {
+        uint8_t *p;
+        size_t n, size;
+        bool overflow;
+} Buf;
+
+static void put(Buf *b, const void *data, size_t n) {
+        if (b->overflow || n > b->size - b->n) {
+                b->overflow = true;
+                return;
+        }
+        memcpy(b->p + b->n, data, n);
+        b->n += n;
+}
+
+static void pad(Buf *b, size_t align) {
+        static const uint8_t zeros[8];
+        put(b, zeros, (align - b->n % align) % align);
+}
+
+static void put_u8(Buf *b, uint8_t v) {
+        put(b, &v, 1);
+}
+
+static void put_u32(Buf *b, uint32_t v) {
+        pad(b, 4);
+        put(b, &v, 4);
+}
+
+static void put_u64(Buf *b, uint64_t v) {
+        pad(b, 8);
+        put(b, &v, 8);
+}
+
+/* 's' and 'o': u32 length, bytes, NUL. */
+static void put_string(Buf *b, const char *s) {
+        size_t n = strlen(s);
+        put_u32(b, (uint32_t) n);
+        put(b, s, n + 1);
+}
+
+/* 'g': u8 length, bytes, NUL. */
+static void put_signature(Buf *b, const char *s) {
+        size_t n = strlen(s);
+        put_u8(b, (uint8_t) n);
+        put(b, s, n + 1);
+}
+
+/* A header field: a struct (8-aligned) of its code and a variant. */
+static void put_field(Buf *b, uint8_t code, const char *type, const char *value) {
+        pad(b, 8);
+        put_u8(b, code);
+        put_signature(b, type);
+        if (type[0] == 'g')
+                put_signature(b, value);
+        else
+                put_string(b, value);
+}
+
+/* One {sv} dict entry (8-aligned) with the key and the variant's
+ * signature; the caller appends the value. */
+static void put_entry(Buf *b, const char *key, const char *type) {
+        pad(b, 8);
+        put_string(b, key);
+        put_signature(b, type);
+}
+
+/* Retrieve(name, options) as a whole message with serial 1: the header,
+ * its four fields, padding to 8, then the body "sa{sv}". */
+static size_t marshal_retrieve(uint8_t *out, size_t size, const Args *a, uint8_t flags) {
+        Buf b = { .p = out, .size = size };
+        size_t body_start, body_len_at, fields_len_at, fields_start, array_len_at, array_start;
+        uint32_t v;
+
+        put_u8(&b, NATIVE_ENDIAN);
+        put_u8(&b, MSG_METHOD_CALL);
+        put_u8(&b, flags);
+        put_u8(&b, 1); /* protocol version */
+        body_len_at = b.n;
+        put_u32(&b, 0); /* body length, below */
+        put_u32(&b, 1); /* serial */
+        fields_len_at = b.n;
+        put_u32(&b, 0); /* header fields' length, below */
+        fields_start = b.n; /* already 8-aligned: 16 */
+        put_field(&b, FIELD_PATH, "o", FDB_OBJECT_PATH);
+        put_field(&b, FIELD_INTERFACE, "s", FDB_INTERFACE);
+        put_field(&b, FIELD_MEMBER, "s", "Retrieve");
+        put_field(&b, FIELD_SIGNATURE, "g", "sa{sv}");
+        v = (uint32_t) (b.n - fields_start);
+        if (!b.overflow)
+                memcpy(out + fields_len_at, &v, 4);
+        pad(&b, 8);
+        body_start = b.n;
+
+        put_string(&b, a->name);
+        array_len_at = (put_u32(&b, 0), b.n - 4); /* array length, below */
+        pad(&b, 8); /* the first entry's alignment; not part of the length */
+        array_start = b.n;
+        if (a->read_only) {
+                put_entry(&b, "access", "s");
+                put_string(&b, "read-only");
+        }
+        if (a->reopen) {
+                put_entry(&b, "reopen", "b");
+                put_u32(&b, 1);
+        }
+        if (a->wait_usec > 0) {
+                put_entry(&b, "wait-usec", "t");
+                put_u64(&b, a->wait_usec);
+        }
+        if (b.overflow)
+                return 0;
+        v = (uint32_t) (b.n - array_start);
+        memcpy(out + array_len_at, &v, 4);
+        v = (uint32_t) (b.n - body_start);
+        memcpy(out + body_len_at, &v, 4);
+        return b.n;
+}
+
+/* ---- reading the reply -------------------------------------------------- */
+
+/* What was received: the bytes after the authentication lines and every
+ * fd that came with any of them (O_CLOEXEC, ours to close). */
+typedef struct {
+        uint8_t buf[REPLY_MAX + 512];
+        size_t n;
+        int fds[FDB_FDS_PER_CALL_MAX];
+        size_t n_fds;
+        bool too_many_fds;
+} Input;
+
+static void input_close_fds(Input *in, int keep) {
+        for (size_t i = 0; i < in->n_fds; i++)
+                if (in->fds[i] != keep)
+                        (void) close(in->fds[i]);
+        in->n_fds = 0;
+}
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+/* One recvmsg into the rest of the buffer, waiting until deadline (of
+ * CLOCK_MONOTONIC, in µs): a server that drips bytes does not keep us
+ * longer than one that says nothing. Returns bytes read, 0 at EOF, or a
+ * negative errno. */
+static ssize_t input_read(Input *in, int fd, uint64_t deadline) {
+        union {
+                struct cmsghdr h;
+                uint8_t b[CMSG_SPACE(sizeof(int) * FDB_FDS_PER_CALL_MAX)];
+        } control;
+        struct iovec iov = { .iov_base = in->buf + in->n, .iov_len = sizeof in->buf - in->n };
+        struct msghdr mh = {
+                .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof control
+        };
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        ssize_t k;
+
+        if (iov.iov_len == 0)
+                return -EMSGSIZE;
+        for (;;) {
+                uint64_t now = now_usec();
+                uint64_t left_ms = now >= deadline ? 0 : (deadline - now + 999) / 1000;
+
+                k = poll(&p, 1, left_ms > INT_MAX ? INT_MAX : (int) left_ms);
+                if (k == 0)
+                        return -ETIMEDOUT;
+                if (k < 0 && errno != EINTR)
+                        return -errno;
+                if (k < 0)
+                        continue;
+                k = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+                if (k >= 0)
+                        break;
+                if (errno != EINTR && errno != EAGAIN)
+                        return -errno;
+        }
+        /* Fds the control buffer could not hold were closed by the kernel. */
+        if (mh.msg_flags & MSG_CTRUNC)
+                in->too_many_fds = true;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+                size_t n;
+
+                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                        continue;
+                n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (size_t i = 0; i < n; i++) {
+                        int rfd;
+                        memcpy(&rfd, CMSG_DATA(c) + i * sizeof(int), sizeof rfd);
+                        if (in->n_fds < FDB_FDS_PER_CALL_MAX)
+                                in->fds[in->n_fds++] = rfd;
+                        else {
+                                (void) close(rfd);
+                                in->too_many_fds = true;
+                        }
+                }
+        }
+        in->n += (size_t) k;
+        return k;
+}
+
+static uint32_t get_u32(const uint8_t *p) {
+        uint32_t v;
+        memcpy(&v, p, 4);
+        return v;
+}
+
+static size_t align_to(size_t off, size_t a) {
+        return (off + a - 1) / a * a;
+}
+
+/* A string ('s', 'o') at *off within [0, end): its length fits, it ends
+ * with its NUL and holds no other. Advances *off past it. */
+static const char *get_string(const uint8_t *m, size_t end, size_t *off) {
+        size_t o = align_to(*off, 4), len;
+
+        if (o + 4 > end)
+                return NULL;
+        len = get_u32(m + o);
+        o += 4;
+        if (len >= end - o || m[o + len] != '\0' || memchr(m + o, '\0', len))
+                return NULL;
+        *off = o + len + 1;
+        return (const char *) m + o;
+}
+
+static const char *get_signature(const uint8_t *m, size_t end, size_t *off) {
+        size_t o = *off, len;
+
+        if (o + 1 > end)
+                return NULL;
+        len = m[o++];
+        if (len >= end - o || m[o + len] != '\0' || memchr(m + o, '\0', len))
+                return NULL;
+        *off = o + len + 1;
+        return (const char *) m + o;
+}
+
+typedef struct {
+        uint8_t type;
+        uint32_t reply_serial, n_fds;
+        const char *error_name, *signature;
+        const uint8_t *body;
+        size_t body_len;
+        size_t size; /* of the whole message */
+} Message;
+
+/* Parses the message at the start of m (n bytes received so far).
+ * Returns 1 with *ret filled, 0 when more bytes are needed, -EBADMSG when
+ * it is not a message we can read. Header fields we do not need are
+ * skipped when their type is basic; a container there is refused. */
+static int message_parse(const uint8_t *m, size_t n, Message *ret) {
+        Message msg = { .signature = "" };
+        size_t fields_len, end, off;
+
+        if (n < 16)
+                return 0;
+        if (m[0] != NATIVE_ENDIAN || m[3] != 1)
+                return -EBADMSG;
+        msg.type = m[1];
+        msg.body_len = get_u32(m + 4);
+        fields_len = get_u32(m + 12);
+        if (fields_len > REPLY_MAX || msg.body_len > REPLY_MAX)
+                return -EBADMSG;
+        end = 16 + fields_len;
+        msg.size = align_to(end, 8) + msg.body_len;
+        if (msg.size > REPLY_MAX)
+                return -EBADMSG;
+        if (n < msg.size)
+                return 0;
+
+        for (off = 16; off < end;) {
+                const char *sig, *s;
+                uint8_t code;
+
+                off = align_to(off, 8);
+                if (off >= end)
+                        return -EBADMSG;
+                code = m[off++];
+                sig = get_signature(m, end, &off);
+                if (!sig || strlen(sig) != 1)
+                        return -EBADMSG;
+                switch (sig[0]) {
+                case 's':
+                case 'o':
+                        s = get_string(m, end, &off);
+                        if (!s)
+                                return -EBADMSG;
+                        if (code == FIELD_ERROR_NAME)
+                                msg.error_name = s;
+                        break;
+                case 'g':
+                        s = get_signature(m, end, &off);
+                        if (!s)
+                                return -EBADMSG;
+                        if (code == FIELD_SIGNATURE)
+                                msg.signature = s;
+                        break;
+                case 'u':
+                case 'i':
+                case 'h':
+                case 'b':
+                        off = align_to(off, 4);
+                        if (off + 4 > end)
+                                return -EBADMSG;
+                        if (code == FIELD_REPLY_SERIAL)
+                                msg.reply_serial = get_u32(m + off);
+                        else if (code == FIELD_UNIX_FDS)
+                                msg.n_fds = get_u32(m + off);
+                        off += 4;
+                        break;
+                case 'y':
+                        off += 1;
+                        break;
+                case 'n':
+                case 'q':
+                        off = align_to(off, 2) + 2;
+                        break;
+                case 'x':
+                case 't':
+                case 'd':
+                        off = align_to(off, 8) + 8;
+                        break;
+                default:
+                        return -EBADMSG;
+                }
+                if (off > end)
+                        return -EBADMSG;
+                /* The well-known fields must have their types. */
+                if ((code == FIELD_REPLY_SERIAL || code == FIELD_UNIX_FDS) && sig[0] != 'u')
+                        return -EBADMSG;
+                if (code == FIELD_ERROR_NAME && sig[0] != 's')
+                        return -EBADMSG;
+                if (code == FIELD_SIGNATURE && sig[0] != 'g')
+                        return -EBADMSG;
+        }
+        msg.body = m + align_to(end, 8);
+        *ret = msg;
+        return 1;
+}
+
+/* ---- running COMMAND ---------------------------------------------------- */
+
+/* The full tool's exec_with_fd(): fd (consumed) becomes fd 3 of COMMAND,
+ * with LISTEN_FDS=1, LISTEN_PID and LISTEN_FDNAMES (':' as '_'). */
+static int exec_with_fd(int fd, const char *fdname, char **command) {
+        char pid[32], name[FDB_NAME_MAX + 1];
+        int e;
+
+        snprintf(name, sizeof name, "%s", fdname);
+        for (char *p = name; *p; p++)
+                if (*p == ':')
+                        *p = '_';
+
+        if (fd != 3) {
+                if (dup2(fd, 3) < 0)
+                        return fail("cannot make the fd of '%s' fd 3: %s", fdname, strerror(errno));
+                (void) close(fd);
+        } else if (fcntl(3, F_SETFD, 0) < 0)
+                return fail("cannot pass the fd of '%s' on: %s", fdname, strerror(errno));
+
+        snprintf(pid, sizeof pid, "%d", (int) getpid());
+        if (setenv("LISTEN_FDS", "1", 1) < 0 || setenv("LISTEN_PID", pid, 1) < 0 ||
+            setenv("LISTEN_FDNAMES", name, 1) < 0)
+                return fail("cannot set the environment: %s", strerror(errno));
+
+        execvp(command[0], command);
+        e = errno;
+        fail("cannot run '%s': %s", command[0], strerror(e));
+        return e == ENOENT ? EXIT_EXEC_NOT_FOUND : EXIT_EXEC_FAILED;
+}
+
+/* ---- the fast path ------------------------------------------------------ */
+
+static int send_all(int fd, const void *data, size_t n) {
+        for (size_t done = 0; done < n;) {
+                ssize_t k = send(fd, (const uint8_t *) data + done, n - done, MSG_NOSIGNAL);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return -errno;
+                done += (size_t) k;
+        }
+        return 0;
+}
+
+/* The outcome of the direct attempt: FALLBACK means nothing reached the
+ * broker's object (no socket, refused before authentication) and the full
+ * tool takes over; anything else is an exit status already reported. */
+#define FALLBACK (-1)
+
+/* An error reply, in the full tool's words (its report()). */
+static int report_error(const Message *msg, const char *address) {
+        const char *text = msg->error_name;
+        size_t off = 0;
+
+        if (msg->signature[0] == 's') {
+                const char *s = get_string(msg->body, msg->body_len, &off);
+                if (s)
+                        text = s;
+        }
+        if (strcmp(msg->error_name, "org.freedesktop.DBus.Error.ServiceUnknown") == 0 ||
+            strcmp(msg->error_name, "org.freedesktop.DBus.Error.NameHasNoOwner") == 0)
+                return fail("fdbroker (%s) is not running on %s at %s and cannot be started: %s", FDB_BUS_NAME,
+                            DIRECT_WHAT, address, text);
+        if (strcmp(msg->error_name, "org.freedesktop.DBus.Error.UnknownMethod") == 0 ||
+            strcmp(msg->error_name, "org.freedesktop.DBus.Error.UnknownInterface") == 0)
+                return fail("the broker on %s does not know this call (an older fdbroker?): %s", DIRECT_WHAT, text);
+        return fail("%s", text);
+}
+
+/* Skips the authentication replies at the start of in: "OK <guid>" then
+ * "AGREE_UNIX_FD". Returns the offset of the first message byte, 0 while
+ * incomplete, -1 when the server said anything else. */
+static ssize_t auth_end(const Input *in) {
+        const char *b = (const char *) in->buf;
+        const char *e1, *e2;
+
+        e1 = memchr(b, '\n', in->n);
+        if (!e1)
+                return in->n > 256 ? -1 : 0;
+        if (strncmp(b, "OK ", 3) != 0 || e1[-1] != '\r')
+                return -1;
+        e2 = memchr(e1 + 1, '\n', in->n - (size_t) (e1 + 1 - b));
+        if (!e2)
+                return in->n - (size_t) (e1 + 1 - b) > 256 ? -1 : 0;
+        if ((size_t) (e2 - e1) != strlen("\nAGREE_UNIX_FD\r") || strncmp(e1 + 1, "AGREE_UNIX_FD\r", 14) != 0)
+                return -1;
+        return e2 + 1 - b;
+}
+
+static int retrieve_direct(const Args *a, const char *path) {
+        static Input in;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        uint8_t out[1024 + FDB_NAME_MAX * 2];
+        char auth[64], address[PATH_MAX + 64];
+        size_t n_auth, n_out;
+        ssize_t start = 0;
+        uint64_t deadline = now_usec() + CALL_TIMEOUT_USEC + a->wait_usec;
+        int fd, r;
+
+        if (strlen(path) >= sizeof sa.sun_path || strlen(a->name) > FDB_NAME_MAX * 2)
+                return FALLBACK;
+        memcpy(sa.sun_path, path, strlen(path) + 1);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return FALLBACK;
+        if (connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
+                (void) close(fd);
+                return FALLBACK;
+        }
+
+        /* AUTH EXTERNAL with our uid in hex-encoded decimal, fds and
+         * BEGIN in one write. The call waits for the server's answers:
+         * sd-bus (252) leaves a message that came in the same read as BEGIN
+         * unprocessed until the socket is readable again. */
+        {
+                char uid[16];
+                int len = snprintf(uid, sizeof uid, "%u", (unsigned) geteuid());
+                n_auth = (size_t) snprintf(auth, sizeof auth, "%cAUTH EXTERNAL ", '\0');
+                for (int i = 0; i < len; i++)
+                        n_auth += (size_t) snprintf(auth + n_auth, sizeof auth - n_auth, "%02x",
+                                                    (unsigned char) uid[i]);
+                n_auth += (size_t) snprintf(auth + n_auth, sizeof auth - n_auth, "\r\nNEGOTIATE_UNIX_FD\r\nBEGIN\r\n");
+        }
+        /* polkit may ask the user only where there is one to ask. */
+        n_out = marshal_retrieve(out, sizeof out, a,
+                                 isatty(STDIN_FILENO) > 0 ? FLAG_ALLOW_INTERACTIVE_AUTHORIZATION : 0);
+        if (n_out == 0 || send_all(fd, auth, n_auth) < 0) {
+                /* Refused before anything was asked: nothing happened. */
+                (void) close(fd);
+                return FALLBACK;
+        }
+
+        format_address(address, sizeof address, path);
+        for (;;) {
+                Message msg;
+                ssize_t k;
+
+                if (start > 0) {
+                        r = message_parse(in.buf + start, in.n - (size_t) start, &msg);
+                        if (r < 0 || in.too_many_fds) {
+                                r = fail("the broker's answer to Retrieve is not understood: %s",
+                                         strerror(in.too_many_fds ? EMFILE : EBADMSG));
+                                break;
+                        }
+                        if (r > 0 && msg.type != MSG_METHOD_RETURN && msg.type != MSG_ERROR) {
+                                /* Not a reply (a signal): drop it and its fds. */
+                                if (msg.n_fds > in.n_fds) {
+                                        r = fail("the broker's answer to Retrieve is not understood: %s",
+                                                 strerror(EBADMSG));
+                                        break;
+                                }
+                                for (size_t i = 0; i < msg.n_fds; i++)
+                                        (void) close(in.fds[i]);
+                                memmove(in.fds, in.fds + msg.n_fds, (in.n_fds - msg.n_fds) * sizeof(int));
+                                in.n_fds -= msg.n_fds;
+                                memmove(in.buf + start, in.buf + start + msg.size, in.n - (size_t) start - msg.size);
+                                in.n -= msg.size;
+                                continue;
+                        }
+                        if (r > 0) {
+                                uint32_t index;
+
+                                if (msg.reply_serial != 1 || msg.n_fds != in.n_fds) {
+                                        r = fail("the broker's answer to Retrieve is not understood: %s",
+                                                 strerror(EBADMSG));
+                                        break;
+                                }
+                                if (msg.type == MSG_ERROR) {
+                                        if (!msg.error_name) {
+                                                r = fail("the broker's answer to Retrieve is not understood: %s",
+                                                         strerror(EBADMSG));
+                                                break;
+                                        }
+                                        r = report_error(&msg, address);
+                                        break;
+                                }
+                                /* "ha{sv}": the index of the one fd; the
+                                 * dictionary is not ours to read here. */
+                                if (strcmp(msg.signature, "ha{sv}") != 0 || msg.body_len < 8 || msg.n_fds != 1 ||
+                                    (index = get_u32(msg.body)) >= msg.n_fds) {
+                                        r = fail("the broker's answer to Retrieve is not understood: %s",
+                                                 strerror(EBADMSG));
+                                        break;
+                                }
+                                (void) close(fd);
+                                fd = in.fds[index];
+                                in.n_fds = 0;
+                                return exec_with_fd(fd, a->name, a->command);
+                        }
+                }
+                k = input_read(&in, fd, deadline);
+                if (k == -ETIMEDOUT) {
+                        r = fail("the broker did not answer Retrieve in time (on %s at %s).", DIRECT_WHAT, address);
+                        break;
+                }
+                if (k <= 0 && start == 0) {
+                        /* Closed or refused before it authenticated us. */
+                        input_close_fds(&in, -1);
+                        (void) close(fd);
+                        return FALLBACK;
+                }
+                if (k == -EMSGSIZE) {
+                        r = fail("the broker's answer to Retrieve is not understood: %s", strerror(EMSGSIZE));
+                        break;
+                }
+                if (k <= 0) {
+                        r = fail("lost the connection to %s at %s (%s).", DIRECT_WHAT, address,
+                                 strerror(k == 0 ? ECONNRESET : (int) -k));
+                        break;
+                }
+                if (start == 0) {
+                        start = auth_end(&in);
+                        if (start < 0) {
+                                input_close_fds(&in, -1);
+                                (void) close(fd);
+                                return FALLBACK;
+                        }
+                        /* Authenticated: from here on, as the full tool
+                         * does once connected, no falling back. */
+                        if (start > 0 && send_all(fd, out, n_out) < 0) {
+                                r = fail("lost the connection to %s at %s (%s).", DIRECT_WHAT, address,
+                                         strerror(errno));
+                                break;
+                        }
+                }
+        }
+        input_close_fds(&in, -1);
+        (void) close(fd);
+        return r;
+}
+
+/* Fds 0-2 that are closed get /dev/null, as in the full tool. */
+static void fill_std_fds(void) {
+        for (int fd = 0; fd <= 2; fd++)
+                if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+                        int n = open("/dev/null", O_RDWR);
+                        if (n > 2)
+                                (void) close(n);
+                }
+}
+
+int main(int argc, char *argv[]) {
+        Args a = {};
+        const char *path;
+        int r;
+
+        if (!parse_argv(argc, argv, &a))
+                return exec_full(argv);
+        path = socket_path(&a);
+        if (!path)
+                return exec_full(argv);
+        fill_std_fds();
+        r = retrieve_direct(&a, path);
+        if (r == FALLBACK)
+                return exec_full(argv);
+        return r;
+}
