@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "list.h"
 #include "log.h"
 #include "protocol.h"
 
@@ -26,7 +27,7 @@
 #define PEER_LABEL_MAX 4096u
 
 struct DirectConnection {
-        DirectConnection *prev, *next;
+        LIST_FIELDS(DirectConnection, connections); /* on Direct.connections */
         Direct *direct;
         sd_bus *bus;
         sd_bus_slot *disconnected;    /* the local Disconnected signal */
@@ -52,12 +53,7 @@ static void connection_free(DirectConnection *c) {
         if (!c)
                 return;
         d = c->direct;
-        if (c->prev)
-                c->prev->next = c->next;
-        else
-                d->connections = c->next;
-        if (c->next)
-                c->next->prev = c->prev;
+        LIST_REMOVE(connections, d->connections, c);
         if (c->peer) {
                 log_debug("%s (uid %u): direct connection closed", c->peer->unique_name, (unsigned) c->uid);
                 /* Ends its connection entries, waits and polkit questions. */
@@ -176,10 +172,7 @@ static int connection_new(Direct *d, int fd, uid_t uid, DirectConnection **ret) 
         if (r < 0)
                 goto fail;
 
-        c->next = d->connections;
-        if (d->connections)
-                d->connections->prev = c;
-        d->connections = c;
+        LIST_PREPEND(connections, d->connections, c);
         d->n_refused++; /* until it gets its peer */
         *ret = c;
         return 0;
@@ -221,7 +214,7 @@ static int connection_serve(DirectConnection *c, uid_t uid, const gid_t *gids, s
 
 unsigned direct_count_uid(const Direct *d, uid_t uid) {
         unsigned n = 0;
-        for (const DirectConnection *c = d->connections; c; c = c->next)
+        LIST_FOREACH(connections, c, d->connections)
                 n += c->peer && c->uid == uid;
         return n;
 }

@@ -11,11 +11,12 @@
 
 #include "cleanup.h"
 #include "log.h"
+#include "list.h"
 #include "policy.h"
 #include "protocol.h"
 
 struct Watcher {
-        Watcher *prev, *next;
+        LIST_FIELDS(Watcher, watchers); /* on Watches.list */
         sd_bus *bus;            /* where its signals go (a reference) */
         char *destination;      /* unique name; NULL on a direct connection */
         Peer *peer;             /* borrowed: its identity decides visibility */
@@ -28,12 +29,7 @@ void watches_init(Watches *ws) {
 }
 
 static void watcher_free(Watches *ws, Watcher *w) {
-        if (w->prev)
-                w->prev->next = w->next;
-        else
-                ws->list = w->next;
-        if (w->next)
-                w->next->prev = w->prev;
+        LIST_REMOVE(watchers, ws->list, w);
         ws->n_watchers--;
         if (ws->acct)
                 accounting_discharge(ws->acct, w->uid, ACCT_WATCHES, 1);
@@ -128,7 +124,7 @@ static Watcher *find_watcher(Watches *ws, sd_bus_message *m) {
         sd_bus *bus = sd_bus_message_get_bus(m);
         const char *sender = sd_bus_message_get_sender(m);
 
-        for (Watcher *w = ws->list; w; w = w->next)
+        LIST_FOREACH(watchers, w, ws->list)
                 if (w->bus == bus && ((!sender && !w->destination) ||
                                       (sender && w->destination && strcmp(sender, w->destination) == 0)))
                         return w;
@@ -185,8 +181,8 @@ int watches_handle_watch(Watches *ws, sd_bus_message *m, Peer *p, sd_bus_error *
         }
 
         old = find_watcher(ws, m);
-        for (w = ws->list; w; w = w->next)
-                if (w != old && w->peer->uid == p->uid)
+        LIST_FOREACH(watchers, i, ws->list)
+                if (i != old && i->peer->uid == p->uid)
                         n_uid++;
         if (ws->acct && !old) {
                 AcctRefusal why;
@@ -230,10 +226,7 @@ int watches_handle_watch(Watches *ws, sd_bus_message *m, Peer *p, sd_bus_error *
         w->destination = TAKE_PTR(destination);
         w->peer = p;
         w->patterns = TAKE_PTR(patterns);
-        w->next = ws->list;
-        if (ws->list)
-                ws->list->prev = w;
-        ws->list = w;
+        LIST_PREPEND(watchers, ws->list, w);
         ws->n_watchers++;
         return 1;
 }
@@ -248,13 +241,9 @@ bool watches_remove_for(Watches *ws, sd_bus_message *m) {
 }
 
 void watches_forget_peer(Watches *ws, Peer *p) {
-        Watcher *w, *next;
-
-        for (w = ws->list; w; w = next) {
-                next = w->next;
+        LIST_FOREACH_SAFE(watchers, w, next, ws->list)
                 if (w->peer == p)
                         watcher_free(ws, w);
-        }
 }
 
 static bool watcher_wants(const Watcher *w, const Entry *e, watch_visible_fn visible, void *userdata) {
@@ -283,7 +272,7 @@ static int new_signal(const Watcher *w, const char *member, sd_bus_message **ret
 
 void watches_entry_added(Watches *ws, const Entry *e, watch_visible_fn visible, watch_append_info_fn append_info,
                          void *userdata) {
-        for (Watcher *w = ws->list; w; w = w->next) {
+        LIST_FOREACH(watchers, w, ws->list) {
                 _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = NULL;
                 int r;
 
@@ -304,7 +293,7 @@ void watches_entry_added(Watches *ws, const Entry *e, watch_visible_fn visible, 
 
 void watches_entry_removed(Watches *ws, const Entry *e, const char *reason, watch_visible_fn visible,
                            void *userdata) {
-        for (Watcher *w = ws->list; w; w = w->next) {
+        LIST_FOREACH(watchers, w, ws->list) {
                 _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = NULL;
                 int r;
 
