@@ -6,6 +6,7 @@
 #include "watch.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,9 @@ struct Watcher {
         Peer *peer;             /* borrowed: its identity decides visibility */
         uid_t uid;              /* charged one ACCT_WATCHES (when ws->acct) */
         char **patterns;        /* NULL-terminated, owned */
+        Watches *watches;       /* its owner, for the statistics' answer */
+        WatchBacklog backlog;   /* signals sent since the broker last looked */
+        sd_bus_slot *stats;     /* GetConnectionStats about it in flight */
 };
 
 void watches_init(Watches *ws) {
@@ -34,6 +38,7 @@ static void watcher_free(Watches *ws, Watcher *w) {
         if (ws->acct)
                 accounting_discharge(ws->acct, w->uid, ACCT_WATCHES, 1);
 
+        sd_bus_slot_unref(w->stats); /* cancels a question in flight */
         sd_bus_unref(w->bus);
         free(w->destination);
         strv_freep(&w->patterns);
@@ -226,6 +231,7 @@ int watches_handle_watch(Watches *ws, sd_bus_message *m, Peer *p, sd_bus_error *
         w->destination = TAKE_PTR(destination);
         w->peer = p;
         w->patterns = TAKE_PTR(patterns);
+        w->watches = ws;
         LIST_PREPEND(watchers, ws->list, w);
         ws->n_watchers++;
         return 1;
@@ -270,9 +276,121 @@ static int new_signal(const Watcher *w, const char *member, sd_bus_message **ret
         return 0;
 }
 
+/* ---- watchers that do not read ---------------------------------------- */
+
+bool watch_backlog_note(WatchBacklog *b) {
+        if (b->sent < UINT32_MAX)
+                b->sent++;
+        return b->sent >= WATCH_ASK_MARK;
+}
+
+void watch_backlog_asked(WatchBacklog *b) {
+        b->sent = 0;
+}
+
+bool watch_backlog_over(uint64_t queued_messages, uint64_t queued_bytes) {
+        return queued_messages > WATCH_QUEUED_MAX || queued_bytes > WATCH_QUEUED_BYTES_MAX;
+}
+
+static const char *watcher_name(const Watcher *w) {
+        return w->destination ? w->destination : "a direct connection";
+}
+
+/* Ends w's watch: it has left so much unread that more would put others at
+ * risk. Not told: it does not read. */
+static void watcher_end(Watches *ws, Watcher *w, uint64_t messages, uint64_t bytes, const char *where) {
+        log_warning("ending the watch of %s (uid %u): %" PRIu64 " messages (%" PRIu64 " bytes) wait unread for it "
+                    "in %s, more than %u messages or %u bytes; it does not read its signals",
+                    watcher_name(w), (unsigned) w->uid, messages, bytes, where, WATCH_QUEUED_MAX,
+                    WATCH_QUEUED_BYTES_MAX);
+        ws->n_ended++;
+        watcher_free(ws, w);
+}
+
+/* dbus-daemon's GetConnectionStats about a watcher: OutgoingMessages and
+ * OutgoingBytes are what waits in the daemon for it, which the daemon
+ * charges to the broker's connection. */
+static int on_watch_stats(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Watcher *w = userdata;
+        Watches *ws = w->watches;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        uint32_t messages = UINT32_MAX, bytes = UINT32_MAX;
+        int r;
+
+        w->stats = sd_bus_slot_unref(w->stats);
+        if (e) {
+                /* The watcher left meanwhile (NameHasNoOwner), or the bus
+                 * has no statistics for us after all. */
+                if (!ws->no_stats && sd_bus_error_has_names(e, SD_BUS_ERROR_UNKNOWN_METHOD,
+                                                            SD_BUS_ERROR_UNKNOWN_INTERFACE, SD_BUS_ERROR_FAILED,
+                                                            SD_BUS_ERROR_NOT_SUPPORTED, SD_BUS_ERROR_ACCESS_DENIED)) {
+                        ws->no_stats = true;
+                        log_info("not checking whether watchers read their signals: the bus's "
+                                 "GetConnectionStats failed (%s)",
+                                 e->message ? e->message : e->name);
+                }
+                return 0;
+        }
+
+        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+        while (r > 0 && (r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+                const char *key;
+                r = sd_bus_message_read(reply, "s", &key);
+                if (r >= 0 && strcmp(key, "OutgoingMessages") == 0)
+                        r = sd_bus_message_read(reply, "v", "u", &messages);
+                else if (r >= 0 && strcmp(key, "OutgoingBytes") == 0)
+                        r = sd_bus_message_read(reply, "v", "u", &bytes);
+                else if (r >= 0)
+                        r = sd_bus_message_skip(reply, "v");
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+                if (r >= 0)
+                        r = 1;
+        }
+        if (messages == UINT32_MAX || bytes == UINT32_MAX) {
+                if (!ws->no_stats)
+                        log_info("not checking whether watchers read their signals: the bus's "
+                                 "GetConnectionStats has no OutgoingMessages/OutgoingBytes");
+                ws->no_stats = true;
+                return 0;
+        }
+        log_debug("%s: %u messages (%u bytes) wait in the bus for it", watcher_name(w), (unsigned) messages,
+                  (unsigned) bytes);
+        if (watch_backlog_over(messages, bytes))
+                watcher_end(ws, w, messages, bytes, "the bus");
+        return 0;
+}
+
+/* One more signal went to w: every WATCH_ASK_MARK, look how much of what
+ * it was sent it has not read. Returns true when w's watch ended (w is
+ * freed). */
+static bool watcher_sent(Watches *ws, Watcher *w) {
+        uint64_t queued = 0;
+
+        if (!watch_backlog_note(&w->backlog))
+                return false;
+        if (!w->destination) {
+                /* Direct: no daemon, but what the socket does not take
+                 * waits in the broker's own memory. */
+                watch_backlog_asked(&w->backlog);
+                if (sd_bus_get_n_queued_write(w->bus, &queued) >= 0 && watch_backlog_over(queued, 0)) {
+                        watcher_end(ws, w, queued, 0, "the broker's write queue");
+                        return true;
+                }
+                return false;
+        }
+        if (ws->no_stats || w->stats)
+                return false;
+        if (sd_bus_call_method_async(w->bus, &w->stats, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                     "org.freedesktop.DBus.Debug.Stats", "GetConnectionStats", on_watch_stats, w,
+                                     "s", w->destination) >= 0)
+                watch_backlog_asked(&w->backlog);
+        return false;
+}
+
 void watches_entry_added(Watches *ws, const Entry *e, watch_visible_fn visible, watch_append_info_fn append_info,
                          void *userdata) {
-        LIST_FOREACH(watchers, w, ws->list) {
+        LIST_FOREACH_SAFE(watchers, w, next, ws->list) {
                 _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = NULL;
                 int r;
 
@@ -288,12 +406,14 @@ void watches_entry_added(Watches *ws, const Entry *e, watch_visible_fn visible, 
                 if (r < 0)
                         log_warning("could not tell %s that '%s' was added: %s",
                                     w->destination ? w->destination : "a direct connection", e->name, strerror(-r));
+                else
+                        (void) watcher_sent(ws, w);
         }
 }
 
 void watches_entry_removed(Watches *ws, const Entry *e, const char *reason, watch_visible_fn visible,
                            void *userdata) {
-        LIST_FOREACH(watchers, w, ws->list) {
+        LIST_FOREACH_SAFE(watchers, w, next, ws->list) {
                 _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = NULL;
                 int r;
 
@@ -307,6 +427,8 @@ void watches_entry_removed(Watches *ws, const Entry *e, const char *reason, watc
                 if (r < 0)
                         log_warning("could not tell %s that '%s' was removed: %s",
                                     w->destination ? w->destination : "a direct connection", e->name, strerror(-r));
+                else
+                        (void) watcher_sent(ws, w);
         }
 }
 

@@ -12,11 +12,28 @@
  * accounting is set (MaxWatchesPerUser and the fair share of what is left
  * of MaxWatches), else limited to WATCHES_PER_UID_MAX per uid. The module owns its watchers and
  * the pattern strings; it borrows the Peers, which the broker tells it
- * about before they go (watches_forget_peer). */
+ * about before they go (watches_forget_peer).
+ *
+ * Watchers that stop reading: on dbus-daemon, signals queued for a
+ * receiver that does not read count against the broker's own connection,
+ * and past the daemon's limit (127 MB on the system bus) it stops reading
+ * from the broker, for everyone. So each watcher counts the signals sent to
+ * it since the broker last looked; every WATCH_ASK_MARK of them the broker
+ * asks dbus-daemon's org.freedesktop.DBus.Debug.Stats.GetConnectionStats
+ * about it (asynchronously; one question per WATCH_ASK_MARK signals, and
+ * none for a watcher that hears little). When more than WATCH_QUEUED_MAX
+ * messages or WATCH_QUEUED_BYTES_MAX bytes wait in the daemon for it, its
+ * watch ends: no more signals, its ACCT_WATCHES given back, one log line;
+ * it is not told (it does not read). A bus without the statistics
+ * (dbus-broker, which charges what waits to the receiver and is not
+ * stalled) turns the looking off, logged once. On a direct connection
+ * nothing waits in a daemon but in the broker's own sd-bus write queue:
+ * more than WATCH_QUEUED_MAX messages there end the watch likewise. */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <systemd/sd-bus.h>
@@ -33,12 +50,38 @@
 /* Longest pattern, in bytes: a name, with room for bracket expressions. */
 #define WATCH_PATTERN_MAX 1024u
 
+/* Signals sent to a watcher that make the broker look how many it has not
+ * read (a question costs the daemon about what one signal does). */
+#define WATCH_ASK_MARK 256u
+/* The most that may wait unread for one watcher, in the daemon (or, on a
+ * direct connection, in the broker's write queue), before its watch ends:
+ * with MaxWatchesPerUser (16) stalled watches one uid holds at most 32 MiB
+ * in the daemon, a quarter of its 127 MB. */
+#define WATCH_QUEUED_MAX 4096u
+#define WATCH_QUEUED_BYTES_MAX (2u * 1024u * 1024u)
+
 typedef struct Watcher Watcher;
+
+/* What a watcher has been sent since the broker last looked. */
+typedef struct WatchBacklog {
+        unsigned sent;
+} WatchBacklog;
+
+/* Counts one signal sent; true when it is time to look (the caller then
+ * calls watch_backlog_asked, unless a look is already under way). */
+bool watch_backlog_note(WatchBacklog *b);
+/* A look was started: count again from zero. */
+void watch_backlog_asked(WatchBacklog *b);
+/* What the look found waiting unread: true when past the budget (the watch
+ * must end). */
+bool watch_backlog_over(uint64_t queued_messages, uint64_t queued_bytes);
 
 typedef struct Watches {
         Watcher *list;
         unsigned n_watchers;
         Accounting *acct;       /* borrowed, may be NULL; set after watches_init */
+        bool no_stats;          /* the bus has no GetConnectionStats: never look */
+        unsigned n_ended;       /* watches ended because their watcher did not read */
 } Watches;
 
 /* Whether the peer may learn that the entry exists (the broker's List
