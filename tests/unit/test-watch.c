@@ -1,6 +1,8 @@
 /* Unit tests of service/watch.c: which patterns are accepted, the removal
  * reasons, and watching over a direct (peer-to-peer) connection, where a
- * signal has no destination and goes on the watcher's own connection. */
+ * signal has no destination and goes on the watcher's own connection; the
+ * counting that decides when to look whether a watcher reads, and a direct
+ * watcher that stops reading losing its watch (one that reads keeping it). */
 #include <errno.h>
 #include <glib.h>
 #include <string.h>
@@ -198,10 +200,141 @@ static void test_direct(void) {
         sd_bus_flush_close_unref(d.server);
 }
 
+/* ---- watchers that do not read ----------------------------------------- */
+
+static void test_backlog(void) {
+        WatchBacklog b = {};
+        unsigned asks = 0;
+
+        /* One look per WATCH_ASK_MARK signals, not one per signal. */
+        for (unsigned i = 0; i < 10 * WATCH_ASK_MARK; i++)
+                if (watch_backlog_note(&b)) {
+                        asks++;
+                        watch_backlog_asked(&b);
+                }
+        g_assert_cmpuint(asks, ==, 10);
+        /* A look still under way (not asked again): the count goes on and
+         * the next signal asks again. */
+        for (unsigned i = 0; i < WATCH_ASK_MARK - 1; i++)
+                g_assert_false(watch_backlog_note(&b));
+        g_assert_true(watch_backlog_note(&b));
+        g_assert_true(watch_backlog_note(&b));
+
+        g_assert_false(watch_backlog_over(0, 0));
+        g_assert_false(watch_backlog_over(WATCH_QUEUED_MAX, WATCH_QUEUED_BYTES_MAX));
+        g_assert_true(watch_backlog_over(WATCH_QUEUED_MAX + 1, 0));
+        g_assert_true(watch_backlog_over(1, WATCH_QUEUED_BYTES_MAX + 1));
+}
+
+/* Sets up d: a server and client on a socket pair, the client watching
+ * "**" (charged to acct when not NULL). */
+static void direct_setup(Direct *d, Accounting *acct) {
+        const char *patterns[] = { "**", NULL };
+        sd_id128_t id;
+        int sv[2];
+
+        *d = (Direct) { .peer = { .uid = 1000, .ready = true } };
+        watches_init(&d->watches);
+        d->watches.acct = acct;
+        g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), ==, 0);
+        g_assert_cmpint(sd_id128_randomize(&id), >=, 0);
+        g_assert_cmpint(sd_bus_new(&d->server), >=, 0);
+        g_assert_cmpint(sd_bus_set_fd(d->server, sv[0], sv[0]), >=, 0);
+        g_assert_cmpint(sd_bus_set_server(d->server, 1, id), >=, 0);
+        g_assert_cmpint(sd_bus_add_object_vtable(d->server, NULL, FDB_OBJECT_PATH, FDB_INTERFACE, server_vtable, d),
+                        >=, 0);
+        g_assert_cmpint(sd_bus_start(d->server), >=, 0);
+        g_assert_cmpint(sd_bus_new(&d->client), >=, 0);
+        g_assert_cmpint(sd_bus_set_fd(d->client, sv[1], sv[1]), >=, 0);
+        g_assert_cmpint(sd_bus_add_filter(d->client, NULL, on_client_signal, d), >=, 0);
+        g_assert_cmpint(sd_bus_start(d->client), >=, 0);
+
+        sd_bus_message *call = NULL;
+        g_assert_cmpint(sd_bus_message_new_method_call(d->client, &call, NULL, FDB_OBJECT_PATH, FDB_INTERFACE, "Watch"),
+                        >=, 0);
+        g_assert_cmpint(sd_bus_message_append_strv(call, (char **) patterns), >=, 0);
+        g_assert_cmpint(sd_bus_message_append(call, "a{sv}", 0), >=, 0);
+        g_assert_cmpint(sd_bus_call_async(d->client, NULL, call, on_reply, d, 0), >=, 0);
+        sd_bus_message_unref(call);
+        pump(d, &d->replied, NULL, 0);
+        g_assert_cmpint(d->watch_result, ==, 1);
+}
+
+static void direct_teardown(Direct *d) {
+        watches_done(&d->watches);
+        g_free(d->heard);
+        sd_bus_flush_close_unref(d->client);
+        sd_bus_close_unref(d->server);
+}
+
+/* A direct watcher that never reads: once more than WATCH_QUEUED_MAX
+ * signals wait in the broker's write queue (the socket full), its watch
+ * ends, its ACCT_WATCHES goes back, and nothing more is queued for it. */
+static void test_direct_stalled(void) {
+        Accounting acct;
+        Direct d;
+        Entry *e = entry_new("cam/front");
+        uint64_t queued = 0, queued_after = 0;
+        unsigned sent = 0;
+
+        g_assert_nonnull(e);
+        accounting_init(&acct);
+        direct_setup(&d, &acct);
+        g_assert_cmpuint(accounting_usage(&acct, 1000, ACCT_WATCHES), ==, 1);
+
+        /* The client stops reading; the "broker" keeps telling it. */
+        while (watches_any(&d.watches) && sent < 10 * WATCH_QUEUED_MAX) {
+                watches_entry_added(&d.watches, e, always_visible, no_info, NULL);
+                sent++;
+        }
+        g_assert_cmpint(sd_bus_get_n_queued_write(d.server, &queued), >=, 0);
+        g_test_message("watch ended after %u signals, %" G_GUINT64_FORMAT " queued in the broker", sent, queued);
+        g_assert_false(watches_any(&d.watches));
+        g_assert_cmpuint(d.watches.n_ended, ==, 1);
+        g_assert_cmpuint(sent, >, WATCH_QUEUED_MAX);
+        g_assert_cmpuint(queued, >, WATCH_QUEUED_MAX);
+        g_assert_cmpuint(queued, <=, WATCH_QUEUED_MAX + WATCH_ASK_MARK);
+        g_assert_cmpuint(accounting_usage(&acct, 1000, ACCT_WATCHES), ==, 0);
+
+        for (unsigned i = 0; i < 100; i++)
+                watches_entry_added(&d.watches, e, always_visible, no_info, NULL);
+        g_assert_cmpint(sd_bus_get_n_queued_write(d.server, &queued_after), >=, 0);
+        g_assert_cmpuint(queued_after, <=, queued);
+
+        direct_teardown(&d);
+        accounting_done(&acct);
+        entry_free(e);
+}
+
+/* A direct watcher that reads hears every one of many signals (more than
+ * the budget in all) and keeps its watch. */
+static void test_direct_reading(void) {
+        Direct d;
+        Entry *e = entry_new("cam/front");
+        const int total = 3 * WATCH_QUEUED_MAX;
+
+        g_assert_nonnull(e);
+        direct_setup(&d, NULL);
+        for (int i = 0; i < total; i++) {
+                watches_entry_added(&d.watches, e, always_visible, no_info, NULL);
+                if (i % 64 == 63)
+                        pump(&d, NULL, &d.n_heard, i + 1);
+        }
+        pump(&d, NULL, &d.n_heard, total);
+        g_assert_cmpint(d.n_heard, ==, total);
+        g_assert_true(watches_any(&d.watches));
+        g_assert_cmpuint(d.watches.n_ended, ==, 0);
+        direct_teardown(&d);
+        entry_free(e);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/watch/patterns", test_patterns);
         g_test_add_func("/watch/reasons", test_reasons);
         g_test_add_func("/watch/direct-connection", test_direct);
+        g_test_add_func("/watch/backlog", test_backlog);
+        g_test_add_func("/watch/direct-stalled", test_direct_stalled);
+        g_test_add_func("/watch/direct-reading", test_direct_reading);
         return g_test_run();
 }
