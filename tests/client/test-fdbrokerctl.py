@@ -511,7 +511,17 @@ def test_other_user(t):
 def test_from_pid(t):
     tap, ctl, path, payload = t.tap, t.ctl, t.path, t.payload
     fd = os.open(path, os.O_RDONLY)
-    target = subprocess.Popen(['sleep', '600'], pass_fds=(fd,), stdin=subprocess.DEVNULL)
+    # The target lets any process of its user take its fds
+    # (PR_SET_PTRACER_ANY): with Yama's ptrace_scope=1 and no CAP_SYS_PTRACE
+    # (a container's root), only a process's ancestors may otherwise, and
+    # fdbrokerctl is not the target's parent here.
+    target = subprocess.Popen(
+        ['/usr/bin/python3', '-c',
+         'import ctypes, sys, time\n'
+         'ctypes.CDLL(None).prctl(0x59616d61, ctypes.c_ulong(2**64 - 1), 0, 0, 0)\n'
+         'sys.stdout.write("ready\\n"); sys.stdout.flush(); time.sleep(600)\n'],
+        pass_fds=(fd,), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    target.stdout.readline()
     os.close(fd)
     try:
         r = ctl.run('deposit', 'ctl/frompid', '--from-pid', str(target.pid), '--fd', str(fd), '--persistent')

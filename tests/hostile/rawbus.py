@@ -219,6 +219,22 @@ def op_call(bus, req):
     return {'ok': False, 'error': 'timeout'}
 
 
+def _readable_copy(bus):
+    """This file, copied where every test user can read it: the checkout may
+    sit in a directory they cannot enter (/root), as the client scripts do
+    (harness._copy_client_scripts)."""
+    d = os.path.join(bus.tmp, 'rawlib')
+    path = os.path.join(d, 'rawbus.py')
+    if not os.path.exists(path):
+        os.makedirs(d, exist_ok=True)
+        os.chmod(d, 0o755)
+        with open(os.path.abspath(__file__), 'rb') as src, open(path + '.new', 'wb') as dst:
+            dst.write(src.read())
+        os.chmod(path + '.new', 0o644)
+        os.rename(path + '.new', path)
+    return path
+
+
 class RawClient:
     """This file run as a program by user (a dict of harness.ensure_test_users()),
     driven by JSON lines: for tests."""
@@ -227,7 +243,7 @@ class RawClient:
         """direct: connect to bus.direct_socket instead of the bus."""
         env = {'PATH': '/usr/sbin:/usr/bin:/sbin:/bin', 'HOME': '/', 'LANG': 'C.UTF-8'}
         args = ['unix:path=' + bus.direct_socket, 'direct'] if direct else [bus.address]
-        self.proc = subprocess.Popen([PYTHON, os.path.abspath(__file__)] + args,
+        self.proc = subprocess.Popen([PYTHON, _readable_copy(bus)] + args,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd='/',
                                      user=user['uid'], group=user['gid'], extra_groups=user['groups'])
         hello = self._read(60)
