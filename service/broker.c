@@ -751,6 +751,7 @@ int broker_new(sd_event *event, sd_bus *bus, Broker **ret) {
         b->bus = sd_bus_ref(bus);
         accounting_init(&b->acct);
         registry_init(&b->reg);
+        b->reg.drop_owner_data = entries_life_drop; /* entries.c's EntryLife */
         b->reg.acct = &b->acct;
         watches_init(&b->watches);
         b->watches.acct = &b->acct;

@@ -3,7 +3,8 @@
  * deposit.c plans and commits the transaction; this module runs it for a
  * bus call: the read-only reopenings of the caller's fds on a worker (as
  * the caller), the broker's side of the commit (DepositStore: quota and
- * name checks against the registry, linking, undo, then entries_adopt() and
+ * name checks against the registry, each entry's EntryLife allocated before
+ * the point of no return, linking, undo, then entries_adopt() and
  * watchers), the state file saved once, the reply, and the waiters the new
  * entries answer. fds in the plan are borrowed from the message until the
  * commit duplicates them. */
@@ -92,6 +93,17 @@ static int deposit_store_charge(void *userdata, DepositPlan *plan, sd_bus_error 
                                  plan->items[0].name, which);
 }
 
+/* The entry's EntryLife, so that entries_adopt() in finish allocates
+ * nothing. */
+static int deposit_store_prepare(void *userdata, Entry *e) {
+        DepositJob *dj = userdata;
+        return entries_life_new(dj->broker, e);
+}
+
+static void deposit_store_discard(void *userdata, Entry *e) {
+        entries_life_drop(e);
+}
+
 static int deposit_store_add(void *userdata, Entry *e, Entry *old) {
         DepositJob *dj = userdata;
         Broker *b = dj->broker;
@@ -131,6 +143,8 @@ static void deposit_store_finish(void *userdata, Entry *e, Entry *old) {
 
 static const DepositStore broker_deposit_store = {
         .charge = deposit_store_charge,
+        .prepare = deposit_store_prepare,
+        .discard = deposit_store_discard,
         .add = deposit_store_add,
         .undo = deposit_store_undo,
         .finish = deposit_store_finish,

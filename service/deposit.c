@@ -169,9 +169,12 @@ int deposit_commit(DepositPlan *plan, const DepositStore *store, void *userdata,
         if (r < 0)
                 goto rollback;
 
-        /* 2. Entries, nothing visible yet. */
+        /* 2. Entries, nothing visible yet, with what the store needs to
+         * adopt them at 5 without allocating. */
         for (size_t i = 0; i < plan->n; i++) {
                 r = build_entry(plan, &plan->items[i]);
+                if (r >= 0 && store->prepare)
+                        r = store->prepare(userdata, plan->items[i].entry);
                 if (r < 0) {
                         r = build_failed(error, plan, plan->items[i].name, r);
                         goto rollback;
@@ -224,6 +227,8 @@ rollback:
                 store->undo(userdata, it->entry, it->old);
         }
         for (size_t i = 0; i < plan->n; i++) {
+                if (plan->items[i].entry && store->discard)
+                        store->discard(userdata, plan->items[i].entry);
                 entry_free(plan->items[i].entry);
                 plan->items[i].entry = NULL;
                 plan->items[i].old = NULL;

@@ -8,14 +8,17 @@
  *   1. checks again what may have changed meanwhile (names free or the
  *      caller's own to replace, quotas: the one place entries are
  *      charged, DepositStore.charge);
- *   2. builds every entry (the broker's duplicates or reopenings): may
- *      fail (out of fds) with nothing changed;
+ *   2. builds every entry (the broker's duplicates or reopenings) and has
+ *      the store prepare each (DepositStore.prepare: the broker allocates
+ *      its lifetime record, entries.c's EntryLife, here): may fail (out of
+ *      fds, out of memory) with nothing changed;
  *   3. seals the memfds that asked for it, in order;
  *   4. stores every entry, each replacing its old one; a failure at the
  *      Nth store puts the N-1 before it back out and the old entries back
  *      in (DepositStore.undo), so nothing is left half-done;
  *   5. finishes: old entries go for good, the new ones are linked to the
- *      depositor and persisted (DepositStore.finish; cannot fail).
+ *      depositor and persisted (DepositStore.finish; cannot fail: what it
+ *      links was allocated in 2).
  *
  * Sealing (3) is the one step whose effect cannot be taken back: Linux has
  * no way to remove a seal, nor to learn whether F_SEAL_WRITE would fail
@@ -63,6 +66,12 @@ typedef struct DepositPlan {
 typedef struct DepositStore {
         /* Step 1: Exists, quota. Sets each item's old. Errors set error. */
         int (*charge)(void *userdata, DepositPlan *plan, sd_bus_error *error);
+        /* Step 2 (optional): allocates what finish will need for e, kept
+         * through e->owner_data. A negative errno refuses the deposit. */
+        int (*prepare)(void *userdata, Entry *e);
+        /* Optional: drops what prepare made for e (also after a failed
+         * prepare, or none), before a refused deposit frees e. */
+        void (*discard)(void *userdata, Entry *e);
         /* Step 4: puts e in, old (may be NULL) out but kept. */
         int (*add)(void *userdata, Entry *e, Entry *old);
         /* Undoes add: e out (the caller frees it), old back in. */

@@ -8,6 +8,7 @@
  * signal. */
 #include "entries.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,38 @@
 #include "log.h"
 #include "retrieve.h"
 
+struct EntryLife {
+        Entry *entry;           /* whose life this is (owner_data points back) */
+        Broker *broker;         /* that stores it, for the expiry timer */
+        Peer *peer;             /* connection-lifetime entries: the depositor */
+        LIST_FIELDS(EntryLife, peer);
+        sd_event_source *expiry;
+};
+
+int entries_life_new(Broker *b, Entry *e) {
+        EntryLife *l;
+
+        assert(!e->owner_data);
+        l = calloc(1, sizeof *l);
+        if (!l)
+                return -ENOMEM;
+        l->entry = e;
+        l->broker = b;
+        e->owner_data = l;
+        return 0;
+}
+
+void entries_life_drop(Entry *e) {
+        EntryLife *l = e->owner_data;
+
+        if (!l)
+                return;
+        if (l->peer)
+                LIST_REMOVE(peer, l->peer->entries, l);
+        sd_event_source_disable_unref(l->expiry);
+        free(l);
+        e->owner_data = NULL;
+}
 
 /* Rewrites the state file of persistent entries; a failure is logged, since
  * the entries themselves are fine until the next restart. */
@@ -31,12 +64,9 @@ void entries_save_state(Broker *b) {
 /* Drops e, already out of the registry: off its depositor's list, out of
  * the fd store, freed. */
 void entries_forget(Broker *b, Entry *e, const char *why) {
-        Peer *p = e->peer;
-
         watches_entry_removed(&b->watches, e, watch_reason_from_why(why), entries_watcher_may_see, b);
 
-        if (p)
-                LIST_REMOVE(peer, p->entries, e);
+        entries_life_drop(e);
         log_info("removed '%s' (owner uid %u): %s", e->name, (unsigned) e->owner_uid, why);
         if (e->persistent) {
                 /* Metadata first: a crash in between leaves an fd without
@@ -53,24 +83,26 @@ void entries_remove(Broker *b, Entry *e, const char *why) {
 }
 
 static int on_expire_entry(sd_event_source *s, uint64_t usec, void *userdata) {
-        Entry *e = userdata;
-        entries_remove(e->broker, e, "expired");
+        EntryLife *l = userdata;
+        entries_remove(l->broker, l->entry, "expired");
         return 0;
 }
 
 /* Removes e when usec have passed (monotonic: wall-clock steps do not
  * shorten or stretch it). */
 static int arm_expiry(Broker *b, Entry *e, uint64_t usec) {
-        return sd_event_add_time_relative(b->event, &e->expire_source, CLOCK_MONOTONIC, usec, 0, on_expire_entry, e);
+        EntryLife *l = e->owner_data;
+        return sd_event_add_time_relative(b->event, &l->expiry, CLOCK_MONOTONIC, usec, 0, on_expire_entry, l);
 }
 
 /* e was just stored for p (deposit.c's commit): stamp it, arm its expiry
  * after timeout_usec (0: none), and tie it to what ends it: p's connection,
  * or the fd store for a persistent one. */
 void entries_adopt(Broker *b, Entry *e, Peer *p, uint64_t timeout_usec) {
+        EntryLife *l = e->owner_data;
         int r;
 
-        e->broker = b;
+        assert(l && l->broker == b);
         e->created_usec = now_usec(CLOCK_REALTIME);
         if (timeout_usec > 0) {
                 e->expires_usec = e->created_usec + timeout_usec;
@@ -79,8 +111,8 @@ void entries_adopt(Broker *b, Entry *e, Peer *p, uint64_t timeout_usec) {
                         log_error("no expiry timer for '%s': %s", e->name, strerror(-r));
         }
         if (!e->persistent) {
-                e->peer = p;
-                LIST_PREPEND(peer, p->entries, e);
+                l->peer = p;
+                LIST_PREPEND(peer, p->entries, l);
         } else {
                 /* The fd first, the state file after (the caller saves it
                  * once): a crash in between leaves an fd without metadata,
@@ -94,7 +126,7 @@ void entries_adopt(Broker *b, Entry *e, Peer *p, uint64_t timeout_usec) {
 /* p's connection closed: its connection-lifetime entries go with it. */
 void entries_forget_peer(Broker *b, Peer *p) {
         while (p->entries)
-                entries_remove(b, p->entries, "depositor's connection closed");
+                entries_remove(b, p->entries->entry, "depositor's connection closed");
 }
 
 /* List never asks polkit (decide_listed()). */
@@ -113,7 +145,13 @@ void entries_on_restored(Entry *e, void *userdata) {
         uint64_t now = now_usec(CLOCK_REALTIME);
         int r;
 
-        e->broker = b;
+        /* Its life first: without it, no timer, so it is not restored. */
+        r = entries_life_new(b, e);
+        if (r < 0) {
+                log_error("could not restore '%s': %s", e->name, strerror(-r));
+                entry_free(e);
+                return;
+        }
         if (e->expires_usec > 0) {
                 r = arm_expiry(b, e, e->expires_usec > now ? e->expires_usec - now : 1);
                 if (r < 0)
@@ -122,6 +160,7 @@ void entries_on_restored(Entry *e, void *userdata) {
         r = registry_add(&b->reg, e);
         if (r < 0) {
                 log_error("could not restore '%s': %s", e->name, strerror(-r));
+                entries_life_drop(e);
                 entry_free(e);
                 return;
         }

@@ -10,11 +10,30 @@
 typedef struct Broker Broker;
 typedef struct Peer Peer;
 
+/* What ties a stored entry to the bus, kept out of the registry's Entry:
+ * the broker (for the expiry timer's callback), the depositor whose
+ * connection ends it and its place on that Peer's entries list, and the
+ * expiry timer. One per entry, found through Entry.owner_data; opaque
+ * outside entries.c. */
+typedef struct EntryLife EntryLife;
+
+/* Allocates e's EntryLife (e->owner_data) for b, attaching nothing yet:
+ * called where a deposit builds its entries (before its point of no
+ * return, so entries_adopt() need not allocate) and when an entry is
+ * restored. 0 or -ENOMEM (e is then untouched). */
+int entries_life_new(Broker *b, Entry *e);
+
+/* Frees e's EntryLife, if any: off its peer's list, timer gone. Also the
+ * registry's drop_owner_data. */
+void entries_life_drop(Entry *e);
+
 /* Rewrites the state file of persistent entries; a failure is logged. */
 void entries_save_state(Broker *b);
 
 /* Stamps e, just stored for p, arms its expiry and ties it to p's
- * connection (or to the fd store when persistent). */
+ * connection (or to the fd store when persistent). e has its EntryLife
+ * (entries_life_new()): nothing here allocates but the timer, whose
+ * failure is logged. */
 void entries_adopt(Broker *b, Entry *e, Peer *p, uint64_t timeout_usec);
 
 /* Drops e, already out of the registry, telling watchers why. */

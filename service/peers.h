@@ -101,7 +101,8 @@ typedef struct Peer {
         sd_event_source *retry;   /* to ask again while its fds stay stuck */
         uint64_t retry_usec;
 
-        Entry *entries;           /* connection-lifetime entries it deposited */
+        struct EntryLife *entries; /* connection-lifetime entries it deposited
+                                    * (entries.c's records; ->entry each) */
         Waiter *waiters;          /* its parked wait-usec retrievals */
         unsigned n_waiters;
 

@@ -31,7 +31,6 @@ void entry_free(Entry *e) {
         free(e->description);
         free(e->depositor_gids);
         acl_subjects_free(e->allow, e->n_allow);
-        sd_event_source_disable_unref(e->expire_source);
         free(e);
 }
 
@@ -66,8 +65,11 @@ void registry_done(Registry *reg) {
         HashLink *l, *next;
 
         for (l = hashtable_first(&reg->by_name, &st); l; l = next) {
+                Entry *e = container_of(l, Entry, link);
                 next = hashtable_next(&reg->by_name, l, &st);
-                entry_free(container_of(l, Entry, link));
+                if (e->owner_data && reg->drop_owner_data)
+                        reg->drop_owner_data(e);
+                entry_free(e);
         }
         for (l = hashtable_first(&reg->users, &st); l; l = next) {
                 next = hashtable_next(&reg->users, l, &st);

@@ -3,28 +3,31 @@
  * The registry owns every Entry in it and each entry owns its fd (always
  * O_CLOEXEC). It counts entries in all and per owner uid, and the memory
  * CreateMemory made, and refuses what would pass a limit. It knows nothing
- * of the bus; entries.c links entries to peers and timers, through the
- * fields below that only it touches. */
+ * of the bus: an Entry is plain data, without sd-bus or sd-event types and
+ * without Broker or Peer pointers. What ties an entry to the bus (its
+ * expiry timer, its depositor's list, the broker for the timer's callback)
+ * is entries.c's EntryLife, which it allocates before a deposit's point of
+ * no return and finds from the entry through owner_data.
+ *
+ * Why an opaque pointer in the Entry and not a side hash keyed by Entry*:
+ * the lookup is O(1) without hashing, and attaching it never allocates (a
+ * hash insert may grow its table), so a deposit's commit stays infallible.
+ * It is void * so the registry cannot use it: it only hands it back to
+ * Registry.drop_owner_data when it frees every entry (registry_done). */
 #pragma once
 
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
-#include <systemd/sd-event.h>
-
 #include "accounting.h"
 #include "acl.h"
 #include "fdinfo.h"
 #include "hashtable.h"
-#include "list.h"
 
 #define DEFAULT_MAX_ENTRIES 4096U
 #define DEFAULT_MAX_ENTRIES_PER_USER 256U
 #define DEFAULT_MAX_MEMORY_SIZE (UINT64_C(1) << 30)
-
-typedef struct Peer Peer;
-typedef struct Broker Broker;
 
 typedef struct Entry {
         HashLink link;
@@ -46,12 +49,9 @@ typedef struct Entry {
         uint64_t memory;        /* bytes charged to MaxMemorySize */
         uint64_t store_id;      /* fd store name e<store_id>; entries sharing
                                  * one open file share it (persist.c) */
-        sd_event_source *expire_source;
-        Broker *broker;         /* that stores it, for the expiry timer */
-
-        /* Connection-lifetime entries sit on their depositor's list. */
-        Peer *peer;
-        LIST_FIELDS(struct Entry, peer);
+        void *owner_data;       /* the owner's (entries.c: its EntryLife), NULL
+                                 * until adopted; never read here, and not
+                                 * freed by entry_free() */
         char name[];            /* stored inline: one allocation per entry */
 } Entry;
 
@@ -69,6 +69,10 @@ typedef struct Registry {
         /* When set (the broker's), entries and created memory are charged
          * to their owner's uid there too, and quotas are its fair shares. */
         Accounting *acct;
+
+        /* When set, registry_done() hands it every entry with owner_data
+         * before freeing the entry. */
+        void (*drop_owner_data)(Entry *e);
 } Registry;
 
 /* A new entry named name (copied), owning nothing yet (fd = -1). */
@@ -95,7 +99,7 @@ static inline void entry_freep(Entry **e) {
 
 void registry_init(Registry *reg);
 
-/* Frees every entry. */
+/* Frees every entry (dropping owner_data through drop_owner_data). */
 void registry_done(Registry *reg);
 
 Entry *registry_get(const Registry *reg, const char *name);

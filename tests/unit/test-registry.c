@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <glib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -108,11 +109,46 @@ static void test_shrinks(void) {
         registry_done(&reg);
 }
 
+/* The registry never frees owner_data itself: registry_done() hands each
+ * entry's back to drop_owner_data, and entries without one are not passed. */
+static unsigned dropped;
+
+static void drop(Entry *e) {
+        g_assert_nonnull(e->owner_data);
+        g_assert_cmpint(*(int *) e->owner_data, ==, 42);
+        free(e->owner_data);
+        e->owner_data = NULL;
+        dropped++;
+}
+
+static void test_owner_data(void) {
+        Registry reg;
+        Entry *e;
+
+        registry_init(&reg);
+        reg.drop_owner_data = drop;
+        dropped = 0;
+        for (int i = 0; i < 3; i++) {
+                char name[8];
+                int *data = malloc(sizeof *data);
+                g_assert_nonnull(data);
+                *data = 42;
+                snprintf(name, sizeof name, "o%d", i);
+                e = entry(name, 1);
+                e->owner_data = data;
+                g_assert_cmpint(registry_add(&reg, e), ==, 0);
+        }
+        g_assert_cmpint(registry_add(&reg, entry("plain", 1)), ==, 0);
+        registry_done(&reg);
+        g_assert_cmpuint(dropped, ==, 3);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/registry/add-get-unlink", test_add_get_unlink);
         g_test_add_func("/registry/many-entries", test_many);
         g_test_add_func("/registry/quota", test_quota);
         g_test_add_func("/registry/table-shrinks", test_shrinks);
+        g_test_add_func("/registry/owner-data-handed-back", test_owner_data);
         return g_test_run();
 }
