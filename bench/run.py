@@ -910,6 +910,31 @@ def proc_sched(pid):
     return {'cpu': cpu, 'wait': wait, 'slices': slices, 'vcsw': vol, 'ivcsw': invol}
 
 
+def perf_round(args, bus, pid, kind, op, clients, secs):
+    """Where the broker's time goes in one more round (perf record -e
+    cpu-clock: software sampling, as hardware counters are not available
+    in this VM): results/perf-KIND-OP-N.txt, by object and by symbol."""
+    if not shutil.which('perf'):
+        log('perf not installed: no perf profile')
+        return
+    data = os.path.join(bus.tmp, 'perf.data')
+    pr = subprocess.Popen(['perf', 'record', '-q', '-e', 'cpu-clock', '-F', '4999', '-g', '-o', data, '-p', str(pid)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    bus.client('throughput', '--clients', clients, '--rounds', 1, '--seconds', secs, op)
+    pr.send_signal(signal.SIGINT)
+    pr.wait(30)
+    text = ''
+    for extra in (['--sort', 'dso', '-g', 'none'], ['--sort', 'dso,sym', '-g', 'caller,0.5,callee', '--percent-limit', '2'],
+                  ['--sort', 'dso,sym', '-g', 'none', '--percent-limit', '0.5']):
+        text += subprocess.run(['perf', 'report', '-i', data, '--no-children', '--stdio'] + extra,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout
+    os.makedirs(args.results_dir, exist_ok=True)
+    with open(os.path.join(args.results_dir, 'perf-%s-%s-%d.txt' % (kind, op, clients)), 'w') as f:
+        f.write('# the broker (pid %d) during %d clients of %s on %s, %.1f s\n' % (pid, clients, op, kind, secs))
+        f.write(text)
+
+
 def run_profile_load(args):
     """CPU per call under concurrent clients: one throughput round of
     --seconds at each client count, bus Retrieve and direct Retrieve in
@@ -942,6 +967,10 @@ def run_profile_load(args):
                         wall = time.monotonic() - t0
                         ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
                         s1 = {who: proc_sched(pid) for who, pid in pids.items()}
+                        if args.perf and rep == 0 and c == max(counts):
+                            # Outside the measured round: perf's own CPU and
+                            # its children stay out of the numbers above.
+                            perf_round(args, bus, pids['broker'], kind, op, c, secs)
                         calls = tp['rounds'][0] * secs
                         row = {'ops_per_s': tp['rounds'][0]}
                         busy = 0.0
@@ -1116,6 +1145,8 @@ def main():
     ap.add_argument('--clients', help='profile: CPU per call under this many concurrent clients instead '
                                       '(comma-separated, e.g. 1,8; writes results/profile-load.json)')
     ap.add_argument('--seconds', type=float, default=3.0, help='profile --clients: length of a round')
+    ap.add_argument('--perf', action='store_true', help='profile --clients: also perf record the broker '
+                                                      '(results/perf-BUS-OP-N.txt)')
     ap.add_argument('--reps', type=int, default=3, help='profile --clients: rounds per operation and count')
     args = ap.parse_args()
     if args.mode == 'bench':
