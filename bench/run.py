@@ -893,6 +893,132 @@ def run_profile(args):
 
 
 # ---------------------------------------------------------------------------
+# Profile under load: CPU per call of every process at N concurrent clients
+
+def proc_sched(pid):
+    """(ns on a CPU, ns waiting on a run queue, times run) from
+    /proc/PID/schedstat, and the context switches from /proc/PID/status."""
+    with open('/proc/%d/schedstat' % pid) as f:
+        cpu, wait, slices = (int(x) for x in f.read().split()[:3])
+    vol = invol = 0
+    with open('/proc/%d/status' % pid) as f:
+        for line in f:
+            if line.startswith('voluntary_ctxt_switches:'):
+                vol = int(line.split()[1])
+            elif line.startswith('nonvoluntary_ctxt_switches:'):
+                invol = int(line.split()[1])
+    return {'cpu': cpu, 'wait': wait, 'slices': slices, 'vcsw': vol, 'ivcsw': invol}
+
+
+def perf_round(args, bus, pid, kind, op, clients, secs):
+    """Where the broker's time goes in one more round (perf record -e
+    cpu-clock: software sampling, as hardware counters are not available
+    in this VM): results/perf-KIND-OP-N.txt, by object and by symbol."""
+    if not shutil.which('perf'):
+        log('perf not installed: no perf profile')
+        return
+    data = os.path.join(bus.tmp, 'perf.data')
+    pr = subprocess.Popen(['perf', 'record', '-q', '-e', 'cpu-clock', '-F', '4999', '-g', '-o', data, '-p', str(pid)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    bus.client('throughput', '--clients', clients, '--rounds', 1, '--seconds', secs, op)
+    pr.send_signal(signal.SIGINT)
+    pr.wait(30)
+    text = ''
+    for extra in (['--sort', 'dso', '-g', 'none'], ['--sort', 'dso,sym', '-g', 'caller,0.5,callee', '--percent-limit', '2'],
+                  ['--sort', 'dso,sym', '-g', 'none', '--percent-limit', '0.5']):
+        text += subprocess.run(['perf', 'report', '-i', data, '--no-children', '--stdio'] + extra,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout
+    os.makedirs(args.results_dir, exist_ok=True)
+    with open(os.path.join(args.results_dir, 'perf-%s-%s-%d.txt' % (kind, op, clients)), 'w') as f:
+        f.write('# the broker (pid %d) during %d clients of %s on %s, %.1f s\n' % (pid, clients, op, kind, secs))
+        f.write(text)
+
+
+def run_profile_load(args):
+    """CPU per call under concurrent clients: one throughput round of
+    --seconds at each client count, bus Retrieve and direct Retrieve in
+    turn (the order alternates), --reps times; around each, the deltas of
+    the bus's and the broker's /proc/PID/schedstat and status, and of
+    RUSAGE_CHILDREN for the clients (bench-client forks them and waits for
+    them, so their CPU and context switches are in it; it includes their
+    connection set-up and the 20 ms start spin, under 2 % of a 3 s round).
+    Divided by the calls the round did. Also: how many CPUs the round kept
+    busy (all CPU / wall time), and per process the CPU per wake-up."""
+    build = os.path.abspath(args.build_dir)
+    secs = 1.0 if args.quick else args.seconds
+    reps = 2 if args.quick else args.reps
+    counts = [int(c) for c in args.clients.split(',')]
+    out = {'seconds': secs, 'reps': reps, 'loadavg_start': os.getloadavg(), 'buses': {}}
+    for kind in args.buses.split(','):
+        bus = Bus(build, 'load', echo=False, kind=kind).start()
+        try:
+            bus.client('latency', '-n', 20, 'ping', 'retrieve', 'direct-retrieve')
+            pids = {'bus': bus.daemon_pid(), 'broker': bus.status()['pid']}
+            res = {}
+            for c in counts:
+                for rep in range(reps):
+                    ops = ('retrieve', 'direct-retrieve') if rep % 2 == 0 else ('direct-retrieve', 'retrieve')
+                    for op in ops:
+                        s0 = {who: proc_sched(pid) for who, pid in pids.items()}
+                        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                        t0 = time.monotonic()
+                        tp = bus.client('throughput', '--clients', c, '--rounds', 1, '--seconds', secs, op)[0]
+                        wall = time.monotonic() - t0
+                        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                        s1 = {who: proc_sched(pid) for who, pid in pids.items()}
+                        if args.perf and rep == 0 and c == max(counts):
+                            # Outside the measured round: perf's own CPU and
+                            # its children stay out of the numbers above.
+                            perf_round(args, bus, pids['broker'], kind, op, c, secs)
+                        calls = tp['rounds'][0] * secs
+                        row = {'ops_per_s': tp['rounds'][0]}
+                        busy = 0.0
+                        for who in pids:
+                            d = {k: s1[who][k] - s0[who][k] for k in s0[who]}
+                            row[who] = {'cpu_us': d['cpu'] / calls / 1e3, 'runq_wait_us': d['wait'] / calls / 1e3,
+                                        'runs': d['slices'] / calls, 'vcsw': d['vcsw'] / calls,
+                                        'ivcsw': d['ivcsw'] / calls,
+                                        'cpu_us_per_run': d['cpu'] / max(1, d['slices']) / 1e3}
+                            busy += d['cpu'] / 1e9
+                        ccpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
+                        row['clients'] = {'cpu_us': ccpu / calls * 1e6,
+                                          'vcsw': (ru1.ru_nvcsw - ru0.ru_nvcsw) / calls,
+                                          'ivcsw': (ru1.ru_nivcsw - ru0.ru_nivcsw) / calls}
+                        busy += ccpu
+                        row['all_cpu_us'] = sum(row[w]['cpu_us'] for w in ('bus', 'broker', 'clients')
+                                                if not (op == 'direct-retrieve' and w == 'bus'))
+                        row['cpus_busy'] = busy / wall
+                        res.setdefault('%s %d' % (op, c), []).append(row)
+                        log('%s, %d clients, %s: %.0f/s; CPU us per call: clients %.1f, bus %.1f, broker %.1f; '
+                            'broker runs per call %.2f, %.2f CPUs busy'
+                            % (kind, c, op, tp['rounds'][0], row['clients']['cpu_us'], row['bus']['cpu_us'],
+                               row['broker']['cpu_us'], row['broker']['runs'], row['cpus_busy']))
+            # The median round per key and value.
+            med = {}
+            for key, rows in res.items():
+                def m(get):
+                    v = sorted(get(r) for r in rows)
+                    return round(v[len(v) // 2], 3)
+                med[key] = {'ops_per_s': m(lambda r: r['ops_per_s']), 'all_cpu_us': m(lambda r: r['all_cpu_us']),
+                            'cpus_busy': m(lambda r: r['cpus_busy']), 'rounds': rows}
+                for who in ('clients', 'bus', 'broker'):
+                    med[key][who] = {k: m(lambda r, k=k: r[who][k]) for k in rows[0][who]}
+            out['buses'][kind] = med
+        finally:
+            bus.stop()
+            bus.cleanup()
+    out['loadavg_end'] = os.getloadavg()
+    print(json.dumps({k: {kk: {x: y for x, y in vv.items() if x != 'rounds'} for kk, vv in v.items()}
+                      for k, v in out['buses'].items()}, indent=1))
+    os.makedirs(args.results_dir, exist_ok=True)
+    with open(os.path.join(args.results_dir, 'profile-load.json'), 'w') as f:
+        json.dump(out, f, indent=1)
+        f.write('\n')
+    return 0
+
+
+# ---------------------------------------------------------------------------
 # The soak
 
 def ensure_soak_users():
@@ -1016,11 +1142,17 @@ def main():
     ap.add_argument('--max-seconds', type=float, default=600, help='soak: stop after this long')
     ap.add_argument('--rounds', type=int, default=4, help='soak: split the operations into this many rounds')
     ap.add_argument('--seed', type=int, default=1)
+    ap.add_argument('--clients', help='profile: CPU per call under this many concurrent clients instead '
+                                      '(comma-separated, e.g. 1,8; writes results/profile-load.json)')
+    ap.add_argument('--seconds', type=float, default=3.0, help='profile --clients: length of a round')
+    ap.add_argument('--perf', action='store_true', help='profile --clients: also perf record the broker '
+                                                      '(results/perf-BUS-OP-N.txt)')
+    ap.add_argument('--reps', type=int, default=3, help='profile --clients: rounds per operation and count')
     args = ap.parse_args()
     if args.mode == 'bench':
         return run_benchmarks(args)
     if args.mode == 'profile':
-        return run_profile(args)
+        return run_profile_load(args) if args.clients else run_profile(args)
     if args.mode == 'plot':
         with open(os.path.join(args.results_dir, 'latest.json')) as f:
             plot(json.load(f), args.results_dir)
