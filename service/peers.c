@@ -12,6 +12,7 @@
 
 #include <linux/sockios.h>
 
+#include "busstats.h"
 #include "cleanup.h"
 #include "log.h"
 #include "protocol.h"
@@ -315,33 +316,20 @@ static int on_stats_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
         Peers *ps = p->peers;
         const sd_bus_error *e = sd_bus_message_get_error(reply);
         unsigned after = p->unread_fds - p->unread_at_stats, before;
-        uint32_t outgoing = UINT32_MAX;
-        int r;
+        static const char *const keys[] = { "OutgoingFDs" };
+        uint32_t outgoing;
 
         p->stats = sd_bus_slot_unref(p->stats);
         if (e) {
                 /* The peer left meanwhile (NameHasNoOwner), or the bus has
                  * no statistics after all. */
-                if (sd_bus_error_has_names(e, SD_BUS_ERROR_UNKNOWN_METHOD, SD_BUS_ERROR_UNKNOWN_INTERFACE,
-                                           SD_BUS_ERROR_FAILED, SD_BUS_ERROR_NOT_SUPPORTED,
-                                           SD_BUS_ERROR_ACCESS_DENIED))
+                if (busstats_unavailable(e))
                         stats_unavailable(ps, e);
                 return 0;
         }
 
-        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
-        while (r > 0 && (r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
-                const char *key;
-                r = sd_bus_message_read(reply, "s", &key);
-                if (r >= 0 && strcmp(key, "OutgoingFDs") == 0)
-                        r = sd_bus_message_read(reply, "v", "u", &outgoing);
-                else if (r >= 0)
-                        r = sd_bus_message_skip(reply, "v");
-                if (r >= 0)
-                        r = sd_bus_message_exit_container(reply);
-                if (r >= 0)
-                        r = 1;
-        }
+        /* A malformed answer shows as a missing key. */
+        (void) busstats_read(reply, keys, &outgoing, 1);
         if (outgoing == UINT32_MAX) {
                 peers_stop_counting(ps, "the bus's GetConnectionStats has no OutgoingFDs");
                 return 0;

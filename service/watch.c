@@ -12,6 +12,7 @@
 
 #include "cleanup.h"
 #include "log.h"
+#include "busstats.h"
 #include "list.h"
 #include "policy.h"
 #include "protocol.h"
@@ -314,16 +315,14 @@ static int on_watch_stats(sd_bus_message *reply, void *userdata, sd_bus_error *r
         Watcher *w = userdata;
         Watches *ws = w->watches;
         const sd_bus_error *e = sd_bus_message_get_error(reply);
-        uint32_t messages = UINT32_MAX, bytes = UINT32_MAX;
-        int r;
+        static const char *const keys[] = { "OutgoingMessages", "OutgoingBytes" };
+        uint32_t values[2];
 
         w->stats = sd_bus_slot_unref(w->stats);
         if (e) {
                 /* The watcher left meanwhile (NameHasNoOwner), or the bus
                  * has no statistics for us after all. */
-                if (!ws->no_stats && sd_bus_error_has_names(e, SD_BUS_ERROR_UNKNOWN_METHOD,
-                                                            SD_BUS_ERROR_UNKNOWN_INTERFACE, SD_BUS_ERROR_FAILED,
-                                                            SD_BUS_ERROR_NOT_SUPPORTED, SD_BUS_ERROR_ACCESS_DENIED)) {
+                if (!ws->no_stats && busstats_unavailable(e)) {
                         ws->no_stats = true;
                         log_info("not checking whether watchers read their signals: the bus's "
                                  "GetConnectionStats failed (%s)",
@@ -332,21 +331,9 @@ static int on_watch_stats(sd_bus_message *reply, void *userdata, sd_bus_error *r
                 return 0;
         }
 
-        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
-        while (r > 0 && (r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
-                const char *key;
-                r = sd_bus_message_read(reply, "s", &key);
-                if (r >= 0 && strcmp(key, "OutgoingMessages") == 0)
-                        r = sd_bus_message_read(reply, "v", "u", &messages);
-                else if (r >= 0 && strcmp(key, "OutgoingBytes") == 0)
-                        r = sd_bus_message_read(reply, "v", "u", &bytes);
-                else if (r >= 0)
-                        r = sd_bus_message_skip(reply, "v");
-                if (r >= 0)
-                        r = sd_bus_message_exit_container(reply);
-                if (r >= 0)
-                        r = 1;
-        }
+        /* A malformed answer shows as a missing key. */
+        (void) busstats_read(reply, keys, values, 2);
+        uint32_t messages = values[0], bytes = values[1];
         if (messages == UINT32_MAX || bytes == UINT32_MAX) {
                 if (!ws->no_stats)
                         log_info("not checking whether watchers read their signals: the bus's "
