@@ -375,48 +375,41 @@ static bool watcher_sent(Watches *ws, Watcher *w) {
         return false;
 }
 
-void watches_entry_added(Watches *ws, const Entry *e, watch_visible_fn visible, watch_append_info_fn append_info,
-                         void *userdata) {
+/* Sends member about e to every watcher that wants it: the name, then what
+ * append_info adds (EntryAdded's info), or reason (EntryRemoved). */
+static void tell_watchers(Watches *ws, const Entry *e, const char *member, const char *what,
+                          watch_append_info_fn append_info, const char *reason, watch_visible_fn visible,
+                          void *userdata) {
         LIST_FOREACH_SAFE(watchers, w, next, ws->list) {
                 _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = NULL;
                 int r;
 
                 if (!watcher_wants(w, e, visible, userdata))
                         continue;
-                r = new_signal(w, "EntryAdded", &s);
+                r = new_signal(w, member, &s);
                 if (r >= 0)
                         r = sd_bus_message_append_basic(s, 's', e->name);
                 if (r >= 0)
-                        r = append_info(s, e);
+                        r = append_info ? append_info(s, e) : sd_bus_message_append_basic(s, 's', reason);
                 if (r >= 0)
                         r = sd_bus_send(NULL, s, NULL);
                 if (r < 0)
-                        log_warning("could not tell %s that '%s' was added: %s",
-                                    w->destination ? w->destination : "a direct connection", e->name, strerror(-r));
+                        log_warning("could not tell %s that '%s' was %s: %s",
+                                    w->destination ? w->destination : "a direct connection", e->name, what,
+                                    strerror(-r));
                 else
                         (void) watcher_sent(ws, w);
         }
 }
 
+void watches_entry_added(Watches *ws, const Entry *e, watch_visible_fn visible, watch_append_info_fn append_info,
+                         void *userdata) {
+        tell_watchers(ws, e, "EntryAdded", "added", append_info, NULL, visible, userdata);
+}
+
 void watches_entry_removed(Watches *ws, const Entry *e, const char *reason, watch_visible_fn visible,
                            void *userdata) {
-        LIST_FOREACH_SAFE(watchers, w, next, ws->list) {
-                _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = NULL;
-                int r;
-
-                if (!watcher_wants(w, e, visible, userdata))
-                        continue;
-                r = new_signal(w, "EntryRemoved", &s);
-                if (r >= 0)
-                        r = sd_bus_message_append(s, "ss", e->name, reason);
-                if (r >= 0)
-                        r = sd_bus_send(NULL, s, NULL);
-                if (r < 0)
-                        log_warning("could not tell %s that '%s' was removed: %s",
-                                    w->destination ? w->destination : "a direct connection", e->name, strerror(-r));
-                else
-                        (void) watcher_sent(ws, w);
-        }
+        tell_watchers(ws, e, "EntryRemoved", "removed", NULL, reason, visible, userdata);
 }
 
 const char *watch_reason_from_why(const char *why) {
