@@ -24,7 +24,10 @@ skips, with the reason, when any step is impossible. Then:
 Everything (manager, services, cgroups, folders) is cleaned up, also on
 failure or on a signal.
 
-    test_real_systemd.py               TAP test (meson suite 'systemd')
+Every test has a `systemd --user` of its own (conftest.py: user_manager)
+with the unit installed afresh.
+
+    run-pytest.py test_real_systemd.py the tests (meson suite 'systemd')
     test_real_systemd.py --kill-loop N the kill loop (see kill-loop.sh)
 """
 
@@ -32,7 +35,8 @@ import os
 import signal
 import sys
 import time
-import traceback
+
+import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -41,7 +45,7 @@ import harness  # noqa: E402
 from harness import BUS_NAME, E_NOT_FOUND, IFACE, OBJ_PATH, poll_until  # noqa: E402
 import fdcheck  # noqa: E402
 import usermanager  # noqa: E402
-from usermanager import Skip, UserManager, fdbroker_activation, fdbroker_unit  # noqa: E402
+from usermanager import Skip, UserManager, fdbroker_activation, fdbroker_unit  # noqa: E402,F401
 
 UNIT = 'fdbroker.service'
 HOUR_USEC = 3600 * 1000000
@@ -237,65 +241,77 @@ def service_log(um):
 
 
 # ---------------------------------------------------------------------------------
-# The TAP test
+# The tests: each on a user manager of its own (conftest.py: user_manager)
 
-def body(t, um):
-    binary = harness.service_binary()
-    install(um, binary)
-    conn = UserBus(um.bus_address)
-    reload_bus(conn)
-    scratch = os.path.join(um.workdir, 'scratch')
-    os.makedirs(scratch)
+class Unit:
+    """fdbroker.service installed on the test's user manager, and the test's
+    (root) connection to the user bus."""
 
-    try:
-        t.eq(conn.entry_count(), 0, 'a call on the user bus is answered (EntryCount 0)')
-    except harness.GLib.Error as e:
-        t.ok(False, 'a call on the user bus is answered', e.message)
-        raise
-    p = um.show(UNIT, 'ActiveState', 'MainPID', 'ControlGroup', 'NFileDescriptorStore')
-    t.eq(p.get('ActiveState'), 'active', 'the broker was bus-activated as %s' % UNIT)
-    t.eq(str(conn.owner_pid()), p.get('MainPID'), 'the name\'s owner is the unit\'s main pid (SystemdService=)')
-    t.ok(p.get('ControlGroup', '').endswith('/app.slice/' + UNIT), 'it runs in the unit\'s cgroup', p)
-    rdir = os.path.join(um.runtime_dir, 'fdbroker')
-    t.ok(os.path.isdir(rdir) and os.stat(rdir).st_mode & 0o777 == 0o700,
-         'RuntimeDirectory=fdbroker exists with mode 0700')
+    def __init__(self, um, exit_idle_time=None):
+        self.um = um
+        self.binary = harness.service_binary()
+        install(um, self.binary, exit_idle_time=exit_idle_time)
+        self.conn = UserBus(um.bus_address)
+        reload_bus(self.conn)
+        self.scratch = os.path.join(um.workdir, 'scratch')
+        os.makedirs(self.scratch)
+        self.rdir = os.path.join(um.runtime_dir, 'fdbroker')
+        self.state = os.path.join(self.rdir, 'entries.state')
 
-    entries = core_entries() + [
-        Entry('rs/timeout', 'memfd', b'six hours', dict(P, **{'timeout-usec': 6 * HOUR_USEC})),
-        Entry('rs/pipe-hup', 'pipe-hup', fdcheck.pattern(2000, 'rs-pipe-hup'), dict(P),
-              fragile='a pipe whose writer is gone (POLLHUP in the fd store)'),
-        Entry('rs/socket-hup', 'socket-hup', fdcheck.pattern(1000, 'rs-socket-hup'), dict(P),
-              fragile='a socket whose peer is gone (POLLHUP in the fd store)'),
-        Entry('rs/shared-1', 'memfd', fdcheck.pattern(1500, 'rs-shared'), dict(P),
-              fragile='the same open file as rs/shared-2'),
-        Entry('rs/shared-2', 'memfd', fdcheck.pattern(1500, 'rs-shared'), dict(P),
-              fragile='the same open file as rs/shared-1'),
-    ]
-    once = Entry('rs/once', 'memfd', b'handed off once', dict(P, once=True))
-    conn_entry = Entry('rs/connection', 'memfd', b'connection lifetime', {})
-    shared, _ = fdcheck.make('memfd', entries[-1].data)
-    try:
-        for e in entries + [once, conn_entry]:
-            err = deposit(conn, e, scratch, shared if e.name.startswith('rs/shared-') else None)
-            t.ok(err is None, 'root deposits %s (%s%s)' % (e.name, e.kind, ', persistent' if e.persistent else ''),
-                 err)
-    finally:
-        os.close(shared)
-    listing = conn.list()
-    for e in entries + [once, conn_entry]:
-        e.info = listing.get(e.name)
-    # rs/shared-1 and rs/shared-2 are one open file: one stored fd.
-    n_persistent = len(entries) + 1 - 1
-    p = um.show(UNIT, 'NFileDescriptorStore')
-    t.eq(p.get('NFileDescriptorStore'), str(n_persistent),
-         'systemd holds one stored fd per persistent open file (NFileDescriptorStore)')
-    state = os.path.join(rdir, 'entries.state')
-    t.ok(os.path.exists(state) and os.stat(state).st_mode & 0o077 == 0,
-         'the state file exists and is not readable by group or others')
+    def main_pid(self):
+        return int(self.um.show(UNIT, 'MainPID')['MainPID'])
 
-    live = list(entries)
+    def close(self):
+        self.conn.close()
 
-    def check(phase):
+
+class Deposited:
+    """The entries every restart test follows, deposited by root on a
+    freshly activated broker (checked here: a failed deposit fails the
+    test), and check(): what must hold after every start."""
+
+    def __init__(self, t, unit):
+        self.t = t
+        self.unit = unit
+        self.um = unit.um
+        self.conn = unit.conn
+        self.entries = core_entries() + [
+            Entry('rs/timeout', 'memfd', b'six hours', dict(P, **{'timeout-usec': 6 * HOUR_USEC})),
+            Entry('rs/pipe-hup', 'pipe-hup', fdcheck.pattern(2000, 'rs-pipe-hup'), dict(P),
+                  fragile='a pipe whose writer is gone (POLLHUP in the fd store)'),
+            Entry('rs/socket-hup', 'socket-hup', fdcheck.pattern(1000, 'rs-socket-hup'), dict(P),
+                  fragile='a socket whose peer is gone (POLLHUP in the fd store)'),
+            Entry('rs/shared-1', 'memfd', fdcheck.pattern(1500, 'rs-shared'), dict(P),
+                  fragile='the same open file as rs/shared-2'),
+            Entry('rs/shared-2', 'memfd', fdcheck.pattern(1500, 'rs-shared'), dict(P),
+                  fragile='the same open file as rs/shared-1'),
+        ]
+        self.once = Entry('rs/once', 'memfd', b'handed off once', dict(P, once=True))
+        self.conn_entry = Entry('rs/connection', 'memfd', b'connection lifetime', {})
+        self.live = list(self.entries)
+
+    def deposit_all(self):
+        t = self.t
+        shared, _ = fdcheck.make('memfd', self.entries[-1].data)
+        try:
+            for e in self.entries + [self.once, self.conn_entry]:
+                err = deposit(self.conn, e, self.unit.scratch, shared if e.name.startswith('rs/shared-') else None)
+                t.ok(err is None, 'root deposits %s (%s%s)'
+                     % (e.name, e.kind, ', persistent' if e.persistent else ''), err)
+        finally:
+            os.close(shared)
+        listing = self.conn.list()
+        for e in self.entries + [self.once, self.conn_entry]:
+            e.info = listing.get(e.name)
+
+    def close(self):
+        for e in self.entries + [self.once, self.conn_entry]:
+            for fd in e.keep:
+                os.close(fd)
+            e.keep = []
+
+    def check(self, phase):
+        t, conn, once, live = self.t, self.conn, self.once, self.live
         listing = conn.list()
         fragile = {e.name for e in live if e.fragile}
         t.eq(sorted(n for n in listing if n not in fragile),
@@ -313,57 +329,114 @@ def body(t, um):
             if e.ident:
                 t.eq(got.get('ident'), e.ident, '%s: %s is the same pipe or socket' % (phase, e.name))
         t.eq(listing.get(once.name), once.info, '%s: the once entry is listed, unchanged' % phase)
-        t.ok(conn_entry.name not in listing, '%s: the connection-lifetime entry is gone' % phase)
-        p = um.show(UNIT, 'NFileDescriptorStore')
+        t.ok(self.conn_entry.name not in listing, '%s: the connection-lifetime entry is gone' % phase)
+        p = self.um.show(UNIT, 'NFileDescriptorStore')
         shared = len([e for e in live if e.name.startswith('rs/shared-')])
         t.eq(p.get('NFileDescriptorStore'), str(len([e for e in live if e.persistent]) + 1 - (shared == 2)),
              '%s: systemd holds one stored fd per persistent open file' % phase)
-        st = os.stat(state)
+        st = os.stat(self.unit.state)
         t.eq(st.st_mode & 0o077, 0, '%s: the state file is not readable by group or others' % phase)
 
-    # restart
-    old = int(um.show(UNIT, 'MainPID')['MainPID'])
-    um.systemctl('restart', UNIT)
-    p = wait_active(um, old)
-    t.ok(p is not None, 'systemctl --user restart: active again with a new main pid', p)
-    check('after systemctl restart')
+    def restart(self, what='systemctl --user restart: active again with a new main pid'):
+        old = self.unit.main_pid()
+        self.um.systemctl('restart', UNIT)
+        p = wait_active(self.um, old)
+        self.t.ok(p is not None, what, p)
+        return p
 
-    # crash
-    old = int(um.show(UNIT, 'MainPID')['MainPID'])
+
+@pytest.fixture
+def unit(user_manager):
+    """The unit without idle exit on a fresh user manager."""
+    u = Unit(user_manager)
+    yield u
+    u.close()
+
+
+@pytest.fixture
+def idle_unit(user_manager):
+    """The unit with --exit-idle-time=IDLE on a fresh user manager."""
+    u = Unit(user_manager, exit_idle_time=IDLE)
+    yield u
+    u.close()
+
+
+@pytest.fixture
+def deposited(t, unit):
+    d = Deposited(t, unit)
+    try:
+        d.deposit_all()
+        yield d
+    finally:
+        d.close()
+
+
+def test_a_call_on_the_user_bus_activates_the_broker_as_its_unit(t, unit, user_manager):
+    um, conn = user_manager, unit.conn
+    try:
+        t.eq(conn.entry_count(), 0, 'a call on the user bus is answered (EntryCount 0)')
+    except harness.GLib.Error as e:
+        t.ok(False, 'a call on the user bus is answered', e.message)
+        return
+    p = um.show(UNIT, 'ActiveState', 'MainPID', 'ControlGroup', 'NFileDescriptorStore')
+    t.eq(p.get('ActiveState'), 'active', 'the broker was bus-activated as %s' % UNIT)
+    t.eq(str(conn.owner_pid()), p.get('MainPID'), 'the name\'s owner is the unit\'s main pid (SystemdService=)')
+    t.ok(p.get('ControlGroup', '').endswith('/app.slice/' + UNIT), 'it runs in the unit\'s cgroup', p)
+    rdir = unit.rdir
+    t.ok(os.path.isdir(rdir) and os.stat(rdir).st_mode & 0o777 == 0o700,
+         'RuntimeDirectory=fdbroker exists with mode 0700')
+
+
+def test_systemd_holds_one_stored_fd_per_persistent_open_file(t, deposited, user_manager):
+    # rs/shared-1 and rs/shared-2 are one open file: one stored fd.
+    n_persistent = len(deposited.entries) + 1 - 1
+    p = user_manager.show(UNIT, 'NFileDescriptorStore')
+    t.eq(p.get('NFileDescriptorStore'), str(n_persistent),
+         'systemd holds one stored fd per persistent open file (NFileDescriptorStore)')
+    state = deposited.unit.state
+    t.ok(os.path.exists(state) and os.stat(state).st_mode & 0o077 == 0,
+         'the state file exists and is not readable by group or others')
+
+
+def test_persistent_entries_come_back_after_systemctl_restart(t, deposited):
+    deposited.restart()
+    deposited.check('after systemctl restart')
+
+
+def test_persistent_entries_come_back_after_kill_9_by_restart_on_failure(t, deposited, user_manager):
+    um = user_manager
+    old = deposited.unit.main_pid()
     restarts = int(um.show(UNIT, 'NRestarts')['NRestarts'])
     os.kill(old, signal.SIGKILL)
     p = wait_active(um, old)
     t.ok(p is not None, 'kill -9 of the main pid: Restart=on-failure brings it back (bounded wait)', p)
     t.eq(int((p or {}).get('NRestarts', -1)), restarts + 1, 'systemd counted one automatic restart')
-    check('after kill -9')
+    deposited.check('after kill -9')
 
-    # once, across another restart
+
+def test_a_once_entry_is_handed_off_once_and_does_not_come_back_after_a_restart(t, deposited):
+    d = deposited
+    conn, once, entries = d.conn, d.once, d.entries
+    d.restart()
     got = look(conn, once)
     t.eq(got.get('sha'), once.sha, 'the once entry is handed off with the same bytes')
     t.eq(look(conn, once).get('error'), E_NOT_FOUND, 'and only once')
-    old = int(um.show(UNIT, 'MainPID')['MainPID'])
-    um.systemctl('restart', UNIT)
-    t.ok(wait_active(um, old) is not None, 'restarted once more')
+    d.restart('restarted once more')
     t.eq(look(conn, once).get('error'), E_NOT_FOUND, 'the consumed once entry does not come back')
     t.eq(look(conn, entries[0]).get('sha'), entries[0].sha, 'the others are still there')
-
     for e in entries:
-        for fd in e.keep:
-            os.close(fd)
         try:
             conn.remove(e.name)
         except harness.GLib.Error:
             pass
     t.eq(conn.list(), {}, 'all entries removed')
 
-    idle(t, um, conn, binary)
-    conn.close()
 
-
-def idle(t, um, conn, binary):
-    install(um, binary, exit_idle_time=IDLE)
-    old = int(um.show(UNIT, 'MainPID')['MainPID'])
+def test_with_no_entries_the_unit_goes_inactive_by_itself_and_a_call_activates_it_again(t, idle_unit,
+                                                                                       user_manager):
+    um, conn = user_manager, idle_unit.conn
     um.systemctl('restart', UNIT)
+    old = idle_unit.main_pid()
     p = wait_inactive(um)
     t.ok(p is not None, 'with --exit-idle-time=%d and no entries the unit goes inactive by itself (bounded wait)'
          % IDLE, p)
@@ -376,9 +449,14 @@ def idle(t, um, conn, binary):
     pid = int((p or {}).get('MainPID', 0))
     t.eq(conn.owner_pid(), pid, 'the new main pid owns the name')
 
+
+def test_with_one_entry_the_unit_stays_active_until_it_is_removed(t, idle_unit, user_manager):
+    um, conn = user_manager, idle_unit.conn
     fd, _ = fdcheck.make('memfd', b'one entry')
-    conn.deposit('rs/idle', fd, dict(P))
-    os.close(fd)
+    try:
+        conn.deposit('rs/idle', fd, dict(P))  # activates the broker
+    finally:
+        os.close(fd)
     pid = conn.owner_pid()
     deadline = time.monotonic() + STAY
     stayed = True
@@ -472,37 +550,28 @@ def kill_loop(um, cycles):
 # ---------------------------------------------------------------------------------
 
 def main(argv):
+    """--kill-loop N: the kill loop; anything else runs this file's tests
+    through run-pytest.py."""
+    if len(argv) < 2 or argv[1] != '--kill-loop':
+        runner = os.path.join(os.path.dirname(HERE), 'integration', 'run-pytest.py')
+        os.execv(sys.executable, [sys.executable, runner, os.path.abspath(__file__)] + argv[1:])
     usermanager.install_signal_cleanup()
-    loop = None
-    if len(argv) > 1 and argv[1] == '--kill-loop':
-        loop = int(argv[2]) if len(argv) > 2 else 100
-    if harness._gi_error is not None:
-        reason = 'python3 gi (Gio) not importable in %s: %s' % (sys.executable, harness._gi_error)
-        print('SKIP: ' + reason if loop else '1..0 # SKIP ' + reason, flush=True)
-        return 77 if loop else 0
-    if not os.access(harness.service_binary(), os.X_OK):
-        reason = 'service binary %s not built' % harness.service_binary()
-        print('SKIP: ' + reason if loop else '1..0 # SKIP ' + reason, flush=True)
-        return 77 if loop else 0
-
+    loop = int(argv[2]) if len(argv) > 2 else 100
+    try:
+        harness.check_environment()
+    except harness.Skip as e:
+        print('SKIP: %s' % e, flush=True)
+        return 77
     um = UserManager()
-    t = None if loop else harness.Tap()
     rc = 1
     try:
         try:
             um.start()
         except Skip as e:
-            print('SKIP: %s' % e if loop else '1..0 # SKIP %s' % e, flush=True)
-            rc = 77 if loop else 0
+            print('SKIP: %s' % e, flush=True)
+            rc = 77
             return rc
-        if loop:
-            rc = kill_loop(um, loop)
-        else:
-            try:
-                body(t, um)
-            except Exception:  # noqa: BLE001
-                t.ok(False, 'test raised', traceback.format_exc())
-            rc = t.done()
+        rc = kill_loop(um, loop)
     finally:
         if rc not in (0, 77) and um.workdir:
             sys.stderr.write('---- fdbroker.log ----\n%s\n---- systemd --user log ----\n%s\n'
