@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # test-completion.sh COMPLETION: the bash completion of fdbrokerctl parses
 # and completes commands, options and option values (entry names are
-# checked against a real broker in test-fdbrokerctl.py). TAP output.
+# checked against a real broker in test_fdbrokerctl.py). TAP output.
 set -u
 source "$1" || { echo "1..0 # SKIP cannot source $1"; exit 1; }
 

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """fdbrokerctl's libc-only front (client/ctl-fast.c, issue 12).
 
@@ -17,23 +16,21 @@ everything else, FDB_P2P_SERVER the sd-bus stand-in for the direct socket
 - hostile replies from a fake server (wrong signature, too many fds, fd
   index out of range, wrong serial, truncated, huge lengths, bad strings,
   another byte order) are refused with exit 1 and one line, COMMAND never
-  runs, and fds that came with a dropped message do not reach COMMAND."""
+  runs, and fds that came with a dropped message do not reach COMMAND.
+Each test has a directory of its own (`tmp`) and its own servers."""
+
 import os
 import select
 import shutil
 import socket
 import struct
 import subprocess
-import sys
-import tempfile
 import threading
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE = os.environ.get('FDBROKER_SOURCE_DIR') or os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(SOURCE, 'tests', 'integration'))
+import harness
+import pytest
 
-import harness  # noqa: E402
-
+SOURCE = harness.source_dir()
 BUILD = os.environ.get('FDBROKER_BUILD_DIR') or os.path.join(SOURCE, 'build')
 CTL = os.environ.get('FDBROKERCTL') or os.path.join(BUILD, 'client', 'fdbrokerctl')
 FULL = os.environ.get('FDBROKERCTL_FULL') or os.path.join(BUILD, 'client', 'fdbrokerctl-full')
@@ -55,11 +52,11 @@ def run(ctl, args, tmp, timeout=60, **kw):
     return subprocess.run([ctl] + list(args), capture_output=True, timeout=timeout, env=env(tmp), cwd='/', **kw)
 
 
-def one_line_failure(tap, r, name, mentions=()):
+def one_line_failure(t, r, name, mentions=()):
     err = r.stderr.decode(errors='replace')
     good = (r.returncode == 1 and err.startswith('fdbrokerctl: ') and err.count('\n') == 1 and r.stdout == b''
             and all(m in err for m in mentions))
-    return tap.ok(good, name, {'rc': r.returncode, 'stderr': err, 'stdout': r.stdout.decode(errors='replace'),
+    return t.ok(good, name, {'rc': r.returncode, 'stderr': err, 'stdout': r.stdout.decode(errors='replace'),
                                'should_mention': list(mentions)})
 
 
@@ -196,18 +193,13 @@ def send_with_fds(conn, data, fds):
 
 # ---- the tests ------------------------------------------------------------------
 
-def test_linking(tap, tmp):
-    readelf = shutil.which('readelf')
-    if not readelf:
-        raise harness.Skip('readelf not installed (binutils)')
-    r = subprocess.run([readelf, '-d', CTL], capture_output=True, text=True)
-    needed = [line.split('[')[1].rstrip(']') for line in r.stdout.splitlines() if '(NEEDED)' in line]
-    # A sanitizer build adds its runtimes (and what they pull in); those are
-    # the build's, not the front's: libc aside, nothing else may appear.
-    sanitizer = ('libasan.so', 'libubsan.so', 'libstdc++.so', 'libm.so', 'libgcc_s.so')
-    tap.ok(needed and any(n.startswith('libc.so') for n in needed)
-           and all(n.startswith(('libc.so',) + sanitizer) for n in needed),
-           'the front links libc alone (no libsystemd to load and relocate)', {'needed': needed})
+@pytest.fixture(autouse=True)
+def built(environment):
+    """As the TAP version: where the harness cannot run (no gi, no
+    dbus-daemon, no service), nothing runs; nor without both tools."""
+    for exe in (CTL, FULL):
+        if not os.access(exe, os.X_OK):
+            pytest.skip('%s not built' % exe)
 
 
 def lone_copy(tmp):
@@ -232,12 +224,15 @@ def full_path():
     return None
 
 
-def test_fast_path(tap, tmp):
+@pytest.fixture
+def p2p(tmp):
+    """(a lone copy of the front, the socket, the server's log) with
+    fdb-p2p-server serving p2p:x ("fast\n") on the socket."""
     if not os.access(P2P_SERVER, os.X_OK):
-        raise harness.Skip('%s not built' % P2P_SERVER)
+        pytest.skip('%s not built' % P2P_SERVER)
     installed = full_path()
     if installed is None or os.path.exists(installed):
-        raise harness.Skip('an installed fdbrokerctl-full (%s) would serve a lone copy of the front' % installed)
+        pytest.skip('an installed fdbrokerctl-full (%s) would serve a lone copy of the front' % installed)
     lone = lone_copy(tmp)
     sock = os.path.join(tmp, 'p2p.sock')
     log = os.path.join(tmp, 'p2p.log')
@@ -247,101 +242,152 @@ def test_fast_path(tap, tmp):
     server = subprocess.Popen([P2P_SERVER, sock, log, 'p2p:x', data], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
     try:
         if server.stdout.readline().strip() != b'ready':
-            raise harness.Skip('fdb-p2p-server did not start')
-        r = run(lone, ['--socket', sock, 'retrieve', 'p2p:x', '--', 'sh', '-c',
-                       'cat <&3; echo "$LISTEN_FDS $LISTEN_FDNAMES $LISTEN_PID $$"'], tmp)
-        out = r.stdout.decode(errors='replace').split('\n')
-        pids = out[1].split()[2:] if len(out) > 1 else []
-        tap.ok(r.returncode == 0 and r.stderr == b'' and out[0] == 'fast' and out[1].startswith('1 p2p_x ')
-               and len(pids) == 2 and pids[0] == pids[1],
-               'retrieve with no fdbrokerctl-full to be found: fd 3, LISTEN_FDS=1, LISTEN_FDNAMES with _ for :, '
-               'LISTEN_PID is COMMAND', {'rc': r.returncode, 'stdout': out, 'stderr': r.stderr})
-        r = run(lone, ['--socket', sock, 'retrieve', 'p2p:x', '--read-only', '--reopen', '--wait=1.5', '--',
-                       'cat', '/dev/fd/3'], tmp)
-        tap.eq((r.returncode, r.stdout, r.stderr), (0, b'fast\n', b''),
-               'sd-bus accepts the hand-marshalled call with every option (s, b and t variants)')
-        with open(log) as f:
-            tap.eq(f.read().splitlines(), ['call Retrieve', 'call Retrieve'],
-                   'the server saw one Retrieve per command and nothing else')
-        r = run(lone, ['--socket', sock, 'retrieve', 'p2p:nope', '--', 'true'], tmp)
-        r_full = run(FULL, ['--socket', sock, 'retrieve', 'p2p:nope', '--', 'true'], tmp)
-        tap.ok(r.returncode == 1 and (r.returncode, r.stdout, r.stderr) ==
-               (r_full.returncode, r_full.stdout, r_full.stderr),
-               'an error reply: exit 1 and the same message as the full tool',
-               {'front': [r.returncode, r.stderr], 'full': [r_full.returncode, r_full.stderr]})
-        r = run(lone, ['--socket', sock, 'retrieve', 'p2p:x', '--', os.path.join(tmp, 'no-such-command')], tmp)
-        r_full = run(FULL, ['--socket', sock, 'retrieve', 'p2p:x', '--', os.path.join(tmp, 'no-such-command')], tmp)
-        tap.ok(r.returncode == 127 and (r.returncode, r.stderr) == (r_full.returncode, r_full.stderr),
-               'a COMMAND that cannot be found: 127 and the full tool\'s message',
-               {'front': [r.returncode, r.stderr], 'full': [r_full.returncode, r_full.stderr]})
-        # Everything else is the full tool's: the lone copy cannot run it.
-        for args in (['--socket', sock, 'list'], ['--socket', sock, 'cat', 'p2p:x'], ['--help'],
-                     ['--socket', sock, 'retrieve', 'p2p:x', '--bogus', '--', 'true'],
-                     ['--socket', sock, 'retrieve', 'p2p:x', '--wait', '301', '--', 'true'],
-                     ['--system', '--user', '--socket', sock, 'retrieve', 'p2p:x', '--', 'true']):
-            r = run(lone, args, tmp)
-            one_line_failure(tap, r, 'not the fast path, so the full tool runs: %s' % ' '.join(args[-4:]),
-                             ['cannot run', 'fdbrokerctl-full'])
+            pytest.skip('fdb-p2p-server did not start')
+        yield lone, sock, log
     finally:
         server.terminate()
         server.wait(20)
         server.stdout.close()
 
 
-def test_fallback(tap, tmp):
-    absent = os.path.join(tmp, 'absent.sock')
-    for ctl, name in ((CTL, 'the front'), (lone_copy(tmp), 'a lone front')):
-        r = run(ctl, ['--socket', absent, '--address', NO_BUS, 'retrieve', 'x', '--', 'true'], tmp)
-        expect = ['cannot connect to the bus', NO_BUS] if ctl == CTL else ['cannot run', 'fdbrokerctl-full']
-        one_line_failure(tap, r, '%s with no direct socket: the full tool takes over' % name, expect)
-    # A socket that refuses the authentication: nothing was asked, the full
-    # tool takes over (and is refused too, then tries the bus).
-    sock = os.path.join(tmp, 'refusing.sock')
-    servers = [FakeServer(sock, lambda c: None, auth=b'REJECTED EXTERNAL\r\n')]
-    try:
-        r = run(CTL, ['--socket', sock, '--address', NO_BUS, 'retrieve', 'x', '--', 'true'], tmp)
-        one_line_failure(tap, r, 'a socket that rejects the authentication: the full tool takes over',
-                         ['cannot connect to the bus', NO_BUS])
-        auths = servers[0].auths
-        tap.ok(servers[0].call is None and len(auths) == 2 and auths[0].startswith(b'\0AUTH EXTERNAL 3') and
-               auths[1].startswith(b'\0AUTH EXTERNAL\r\nDATA'),
-               'no call was sent to a socket that rejected us; the full tool tried it again (sd-bus\'s AUTH)',
-               {'auths': auths})
-    finally:
-        for s in servers:
-            s.close()
-
-
-def test_marshalling(tap, tmp):
+@pytest.fixture
+def gio():
     try:
         import gi
         gi.require_version('Gio', '2.0')
         from gi.repository import Gio
     except (ImportError, ValueError) as e:
-        raise harness.Skip('python3-gi not available: %s' % e)
+        pytest.skip('python3-gi not available: %s' % e)
+    return Gio
+
+
+def test_the_front_links_libc_alone(t):
+    readelf = shutil.which('readelf')
+    if not readelf:
+        pytest.skip('readelf not installed (binutils)')
+    r = subprocess.run([readelf, '-d', CTL], capture_output=True, text=True)
+    needed = [line.split('[')[1].rstrip(']') for line in r.stdout.splitlines() if '(NEEDED)' in line]
+    # A sanitizer build adds its runtimes (and what they pull in); those are
+    # the build's, not the front's: libc aside, nothing else may appear.
+    sanitizer = ('libasan.so', 'libubsan.so', 'libstdc++.so', 'libm.so', 'libgcc_s.so')
+    t.ok(needed and any(n.startswith('libc.so') for n in needed)
+         and all(n.startswith(('libc.so',) + sanitizer) for n in needed),
+         'the front links libc alone (no libsystemd to load and relocate)', {'needed': needed})
+
+
+def test_a_lone_front_retrieves_over_the_direct_socket_with_one_call_per_command(t, p2p, tmp):
+    lone, sock, log = p2p
+    r = run(lone, ['--socket', sock, 'retrieve', 'p2p:x', '--', 'sh', '-c',
+                   'cat <&3; echo "$LISTEN_FDS $LISTEN_FDNAMES $LISTEN_PID $$"'], tmp)
+    out = r.stdout.decode(errors='replace').split('\n')
+    pids = out[1].split()[2:] if len(out) > 1 else []
+    t.ok(r.returncode == 0 and r.stderr == b'' and out[0] == 'fast' and out[1].startswith('1 p2p_x ')
+         and len(pids) == 2 and pids[0] == pids[1],
+         'retrieve with no fdbrokerctl-full to be found: fd 3, LISTEN_FDS=1, LISTEN_FDNAMES with _ for :, '
+         'LISTEN_PID is COMMAND', {'rc': r.returncode, 'stdout': out, 'stderr': r.stderr})
+    r = run(lone, ['--socket', sock, 'retrieve', 'p2p:x', '--read-only', '--reopen', '--wait=1.5', '--',
+                   'cat', '/dev/fd/3'], tmp)
+    t.eq((r.returncode, r.stdout, r.stderr), (0, b'fast\n', b''),
+         'sd-bus accepts the hand-marshalled call with every option (s, b and t variants)')
+    with open(log) as f:
+        t.eq(f.read().splitlines(), ['call Retrieve', 'call Retrieve'],
+             'the server saw one Retrieve per command and nothing else')
+
+
+def test_an_error_reply_exits_1_with_the_full_tools_message(t, p2p, tmp):
+    lone, sock, _ = p2p
+    r = run(lone, ['--socket', sock, 'retrieve', 'p2p:nope', '--', 'true'], tmp)
+    r_full = run(FULL, ['--socket', sock, 'retrieve', 'p2p:nope', '--', 'true'], tmp)
+    t.ok(r.returncode == 1 and (r.returncode, r.stdout, r.stderr) ==
+         (r_full.returncode, r_full.stdout, r_full.stderr),
+         'an error reply: exit 1 and the same message as the full tool',
+         {'front': [r.returncode, r.stderr], 'full': [r_full.returncode, r_full.stderr]})
+
+
+def test_a_command_that_cannot_be_found_exits_127_with_the_full_tools_message(t, p2p, tmp):
+    lone, sock, _ = p2p
+    r = run(lone, ['--socket', sock, 'retrieve', 'p2p:x', '--', os.path.join(tmp, 'no-such-command')], tmp)
+    r_full = run(FULL, ['--socket', sock, 'retrieve', 'p2p:x', '--', os.path.join(tmp, 'no-such-command')], tmp)
+    t.ok(r.returncode == 127 and (r.returncode, r.stderr) == (r_full.returncode, r_full.stderr),
+         'a COMMAND that cannot be found: 127 and the full tool\'s message',
+         {'front': [r.returncode, r.stderr], 'full': [r_full.returncode, r_full.stderr]})
+
+
+# Everything else is the full tool's: the lone copy cannot run it.
+NOT_FAST = [
+    ('list', ['--socket', 'SOCK', 'list']),
+    ('cat', ['--socket', 'SOCK', 'cat', 'p2p:x']),
+    ('help', ['--help']),
+    ('unknown-option', ['--socket', 'SOCK', 'retrieve', 'p2p:x', '--bogus', '--', 'true']),
+    ('wait-301', ['--socket', 'SOCK', 'retrieve', 'p2p:x', '--wait', '301', '--', 'true']),
+    ('system-and-user', ['--system', '--user', '--socket', 'SOCK', 'retrieve', 'p2p:x', '--', 'true']),
+]
+
+
+@pytest.mark.parametrize('args', [a for _, a in NOT_FAST], ids=[i for i, _ in NOT_FAST])
+def test_anything_but_a_plain_retrieve_runs_the_full_tool(t, p2p, tmp, args):
+    lone, sock, _ = p2p
+    args = [sock if a == 'SOCK' else a for a in args]
+    r = run(lone, args, tmp)
+    one_line_failure(t, r, 'not the fast path, so the full tool runs: %s' % ' '.join(args[-4:]),
+                     ['cannot run', 'fdbrokerctl-full'])
+
+
+@pytest.mark.parametrize('which', ['front', 'lone'])
+def test_with_no_direct_socket_the_full_tool_takes_over(t, tmp, which):
+    absent = os.path.join(tmp, 'absent.sock')
+    ctl, name = (CTL, 'the front') if which == 'front' else (lone_copy(tmp), 'a lone front')
+    r = run(ctl, ['--socket', absent, '--address', NO_BUS, 'retrieve', 'x', '--', 'true'], tmp)
+    expect = ['cannot connect to the bus', NO_BUS] if ctl == CTL else ['cannot run', 'fdbrokerctl-full']
+    one_line_failure(t, r, '%s with no direct socket: the full tool takes over' % name, expect)
+
+
+def test_a_socket_that_rejects_the_authentication_gets_no_call_and_the_full_tool_takes_over(t, tmp):
+    # Nothing was asked, the full tool takes over (and is refused too, then
+    # tries the bus).
+    sock = os.path.join(tmp, 'refusing.sock')
+    server = FakeServer(sock, lambda c: None, auth=b'REJECTED EXTERNAL\r\n')
+    try:
+        r = run(CTL, ['--socket', sock, '--address', NO_BUS, 'retrieve', 'x', '--', 'true'], tmp)
+        one_line_failure(t, r, 'a socket that rejects the authentication: the full tool takes over',
+                         ['cannot connect to the bus', NO_BUS])
+        auths = server.auths
+        t.ok(server.call is None and len(auths) == 2 and auths[0].startswith(b'\0AUTH EXTERNAL 3') and
+             auths[1].startswith(b'\0AUTH EXTERNAL\r\nDATA'),
+             'no call was sent to a socket that rejected us; the full tool tried it again (sd-bus\'s AUTH)',
+             {'auths': auths})
+    finally:
+        server.close()
+
+
+def test_the_retrieve_call_is_a_valid_dbus_message_with_every_option(t, tmp, gio):
     sock = os.path.join(tmp, 'marshal.sock')
     data = pipe_with(b'x')
     s = FakeServer(sock, lambda c: send_with_fds(c, retrieve_reply(), [data]))
     try:
         r = run(CTL, ['--socket', sock, 'retrieve', 'm/n:1', '--read-only', '--reopen', '--wait', '2.5', '--',
                       'true'], tmp)
-        tap.eq((r.returncode, r.stderr), (0, b''), 'a reply from the fake server is accepted')
+        t.eq((r.returncode, r.stderr), (0, b''), 'a reply from the fake server is accepted')
         uid = str(os.geteuid()).encode().hex().encode()
-        tap.eq(s.auths[0] if s.auths else None, b'\0AUTH EXTERNAL ' + uid + b'\r\nNEGOTIATE_UNIX_FD\r\nBEGIN\r\n',
-               'authentication: EXTERNAL with the uid, unix fds, BEGIN')
-        m = Gio.DBusMessage.new_from_blob(s.call or b'\0' * 16, Gio.DBusCapabilityFlags.UNIX_FD_PASSING)
+        t.eq(s.auths[0] if s.auths else None, b'\0AUTH EXTERNAL ' + uid + b'\r\nNEGOTIATE_UNIX_FD\r\nBEGIN\r\n',
+             'authentication: EXTERNAL with the uid, unix fds, BEGIN')
+        m = gio.DBusMessage.new_from_blob(s.call or b'\0' * 16, gio.DBusCapabilityFlags.UNIX_FD_PASSING)
         got = (m.get_message_type(), m.get_path(), m.get_interface(), m.get_member(), m.get_signature(),
                m.get_destination(), m.get_serial(), m.get_body().unpack() if m.get_body() else None)
-        tap.eq(got, (Gio.DBusMessageType.METHOD_CALL, '/org/fdbroker/Broker1', 'org.fdbroker.Broker1', 'Retrieve',
-                     'sa{sv}', None, 1, ('m/n:1', {'access': 'read-only', 'reopen': True, 'wait-usec': 2500000})),
-               'the call, as GIO unmarshals it: path, interface, member, signature, body with every option')
+        t.eq(got, (gio.DBusMessageType.METHOD_CALL, '/org/fdbroker/Broker1', 'org.fdbroker.Broker1', 'Retrieve',
+                   'sa{sv}', None, 1, ('m/n:1', {'access': 'read-only', 'reopen': True, 'wait-usec': 2500000})),
+             'the call, as GIO unmarshals it: path, interface, member, signature, body with every option')
     finally:
         s.close()
+
+
+def test_without_options_the_call_carries_an_empty_dict(t, tmp, gio):
+    sock = os.path.join(tmp, 'marshal.sock')
     s = FakeServer(sock, lambda c: send_with_fds(c, retrieve_reply(), [pipe_with(b'x')]))
     try:
         run(CTL, ['--socket', sock, 'retrieve', 'n', '--', 'true'], tmp)
-        m = Gio.DBusMessage.new_from_blob(s.call or b'\0' * 16, Gio.DBusCapabilityFlags.UNIX_FD_PASSING)
-        tap.eq(m.get_body().unpack() if m.get_body() else None, ('n', {}), 'without options: an empty a{sv}')
+        m = gio.DBusMessage.new_from_blob(s.call or b'\0' * 16, gio.DBusCapabilityFlags.UNIX_FD_PASSING)
+        t.eq(m.get_body().unpack() if m.get_body() else None, ('n', {}), 'without options: an empty a{sv}')
     finally:
         s.close()
 
@@ -385,41 +431,45 @@ def hostile_cases():
     ]
 
 
-def test_hostile(tap, tmp):
+HOSTILE = hostile_cases()
+
+
+@pytest.mark.parametrize('name, respond, words', HOSTILE, ids=[c[0] for c in HOSTILE])
+def test_a_hostile_reply_is_refused_in_one_line_and_command_does_not_run(t, tmp, name, respond, words):
     sock = os.path.join(tmp, 'hostile.sock')
     marker = os.path.join(tmp, 'command-ran')
-    for name, respond, words in hostile_cases():
-        s = FakeServer(sock, respond)
+    s = FakeServer(sock, respond)
+    try:
+        r = run(CTL, ['--socket', sock, '--address', NO_BUS, 'retrieve', 'x', '--', 'touch', marker], tmp)
+    finally:
+        s.close()
+    ran = os.path.exists(marker)
+    one_line_failure(t, r, 'refused: %s' % name, words)
+    t.ok(not ran and s.call is not None, '... and COMMAND did not run (the call was sent)')
+
+
+ERROR_WORDS = [('org.freedesktop.DBus.Error.UnknownMethod', 'Unknown method Retrieve'),
+               ('org.freedesktop.DBus.Error.ServiceUnknown', 'no such service'),
+               ('org.fdbroker.Error.QuotaExceeded', 'uid 0 already holds 16 direct connections')]
+
+
+@pytest.mark.parametrize('name, text', ERROR_WORDS, ids=[n.rsplit('.', 1)[1] for n, _ in ERROR_WORDS])
+def test_an_error_the_full_tool_words_itself_reads_the_same_from_the_front(t, tmp, name, text):
+    sock = os.path.join(tmp, 'errors.sock')
+    got = []
+    for ctl in (CTL, FULL):
+        s = FakeServer(sock, lambda c: c.sendall(error_reply(name, text)))
         try:
-            r = run(CTL, ['--socket', sock, '--address', NO_BUS, 'retrieve', 'x', '--', 'touch', marker], tmp)
+            r = run(ctl, ['--socket', sock, 'retrieve', 'x', '--', 'true'], tmp)
         finally:
             s.close()
-        ran = os.path.exists(marker)
-        if ran:
-            os.unlink(marker)
-        one_line_failure(tap, r, 'refused: %s' % name, words)
-        tap.ok(not ran and s.call is not None, '... and COMMAND did not run (the call was sent)')
+        got.append((r.returncode, r.stdout, r.stderr.decode(errors='replace')))
+    t.ok(got[0] == got[1] and got[0][0] == 1 and text in got[0][2],
+         '%s: the same status and message as the full tool' % name.rsplit('.', 1)[1],
+         {'front': got[0], 'full': got[1]})
 
 
-def test_error_words(tap, tmp):
-    """Error replies the full tool words itself: the same words from both."""
-    sock = os.path.join(tmp, 'errors.sock')
-    for name, text in (('org.freedesktop.DBus.Error.UnknownMethod', 'Unknown method Retrieve'),
-                       ('org.freedesktop.DBus.Error.ServiceUnknown', 'no such service'),
-                       ('org.fdbroker.Error.QuotaExceeded', 'uid 0 already holds 16 direct connections')):
-        got = []
-        for ctl in (CTL, FULL):
-            s = FakeServer(sock, lambda c: c.sendall(error_reply(name, text)))
-            try:
-                r = run(ctl, ['--socket', sock, 'retrieve', 'x', '--', 'true'], tmp)
-            finally:
-                s.close()
-            got.append((r.returncode, r.stdout, r.stderr.decode(errors='replace')))
-        tap.ok(got[0] == got[1] and got[0][0] == 1 and text in got[0][2],
-               '%s: the same status and message as the full tool' % name.rsplit('.', 1)[1], {'front': got[0], 'full': got[1]})
-
-
-def test_dropped_fds(tap, tmp):
+def test_the_fds_of_a_signal_before_the_reply_are_closed_before_command_runs(t, tmp):
     """A signal with fds before the reply: dropped, and its fds (the write
     end of a pipe we watch) are closed before COMMAND runs."""
     sock = os.path.join(tmp, 'signal.sock')
@@ -443,12 +493,12 @@ def test_dropped_fds(tap, tmp):
         ready = select.select([probe_r], [], [], 30)[0]
         eof = bool(ready) and os.read(probe_r, 1) == b''
         alive = p.poll() is None
-        tap.ok(line == b'reply\n' and eof and alive,
-               'a signal before the reply is skipped; its fd is not held while COMMAND runs',
-               {'line': line, 'eof': eof, 'command_alive': alive})
+        t.ok(line == b'reply\n' and eof and alive,
+             'a signal before the reply is skipped; its fd is not held while COMMAND runs',
+             {'line': line, 'eof': eof, 'command_alive': alive})
         p.stdin.write(b'\n')
         p.stdin.close()
-        tap.eq(p.wait(30), 0, 'COMMAND\'s status is the exit status')
+        t.eq(p.wait(30), 0, 'COMMAND\'s status is the exit status')
     finally:
         if p and p.poll() is None:
             p.kill()
@@ -460,21 +510,3 @@ def test_dropped_fds(tap, tmp):
             os.close(probe_w)
         os.close(probe_r)
         s.close()
-
-
-def body(tap):
-    for exe in (CTL, FULL):
-        if not os.access(exe, os.X_OK):
-            raise harness.Skip('%s not built' % exe)
-    tmp = tempfile.mkdtemp(prefix='fdbrokerctl-fast-')
-    try:
-        for name, fn in (('linking', test_linking), ('fast path', test_fast_path), ('fallback', test_fallback),
-                         ('marshalling', test_marshalling), ('hostile replies', test_hostile),
-                         ('error words', test_error_words),
-                         ('dropped fds', test_dropped_fds)):
-            tap.run(name, fn, tap, tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-harness.main(body)
