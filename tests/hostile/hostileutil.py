@@ -50,14 +50,25 @@ def variant():
     return ', '.join(parts)
 
 
-def only_on_bus_transport(what):
-    """Skip unless the clients are on the bus (not a direct connection)."""
-    if harness.transport() != 'bus':
-        pytest.skip('%s over the bus: this run uses %s (the direct-socket tests cover it)'
-                    % (what, harness.transport()))
+# Marks for the files that choose their buses themselves (slow_reader,
+# stalled_watcher): decided before any bus starts.
+
+def on_bus_transport(what):
+    """The test runs only with the clients on the bus."""
+    return pytest.mark.skipif(harness.transport() != 'bus',
+                              reason='%s over the bus: this run\'s clients use %s (its direct test covers it)'
+                              % (what, harness.transport()))
 
 
-def only_on_direct_socket(what):
-    if harness.transport() != 'direct-socket':
-        pytest.skip('%s on direct connections: runs with FDBROKER_TEST_TRANSPORT=direct-socket '
-                    '(this run: %s)' % (what, variant()))
+def on_direct_socket(what):
+    """The test runs only with FDBROKER_TEST_TRANSPORT=direct-socket."""
+    return pytest.mark.skipif(harness.transport() != 'direct-socket',
+                              reason='%s on direct connections runs with FDBROKER_TEST_TRANSPORT=direct-socket '
+                              '(this run: %s)' % (what, variant()))
+
+
+def both_buses_in_one_run(file):
+    """The test chooses dbus-daemon or dbus-broker itself: the dbus-broker
+    variant (FDBROKER_TEST_BUS) has nothing to add."""
+    return pytest.mark.skipif(bool(os.environ.get('FDBROKER_TEST_BUS')),
+                              reason='%s runs both dbus-daemon and dbus-broker already' % file)
