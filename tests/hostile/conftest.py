@@ -94,3 +94,9 @@ def bus_on(monkeypatch, bus_with):
         monkeypatch.setenv('FDBROKER_TEST_BUS', kind)
         return bus_with()
     return make
+
+
+def pytest_configure(config):
+    # A helper thread that dies (the FUSE stub's server) fails its test
+    # instead of leaving a warning in the summary.
+    config.addinivalue_line('filterwarnings', 'error::pytest.PytestUnhandledThreadExceptionWarning')
