@@ -51,6 +51,7 @@ class FuseStub:
         if libc.mount(b'fdbstub', self.mountpoint.encode(), b'fuse', MS_NOSUID | MS_NODEV, opts.encode()) != 0:
             e = ctypes.get_errno()
             os.close(self.fd)
+            self.fd = None
             raise OSError(e, 'mount fuse: ' + os.strerror(e))
         self.libc = libc
         self.thread = threading.Thread(target=self._serve, daemon=True)
@@ -60,12 +61,27 @@ class FuseStub:
         return os.path.join(self.mountpoint, 'file')
 
     def _reply(self, unique, error=0, payload=b''):
-        try:
-            os.write(self.fd, OUT_HEADER.pack(OUT_HEADER.size + len(payload), -error, unique) + payload)
-        except OSError:
-            pass  # the request was interrupted, or the mount is gone
+        with self.lock:  # the serving thread closes the device under it
+            if self.fd is None:
+                return
+            try:
+                os.write(self.fd, OUT_HEADER.pack(OUT_HEADER.size + len(payload), -error, unique) + payload)
+            except OSError:
+                pass  # the request was interrupted, or the mount is gone
 
     def _serve(self):
+        """Answers requests until the kernel ends the connection, then
+        closes the device: it owns the fd from start() on, so that no read
+        or answer can land on a reused fd number after stop()."""
+        try:
+            self._serve_requests()
+        finally:
+            with self.lock:
+                fd, self.fd = self.fd, None
+            if fd is not None:
+                os.close(fd)
+
+    def _serve_requests(self):
         while True:
             try:
                 buf = os.read(self.fd, 1 << 20)
@@ -131,8 +147,11 @@ class FuseStub:
             self._reply(unique, errno.EIO)
 
     def stop(self):
+        """Answers what is held and detaches the mount. The connection (and
+        the serving thread, which then closes the device) ends when the last
+        file open on it is closed: at once, or when the broker holding one
+        stops."""
         self.release()
-        if self.fd is not None:
+        if self.thread is not None and not getattr(self, 'detached', False):
+            self.detached = True
             self.libc.umount2(self.mountpoint.encode(), 2)  # MNT_DETACH
-            os.close(self.fd)
-            self.fd = None

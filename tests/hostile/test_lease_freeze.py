@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Attack 1 of issue 9: freeze the event loop with a lease.
 
@@ -15,21 +14,16 @@ Busy naming the entry; once the lease is gone the broker holds no more
 fds than before. Latencies are printed, never compared with a limit."""
 
 import os
-import sys
 import time
+from types import SimpleNamespace
 
-sys.dont_write_bytecode = True
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'integration'))
-import harness  # noqa: E402
-from harness import E_BUSY, memfd  # noqa: E402
+import pytest
 
-OPEN_PATH_RULE = '''[Rule hostile-open-path]
-Action=open-path
-Match=/**
-Subject=everyone
-Result=yes
-'''
+import harness
+from harness import E_BUSY, memfd
+from hostileutil import OPEN_PATH_RULE, timed
+
+BUS_OPTIONS = {'policy_files': {'50-hostile.conf': OPEN_PATH_RULE}}
 
 
 def lease_held(path):
@@ -41,66 +35,77 @@ def lease_held(path):
                    for line in f if len(line.split()) > 5)
 
 
-def body(t):
-    bus, users = harness.setup(t, need_users=True, policy_files={'50-hostile.conf': OPEN_PATH_RULE})
-    alice = bus.client(users['alice'])
-    bob = bus.client(users['bob'])
-
+@pytest.fixture
+def leased(t, bus, alice, bob):
+    """Bob's own entry victim/entry; Alice's own file deposited read-write as
+    attack/leased, with a write lease she holds and whose break she ignores.
+    .baseline: the service's fd count with both entries stored."""
     t.success(bob.deposit('victim/entry', memfd('bob keeps working')), 'Bob deposits his own entry')
     path = 'leased-%d' % os.getpid()
     t.success(alice.fd_new('lf', {'type': 'file', 'path': path, 'data': 'alice owns this', 'mode': 'rw'}),
               'Alice creates her own file')
     t.success(alice.deposit('attack/leased', {'handle': 'lf'}), 'Alice deposits it (read-write)')
-    full = os.path.join(bus.scratch, path)
     baseline = bus.service_fd_count()
     t.diag('service fds with both entries stored: %d' % baseline)
     t.success(alice.req('fd_lease', handle='lf', type='w'), 'Alice takes a write lease and ignores SIGIO')
+    return SimpleNamespace(path=os.path.join(bus.scratch, path), baseline=baseline)
 
-    def attack(what, tag, start):
-        t0 = time.monotonic()
-        t.success(start(), '%s: the call is sent' % what)
-        v0 = time.monotonic()
-        res = bob.retrieve('victim/entry', timeout_ms=120000)
-        victim = time.monotonic() - v0
-        t.success(res, '%s: Bob\'s Retrieve of his own entry is answered' % what)
-        t.ok(lease_held(full), '%s: ... while Alice\'s lease still stands (the kernel did not have to break it)'
-             % what)
-        t.diag('%s: victim latency %.1f ms' % (what, victim * 1000))
-        ans = alice.wait_for(tag, timeout_ms=120000)
-        t.diag('%s: attacker answered after %.1f ms: %s' % (what, (time.monotonic() - t0) * 1000,
-                                                           ans.get('error') or 'an fd'))
-        t.error(ans, E_BUSY, '%s: Alice is answered Busy, naming the entry' % what, [ans_name(what)])
 
-    def ans_name(what):
-        return '/' if what.startswith('OpenPath') else 'attack/leased'
-
-    attack('Retrieve reopen=true', 'r1',
-           lambda: alice.retrieve_async('r1', 'attack/leased', timeout_ms=120000, reopen=True))
-    attack('Retrieve access=read-only', 'r2',
-           lambda: alice.retrieve_async('r2', 'attack/leased', timeout_ms=120000, access='read-only'))
-
-    res = alice.retrieve_many(['attack/leased'], reopen=True)
-    t.error(res, E_BUSY, 'RetrieveMany reopen=true of the leased file is Busy', ['attack/leased'])
-    res = alice.deposit('attack/narrowed', {'handle': 'lf'}, access='read-only')
-    t.error(res, E_BUSY, 'Deposit access=read-only of the leased read-write file is Busy', ['attack/narrowed'])
-    t.ok(lease_held(full), 'the lease still stands')
-
-    # OpenPath opens with O_NONBLOCK: a lease is EWOULDBLOCK, not a wait.
-    t0 = time.monotonic()
-    res = alice.open_path(full)
-    t.diag('OpenPath of the leased file answered after %.1f ms: %s' % ((time.monotonic() - t0) * 1000,
-                                                                     res.get('error') or 'an fd'))
-    t.error(res, E_BUSY, 'OpenPath of a leased file is Busy, naming the path', [full])
-    t0 = time.monotonic()
-    t.success(bob.retrieve('victim/entry'), 'Bob is still served after the OpenPath attempt')
-    t.diag('victim latency after OpenPath: %.1f ms' % ((time.monotonic() - t0) * 1000))
-
+def lease_gone_and_nothing_left(t, bus, alice, leased):
+    """Alice lets the lease go: the reopening works and the broker holds
+    no more fds than before the attack."""
     t.success(alice.req('fd_lease', handle='lf', type='none'), 'Alice releases the lease')
     t.success(alice.retrieve('attack/leased', reopen=True), 'without the lease, the reopening works')
-    back = harness.poll_until(lambda: bus.service_fd_count() <= baseline, timeout=30)
-    t.ok(back, 'the service holds no more fds than before the attack', {'baseline': baseline,
+    back = harness.poll_until(lambda: bus.service_fd_count() <= leased.baseline, timeout=30)
+    t.ok(back, 'the service holds no more fds than before the attack', {'baseline': leased.baseline,
                                                                          'now': bus.service_fd_count()})
 
 
-if __name__ == '__main__':
-    harness.main(body)
+ATTACKS = {
+    'Retrieve reopen=true': {'reopen': True},
+    'Retrieve access=read-only': {'access': 'read-only'},
+}
+
+
+@pytest.mark.parametrize('what', list(ATTACKS))
+def test_a_leased_file_does_not_stop_other_callers_being_answered(t, bus, alice, bob, leased, what):
+    t0 = time.monotonic()
+    t.success(alice.retrieve_async('r', 'attack/leased', timeout_ms=120000, **ATTACKS[what]),
+              '%s: the call is sent' % what)
+    res, victim_ms = timed(bob.retrieve, 'victim/entry', timeout_ms=120000)
+    t.success(res, '%s: Bob\'s Retrieve of his own entry is answered' % what)
+    t.ok(lease_held(leased.path), '%s: ... while Alice\'s lease still stands (the kernel did not have to break it)'
+         % what)
+    t.diag('%s: victim latency %.1f ms' % (what, victim_ms))
+    ans = alice.wait_for('r', timeout_ms=120000)
+    t.diag('%s: attacker answered after %.1f ms: %s' % (what, (time.monotonic() - t0) * 1000,
+                                                       ans.get('error') or 'an fd'))
+    t.error(ans, E_BUSY, '%s: Alice is answered Busy, naming the entry' % what, ['attack/leased'])
+    lease_gone_and_nothing_left(t, bus, alice, leased)
+
+
+def test_retrievemany_reopening_a_leased_file_is_busy(t, bus, alice, leased):
+    res = alice.retrieve_many(['attack/leased'], reopen=True)
+    t.error(res, E_BUSY, 'RetrieveMany reopen=true of the leased file is Busy', ['attack/leased'])
+    t.ok(lease_held(leased.path), 'the lease still stands')
+    lease_gone_and_nothing_left(t, bus, alice, leased)
+
+
+def test_a_deposit_narrowing_a_leased_file_is_busy_and_stores_nothing(t, bus, alice, leased):
+    res = alice.deposit('attack/narrowed', {'handle': 'lf'}, access='read-only')
+    t.error(res, E_BUSY, 'Deposit access=read-only of the leased read-write file is Busy', ['attack/narrowed'])
+    t.ok(lease_held(leased.path), 'the lease still stands')
+    t.eq(alice.names('attack/'), ['attack/leased'], 'attack/narrowed was not stored')
+    lease_gone_and_nothing_left(t, bus, alice, leased)
+
+
+def test_openpath_of_a_leased_file_is_busy_at_once_and_others_are_still_served(t, bus, alice, bob, leased):
+    # OpenPath opens with O_NONBLOCK: a lease is EWOULDBLOCK, not a wait.
+    res, ms = timed(alice.open_path, leased.path)
+    t.diag('OpenPath of the leased file answered after %.1f ms: %s' % (ms, res.get('error') or 'an fd'))
+    t.error(res, E_BUSY, 'OpenPath of a leased file is Busy, naming the path', [leased.path])
+    res, ms = timed(bob.retrieve, 'victim/entry')
+    t.success(res, 'Bob is still served after the OpenPath attempt')
+    t.diag('victim latency after OpenPath: %.1f ms' % ms)
+    t.ok(lease_held(leased.path), 'the lease still stands')
+    lease_gone_and_nothing_left(t, bus, alice, leased)

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Attack 4 of issue 9: take all the memory.
 
@@ -11,13 +10,10 @@ F_SEAL_GROW|F_SEAL_SHRINK)."""
 import errno
 import fcntl
 import os
-import sys
 
-sys.dont_write_bytecode = True
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'integration'))
-import harness  # noqa: E402
-from harness import E_QUOTA  # noqa: E402
+import pytest
+
+from harness import E_QUOTA
 
 MiB = 1 << 20
 F_GET_SEALS = getattr(fcntl, 'F_GET_SEALS', 1034)
@@ -41,54 +37,50 @@ def grab_all(client, prefix, limit):
     return held, made, first
 
 
-def body(t):
-    bus, users = harness.setup(t, need_users=True)
-    alice, bob, carol = (bus.client(users[u]) for u in ('alice', 'bob', 'carol'))
-    limit = bus.get_property('MaxMemorySize')
-    t.diag('MaxMemorySize is %d MiB' % (limit // MiB))
+@pytest.fixture
+def limit(t, bus):
+    m = bus.get_property('MaxMemorySize')
+    t.diag('MaxMemorySize is %d MiB' % (m // MiB))
+    return m
 
-    def whole():
-        r = alice.create_memory('ms/whole', limit)
-        t.error(r, E_QUOTA, 'alice may not create all of MaxMemorySize alone', ['MaxMemorySize', 'fair share'])
-        t.eq(bus.entry_count(), 0, 'the refused call stored nothing')
-    t.run('one user, the whole limit', whole)
 
-    def shares():
-        got = {}
-        for name, c in (('alice', alice), ('bob', bob), ('carol', carol)):
-            held, made, why = grab_all(c, 'ms/' + name, limit)
-            got[name] = held
-            t.diag('%s could take %d MiB in %d memfds, then: %s' % (name, held // MiB, made, why))
-        left = limit - sum(got.values())
-        t.diag('left for everyone else: %d MiB of %d' % (left // MiB, limit // MiB))
-        t.ok(got['alice'] <= limit // 2, 'the first user holds at most half of MaxMemorySize (%d MiB)'
-             % (got['alice'] // MiB))
-        t.ok(got['bob'] > 0 and got['carol'] > 0, 'the second and third users still got memory (%d and %d MiB)'
-             % (got['bob'] // MiB, got['carol'] // MiB))
-        t.ok(left > 0, 'three greedy users leave some for a fourth (%d MiB)' % (left // MiB))
-    t.run('fair shares', shares)
+def test_one_user_may_not_create_all_of_maxmemorysize_alone(t, bus, alice, limit):
+    r = alice.create_memory('ms/whole', limit)
+    t.error(r, E_QUOTA, 'alice may not create all of MaxMemorySize alone', ['MaxMemorySize', 'fair share'])
+    t.eq(bus.entry_count(), 0, 'the refused call stored nothing')
 
-    def sealed_size():
-        (_,), fds = bus.call('CreateMemory', '(sta{sv})', ('ms/root-sealed', MiB, {}), '(h)')
+
+def test_greedy_users_each_get_a_fair_share_of_what_is_left(t, alice, bob, carol, limit):
+    got = {}
+    for name, c in (('alice', alice), ('bob', bob), ('carol', carol)):
+        held, made, why = grab_all(c, 'ms/' + name, limit)
+        got[name] = held
+        t.diag('%s could take %d MiB in %d memfds, then: %s' % (name, held // MiB, made, why))
+    left = limit - sum(got.values())
+    t.diag('left for everyone else: %d MiB of %d' % (left // MiB, limit // MiB))
+    t.ok(got['alice'] <= limit // 2, 'the first user holds at most half of MaxMemorySize (%d MiB)'
+         % (got['alice'] // MiB))
+    t.ok(got['bob'] > 0 and got['carol'] > 0, 'the second and third users still got memory (%d and %d MiB)'
+         % (got['bob'] // MiB, got['carol'] // MiB))
+    t.ok(left > 0, 'three greedy users leave some for a fourth (%d MiB)' % (left // MiB))
+
+
+def test_a_created_memfd_cannot_be_grown_or_shrunk_past_its_accounted_size(t, bus):
+    (_,), fds = bus.call('CreateMemory', '(sta{sv})', ('ms/root-sealed', MiB, {}), '(h)')
+    try:
         t.eq(len(fds), 1, 'root CreateMemory hands back one fd')
         fd = fds[0]
-        try:
-            seals = fcntl.fcntl(fd, F_GET_SEALS)
-            t.eq(seals & (F_SEAL_GROW | F_SEAL_SHRINK), F_SEAL_GROW | F_SEAL_SHRINK,
-                 'the memfd is sealed against growing and shrinking')
-            for size, what in ((1 << 40, 'grow it to 1 TiB'), (4096, 'shrink it')):
-                try:
-                    os.ftruncate(fd, size)
-                    res = 'succeeded'
-                except OSError as e:
-                    res = errno.errorcode.get(e.errno, str(e.errno))
-                t.eq(res, 'EPERM', 'ftruncate to %s fails with EPERM' % what)
-            t.eq(os.fstat(fd).st_size, MiB, 'its size is still the size accounted')
-        finally:
-            for f in fds:
-                os.close(f)
-    t.run('size sealed', sealed_size)
-
-
-if __name__ == '__main__':
-    harness.main(body)
+        seals = fcntl.fcntl(fd, F_GET_SEALS)
+        t.eq(seals & (F_SEAL_GROW | F_SEAL_SHRINK), F_SEAL_GROW | F_SEAL_SHRINK,
+             'the memfd is sealed against growing and shrinking')
+        for size, what in ((1 << 40, 'grow it to 1 TiB'), (4096, 'shrink it')):
+            try:
+                os.ftruncate(fd, size)
+                res = 'succeeded'
+            except OSError as e:
+                res = errno.errorcode.get(e.errno, str(e.errno))
+            t.eq(res, 'EPERM', 'ftruncate to %s fails with EPERM' % what)
+        t.eq(os.fstat(fd).st_size, MiB, 'its size is still the size accounted')
+    finally:
+        for f in fds:
+            os.close(f)

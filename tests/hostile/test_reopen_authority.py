@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Attack 3 of issue 9: read what only root may read through a reopening.
 
@@ -18,14 +17,12 @@ on a pseudo file system whose open() checks the opener:
 import grp
 import os
 import shutil
-import sys
-import tempfile
+from types import SimpleNamespace
 
-sys.dont_write_bytecode = True
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'integration'))
-import harness  # noqa: E402
-from harness import E_ACCESS_DENIED, E_NOT_SUPPORTED  # noqa: E402
+import pytest
+
+import harness
+from harness import E_ACCESS_DENIED, E_NOT_FOUND, E_NOT_SUPPORTED
 
 ELF_MAGIC = '7f454c46'
 
@@ -47,64 +44,70 @@ def first_mapping(pid):
     return int(line.split('-')[0], 16), line.strip()
 
 
-def body(t):
-    bus, users = harness.setup(t, need_users=True)
-    alice = bus.client(users['alice'])
-    bob = bus.client(users['bob'])
-    d = tempfile.mkdtemp(prefix='fdb-hostile-')
-    os.chmod(d, 0o755)
-    try:
-        run(t, bus, users, alice, bob, d)
-    finally:
-        alice.req('spawn_kill', handle='child')
-        shutil.rmtree(d, ignore_errors=True)
-
-
-def proc_mem(t, bus, users, alice, d):
-    suid = os.path.join(d, 'suid-sleep')
+@pytest.fixture
+def child(t, alice, shared_dir):
+    """A child of Alice's own, waiting to exec a setuid-root copy of sleep
+    (alice.req('spawn_go', handle='child')); killed after the test."""
+    suid = os.path.join(shared_dir, 'suid-sleep')
     shutil.copy('/usr/bin/sleep', suid)
     os.chown(suid, 0, 0)
     os.chmod(suid, 0o4755)
-    child = alice.req('spawn', handle='child', argv=[suid, '1000'])
-    t.success(child, 'Alice starts a child of her own')
-    pid = child['pid']
-    t.success(alice.fd_new('memrw', {'type': 'file', 'path': '/proc/%d/mem' % pid, 'create': False, 'mode': 'rw'}),
-              'Alice opens /proc/CHILD/mem of her own child read-write')
-    t.error(alice.deposit('attack/memrw', {'handle': 'memrw'}, access='read-only'), E_NOT_SUPPORTED,
-            'Deposit access=read-only of it (a reopening at deposit) is NotSupported, naming the entry',
-            ['attack/memrw'])
-    t.error(alice.retrieve('attack/memrw'), harness.E_NOT_FOUND, 'and stores nothing')
+    c = alice.req('spawn', handle='child', argv=[suid, '1000'])
+    t.success(c, 'Alice starts a child of her own')
+    yield c.get('pid')
+    alice.req('spawn_kill', handle='child')
+
+
+@pytest.fixture
+def setuid_mem(t, alice, child):
+    """Alice's child's /proc/CHILD/mem deposited as attack/mem, then the
+    child execs the setuid program. .addr: its first mapping."""
+    pid = child
     t.success(alice.fd_new('mem', {'type': 'file', 'path': '/proc/%d/mem' % pid, 'create': False, 'mode': 'r'}),
               'Alice opens /proc/CHILD/mem of her own child')
     t.success(alice.deposit('attack/mem', {'handle': 'mem'}), 'and deposits it')
     t.success(alice.req('spawn_go', handle='child'), 'the child execs a setuid-root program')
-    became_root = harness.poll_until(lambda: euid_of(pid) == 0, timeout=30)
-    if not became_root:
-        raise harness.Skip('the setuid copy of sleep did not run as root (nosuid mount?)')
+    if not harness.poll_until(lambda: euid_of(pid) == 0, timeout=30):
+        pytest.skip('the setuid copy of sleep did not run as root (nosuid mount?)')
     addr, line = first_mapping(pid)
     t.diag('setuid process %d, first mapping %s' % (pid, line))
+    return SimpleNamespace(pid=pid, addr=addr)
 
+
+def test_a_narrowing_deposit_of_proc_pid_mem_is_notsupported_and_stores_nothing(t, alice, child):
+    t.success(alice.fd_new('memrw', {'type': 'file', 'path': '/proc/%d/mem' % child, 'create': False,
+                                     'mode': 'rw'}),
+              'Alice opens /proc/CHILD/mem of her own child read-write')
+    t.error(alice.deposit('attack/memrw', {'handle': 'memrw'}, access='read-only'), E_NOT_SUPPORTED,
+            'Deposit access=read-only of it (a reopening at deposit) is NotSupported, naming the entry',
+            ['attack/memrw'])
+    t.error(alice.retrieve('attack/memrw'), E_NOT_FOUND, 'and stores nothing')
+
+
+def test_reopening_proc_pid_mem_after_a_setuid_exec_is_notsupported(t, alice, setuid_mem):
     res = alice.retrieve('attack/mem', reopen=True, keep='gotmem', read=False)
     if res.get('ok'):
-        peek = alice.req('fd_pread', handle='gotmem', size=16, offset=addr)
-        t.diag('BEFORE-FIX: Alice read the setuid process at %#x: %r' % (addr, peek))
+        peek = alice.req('fd_pread', handle='gotmem', size=16, offset=setuid_mem.addr)
+        t.diag('BEFORE-FIX: Alice read the setuid process at %#x: %r' % (setuid_mem.addr, peek))
     t.error(res, E_NOT_SUPPORTED, 'Retrieve reopen=true of /proc/CHILD/mem is NotSupported, naming the entry',
             ['attack/mem'])
     res = alice.retrieve('attack/mem', access='read-only', reopen=True, keep='gotmem2', read=False)
     t.error(res, E_NOT_SUPPORTED, 'so is reopen with access=read-only', ['attack/mem'])
+
+
+def test_the_deposited_proc_pid_mem_fd_does_not_show_the_setuid_program(t, alice, setuid_mem):
     res = alice.retrieve('attack/mem', keep='own', read=False)
     t.success(res, 'without reopen Alice gets back the fd she deposited')
     if res.get('ok'):
-        peek = alice.req('fd_pread', handle='own', size=16, offset=addr)
+        peek = alice.req('fd_pread', handle='own', size=16, offset=setuid_mem.addr)
         t.diag('Alice\'s own fd after the exec: %r' % peek)
         t.ok(not (peek.get('ok') and peek['hex'].startswith(ELF_MAGIC)),
              'her own fd does not show the setuid program (it follows the old mm)', peek)
-    alice.req('spawn_kill', handle='child')
 
 
-def kallsyms(t, alice):
+def test_reopening_proc_kallsyms_is_notsupported(t, alice):
     if not os.path.exists('/proc/kallsyms'):
-        raise harness.Skip('no /proc/kallsyms')
+        pytest.skip('no /proc/kallsyms')
     t.success(alice.fd_new('ks', {'type': 'file', 'path': '/proc/kallsyms', 'create': False, 'mode': 'r'}),
               'Alice opens /proc/kallsyms')
     own = alice.req('fd_pread', handle='ks', size=64, offset=0)
@@ -118,8 +121,8 @@ def kallsyms(t, alice):
             ['attack/kallsyms'])
 
 
-def lost_access(t, alice, d):
-    secret = os.path.join(d, 'secret')
+def test_a_reopening_of_a_file_the_depositor_may_no_longer_read_is_access_denied(t, alice, shared_dir):
+    secret = os.path.join(shared_dir, 'secret')
     with open(secret, 'w') as f:
         f.write('only root after the chmod')
     os.chmod(secret, 0o644)
@@ -135,8 +138,11 @@ def lost_access(t, alice, d):
     t.success(alice.retrieve('attack/secret'), 'without reopen she still gets the fd she deposited')
 
 
-def group_access(t, bob, alice, users, d):
-    shared = os.path.join(d, 'video-only')
+@pytest.fixture
+def video_entry(t, users, bob, shared_dir):
+    """bob/video: a root file of group fdbtest-video (0640) Bob reads
+    through that supplementary group, deposited by him for Alice too."""
+    shared = os.path.join(shared_dir, 'video-only')
     with open(shared, 'w') as f:
         f.write('for the video group')
     os.chown(shared, 0, users['video'])
@@ -145,19 +151,15 @@ def group_access(t, bob, alice, users, d):
               'Bob opens a file he reads through his supplementary group %s' % grp.getgrgid(users['video']).gr_name)
     t.success(bob.deposit('bob/video', {'handle': 'vid'}, allow=['user:%s' % users['alice']['name']]),
               'and deposits it for Alice too')
-    res = bob.retrieve('bob/video', reopen=True)
+    return 'bob/video'
+
+
+def test_a_reopening_is_made_with_the_depositors_supplementary_groups(t, bob, video_entry):
+    res = bob.retrieve(video_entry, reopen=True)
     t.success(res, 'Bob\'s reopening works: his supplementary gids travel with the entry')
     t.eq((res.get('fd') or {}).get('accmode'), 'read-only', 'and is read-only as deposited')
-    t.success(alice.retrieve('bob/video', reopen=True),
+
+
+def test_a_reopening_for_another_caller_is_made_with_the_depositors_authority(t, alice, video_entry):
+    t.success(alice.retrieve(video_entry, reopen=True),
               'Alice\'s reopening of Bob\'s entry is made with Bob\'s authority, not hers')
-
-
-def run(t, bus, users, alice, bob, d):
-    t.run('proc mem', proc_mem, t, bus, users, alice, d)
-    t.run('kallsyms', kallsyms, t, alice)
-    t.run('lost access', lost_access, t, alice, d)
-    t.run('group access', group_access, t, bob, alice, users, d)
-
-
-if __name__ == '__main__':
-    harness.main(body)
