@@ -13,6 +13,7 @@
 
 #include "protocol.h"
 
+static void vsay(const char *format, va_list ap) __attribute__((format(printf, 1, 0)));
 static void vsay(const char *format, va_list ap) {
         fputs("fdbrokerctl: ", stderr);
         vfprintf(stderr, format, ap);
