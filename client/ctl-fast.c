@@ -42,13 +42,8 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "ctl-common.h"
 #include "protocol.h"
-
-#define EXIT_EXEC_NOT_FOUND 127
-#define EXIT_EXEC_FAILED 126
-
-/* The full tool's: sd-bus's default, plus the wait. */
-#define CALL_TIMEOUT_USEC (25ULL * 1000000ULL)
 
 /* A Retrieve reply is an fd and a small dictionary; an error a name and a
  * message. Anything bigger is not an answer we asked for. */
@@ -73,20 +68,6 @@ enum {
         FIELD_SIGNATURE = 8,
         FIELD_UNIX_FDS = 9,
 };
-
-static const char DIRECT_WHAT[] = "the broker's direct socket";
-
-static int fail(const char *format, ...) __attribute__((format(printf, 1, 2)));
-static int fail(const char *format, ...) {
-        va_list ap;
-
-        fputs("fdbrokerctl: ", stderr);
-        va_start(ap, format);
-        vfprintf(stderr, format, ap);
-        va_end(ap);
-        fputc('\n', stderr);
-        return EXIT_FAILURE;
-}
 
 /* ---- the full tool ------------------------------------------------------ */
 
@@ -122,17 +103,10 @@ typedef struct {
         char **command;
 } Args;
 
-/* The full tool's rule: seconds as a decimal number. */
+/* The full tool's rule (seconds as a decimal number), within the broker's
+ * limit on waits. */
 static bool parse_seconds(const char *s, uint64_t *ret_usec) {
-        char *end = NULL;
-        double v;
-
-        errno = 0;
-        v = strtod(s, &end);
-        if (errno != 0 || end == s || *end != '\0' || !isfinite(v) || v < 0 || v > (double) (UINT64_MAX / 2000000))
-                return false;
-        *ret_usec = (uint64_t) (v * 1e6 + 0.5);
-        return *ret_usec <= FDB_WAIT_USEC_MAX;
+        return ctl_parse_seconds(s, ret_usec) >= 0 && *ret_usec <= FDB_WAIT_USEC_MAX;
 }
 
 /* An option with a value, as "--opt VALUE" or "--opt=VALUE". */
@@ -193,41 +167,6 @@ static bool parse_argv(int argc, char **argv, Args *a) {
                         return false;
         }
         return a->command && a->system + a->user + !!a->address <= 1;
-}
-
-static const char *nonempty_env(const char *name) {
-        const char *v = getenv(name);
-        return v && *v ? v : NULL;
-}
-
-/* The full tool's choice of direct socket, or NULL for the bus. */
-static const char *socket_path(const Args *a) {
-        const char *address = a->address;
-
-        if (!address && !a->system && !a->user)
-                address = nonempty_env("FDBROKER_ADDRESS");
-        if (a->socket)
-                return a->socket;
-        if (nonempty_env("FDBROKER_SOCKET"))
-                return nonempty_env("FDBROKER_SOCKET");
-        if (!address && !a->user)
-                return FDB_DIRECT_SOCKET_PATH;
-        return NULL;
-}
-
-/* The full tool's address of the socket, for messages: D-Bus escaping. */
-static void format_address(char *buf, size_t size, const char *path) {
-        size_t n = (size_t) snprintf(buf, size, "unix:path=");
-
-        for (; *path && n + 4 < size; path++) {
-                unsigned char ch = (unsigned char) *path;
-                if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                    strchr("-_/.\\*", ch))
-                        buf[n++] = (char) ch;
-                else
-                        n += (size_t) snprintf(buf + n, size - n, "%%%02x", ch);
-        }
-        buf[n] = '\0';
 }
 
 /* ---- marshalling the call ----------------------------------------------- */
@@ -579,37 +518,6 @@ static int message_parse(const uint8_t *m, size_t n, Message *ret) {
         return 1;
 }
 
-/* ---- running COMMAND ---------------------------------------------------- */
-
-/* The full tool's exec_with_fd(): fd (consumed) becomes fd 3 of COMMAND,
- * with LISTEN_FDS=1, LISTEN_PID and LISTEN_FDNAMES (':' as '_'). */
-static int exec_with_fd(int fd, const char *fdname, char **command) {
-        char pid[32], name[FDB_NAME_MAX + 1];
-        int e;
-
-        snprintf(name, sizeof name, "%s", fdname);
-        for (char *p = name; *p; p++)
-                if (*p == ':')
-                        *p = '_';
-
-        if (fd != 3) {
-                if (dup2(fd, 3) < 0)
-                        return fail("cannot make the fd of '%s' fd 3: %s", fdname, strerror(errno));
-                (void) close(fd);
-        } else if (fcntl(3, F_SETFD, 0) < 0)
-                return fail("cannot pass the fd of '%s' on: %s", fdname, strerror(errno));
-
-        snprintf(pid, sizeof pid, "%d", (int) getpid());
-        if (setenv("LISTEN_FDS", "1", 1) < 0 || setenv("LISTEN_PID", pid, 1) < 0 ||
-            setenv("LISTEN_FDNAMES", name, 1) < 0)
-                return fail("cannot set the environment: %s", strerror(errno));
-
-        execvp(command[0], command);
-        e = errno;
-        fail("cannot run '%s': %s", command[0], strerror(e));
-        return e == ENOENT ? EXIT_EXEC_NOT_FOUND : EXIT_EXEC_FAILED;
-}
-
 /* ---- the fast path ------------------------------------------------------ */
 
 static int send_all(int fd, const void *data, size_t n) {
@@ -629,24 +537,14 @@ static int send_all(int fd, const void *data, size_t n) {
  * tool takes over; anything else is an exit status already reported. */
 #define FALLBACK (-1)
 
-/* An error reply, in the full tool's words (its report()). */
+/* An error reply, in the full tool's words (ctl_report_error()). */
 static int report_error(const Message *msg, const char *address) {
-        const char *text = msg->error_name;
+        const char *text = NULL;
         size_t off = 0;
 
-        if (msg->signature[0] == 's') {
-                const char *s = get_string(msg->body, msg->body_len, &off);
-                if (s)
-                        text = s;
-        }
-        if (strcmp(msg->error_name, "org.freedesktop.DBus.Error.ServiceUnknown") == 0 ||
-            strcmp(msg->error_name, "org.freedesktop.DBus.Error.NameHasNoOwner") == 0)
-                return fail("fdbroker (%s) is not running on %s at %s and cannot be started: %s", FDB_BUS_NAME,
-                            DIRECT_WHAT, address, text);
-        if (strcmp(msg->error_name, "org.freedesktop.DBus.Error.UnknownMethod") == 0 ||
-            strcmp(msg->error_name, "org.freedesktop.DBus.Error.UnknownInterface") == 0)
-                return fail("the broker on %s does not know this call (an older fdbroker?): %s", DIRECT_WHAT, text);
-        return fail("%s", text);
+        if (msg->signature[0] == 's')
+                text = get_string(msg->body, msg->body_len, &off);
+        return ctl_report_error(msg->error_name, text, CTL_DIRECT_WHAT, address);
 }
 
 /* Skips the authentication replies at the start of in: "OK <guid>" then
@@ -712,7 +610,7 @@ static int retrieve_direct(const Args *a, const char *path) {
                 return FALLBACK;
         }
 
-        format_address(address, sizeof address, path);
+        ctl_format_address(address, sizeof address, path);
         for (;;) {
                 Message msg;
                 ssize_t k;
@@ -765,14 +663,14 @@ static int retrieve_direct(const Args *a, const char *path) {
                                         break;
                                 }
                                 (void) close(fd);
-                                fd = in.fds[index];
                                 in.n_fds = 0;
-                                return exec_with_fd(fd, a->name, a->command);
+                                /* Borrowed: O_CLOEXEC, gone with the exec. */
+                                return ctl_exec_with_fd(in.fds[index], a->name, a->command);
                         }
                 }
                 k = input_read(&in, fd, deadline);
                 if (k == -ETIMEDOUT) {
-                        r = fail("the broker did not answer Retrieve in time (on %s at %s).", DIRECT_WHAT, address);
+                        r = fail("the broker did not answer Retrieve in time (on %s at %s).", CTL_DIRECT_WHAT, address);
                         break;
                 }
                 if (k <= 0 && start == 0) {
@@ -786,7 +684,7 @@ static int retrieve_direct(const Args *a, const char *path) {
                         break;
                 }
                 if (k <= 0) {
-                        r = fail("lost the connection to %s at %s (%s).", DIRECT_WHAT, address,
+                        r = fail("lost the connection to %s at %s (%s).", CTL_DIRECT_WHAT, address,
                                  strerror(k == 0 ? ECONNRESET : (int) -k));
                         break;
                 }
@@ -800,7 +698,7 @@ static int retrieve_direct(const Args *a, const char *path) {
                         /* Authenticated: from here on, as the full tool
                          * does once connected, no falling back. */
                         if (start > 0 && send_all(fd, out, n_out) < 0) {
-                                r = fail("lost the connection to %s at %s (%s).", DIRECT_WHAT, address,
+                                r = fail("lost the connection to %s at %s (%s).", CTL_DIRECT_WHAT, address,
                                          strerror(errno));
                                 break;
                         }
@@ -811,16 +709,6 @@ static int retrieve_direct(const Args *a, const char *path) {
         return r;
 }
 
-/* Fds 0-2 that are closed get /dev/null, as in the full tool. */
-static void fill_std_fds(void) {
-        for (int fd = 0; fd <= 2; fd++)
-                if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
-                        int n = open("/dev/null", O_RDWR);
-                        if (n > 2)
-                                (void) close(n);
-                }
-}
-
 int main(int argc, char *argv[]) {
         Args a = {};
         const char *path;
@@ -828,10 +716,10 @@ int main(int argc, char *argv[]) {
 
         if (!parse_argv(argc, argv, &a))
                 return exec_full(argv);
-        path = socket_path(&a);
+        path = ctl_socket_path(a.socket, ctl_bus_address(a.address, a.system, a.user), a.user);
         if (!path)
                 return exec_full(argv);
-        fill_std_fds();
+        ctl_fill_std_fds();
         r = retrieve_direct(&a, path);
         if (r == FALLBACK)
                 return exec_full(argv);

@@ -46,14 +46,9 @@
 
 #include "cleanup.h"
 #include "config.h"
+#include "ctl-common.h"
 #include "protocol.h"
 #include "size.h"
-
-#define EXIT_EXEC_NOT_FOUND 127
-#define EXIT_EXEC_FAILED 126
-
-/* sd-bus's own default; calls that wait get their wait on top of it. */
-#define CALL_TIMEOUT_USEC (25ULL * 1000000ULL)
 
 #define DEFAULT_SYSTEM_BUS_ADDRESS "unix:path=/run/dbus/system_bus_socket"
 
@@ -68,30 +63,8 @@ static inline void fclosep(FILE **f) {
 /* No setlocale(): it was an eighth of the instructions of a whole
  * `retrieve NAME -- true` (callgrind), and our messages are English
  * anyway; strerror() stays English with them, and list's sizes keep a
- * '.' whatever the locale. */
-
-static int fail(const char *format, ...) __attribute__((format(printf, 1, 2)));
-static int fail(const char *format, ...) {
-        va_list ap;
-
-        fputs("fdbrokerctl: ", stderr);
-        va_start(ap, format);
-        vfprintf(stderr, format, ap);
-        va_end(ap);
-        fputc('\n', stderr);
-        return EXIT_FAILURE;
-}
-
-static void note(const char *format, ...) __attribute__((format(printf, 1, 2)));
-static void note(const char *format, ...) {
-        va_list ap;
-
-        fputs("fdbrokerctl: ", stderr);
-        va_start(ap, format);
-        vfprintf(stderr, format, ap);
-        va_end(ap);
-        fputc('\n', stderr);
-}
+ * '.' whatever the locale. fail() and note() are ctl-common.c's, shared
+ * with the front. */
 
 /* ---- options ------------------------------------------------------------ */
 
@@ -169,15 +142,8 @@ static const char *arg_timeout, *arg_description, *arg_wait, *arg_access, *arg_f
 
 /* Seconds, as a decimal number ("2", "0.5"), to microseconds. */
 static int parse_seconds(const char *option, const char *s, uint64_t *ret_usec) {
-        char *end = NULL;
-        double v;
-
-        errno = 0;
-        v = strtod(s, &end);
-        if (errno != 0 || end == s || *end != '\0' || !isfinite(v) || v < 0 ||
-            v > (double) (UINT64_MAX / 2000000))
+        if (ctl_parse_seconds(s, ret_usec) < 0)
                 return fail("%s takes a number of seconds, not '%s'.", option, s), -EINVAL;
-        *ret_usec = (uint64_t) (v * 1e6 + 0.5);
         return 0;
 }
 
@@ -213,21 +179,6 @@ static void conn_done(Conn *c) {
         c->broker = NULL;
 }
 
-/* D-Bus address escaping: everything but [-_/.\*a-zA-Z0-9] as %XX. */
-static void address_append_escaped(char *buf, size_t size, const char *s) {
-        size_t n = strlen(buf);
-
-        for (; *s && n + 4 < size; s++) {
-                unsigned char ch = (unsigned char) *s;
-                if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                    strchr("-_/.\\*", ch))
-                        buf[n++] = (char) ch;
-                else
-                        n += (size_t) snprintf(buf + n, size - n, "%%%02x", ch);
-        }
-        buf[n] = '\0';
-}
-
 /* A peer-to-peer connection to the broker's direct socket (no bus daemon,
  * no Hello). Returns 0, or a negative errno when the socket is not usable
  * and the caller falls back to the bus. */
@@ -236,8 +187,7 @@ static int connect_direct(Conn *c, const char *path) {
         sd_id128_t id;
         int r;
 
-        snprintf(c->address, sizeof c->address, "unix:path=");
-        address_append_escaped(c->address, sizeof c->address, path);
+        ctl_format_address(c->address, sizeof c->address, path);
         r = sd_bus_new(&bus);
         if (r < 0)
                 return r;
@@ -258,13 +208,8 @@ static int connect_direct(Conn *c, const char *path) {
         c->bus = TAKE_PTR(bus);
         c->direct = true;
         c->destination = NULL;
-        snprintf(c->what, sizeof c->what, "the broker's direct socket");
+        snprintf(c->what, sizeof c->what, CTL_DIRECT_WHAT);
         return 0;
-}
-
-static const char *nonempty_env(const char *name) {
-        const char *v = getenv(name);
-        return v && *v ? v : NULL;
 }
 
 static int connect_broker(Conn *c) {
@@ -275,15 +220,8 @@ static int connect_broker(Conn *c) {
         if (arg_system + arg_user + !!arg_address > 1)
                 return fail("--system, --user and --address exclude each other.");
 
-        address = arg_address;
-        if (!address && !arg_system && !arg_user)
-                address = nonempty_env("FDBROKER_ADDRESS");
-
-        socket_path = arg_socket;
-        if (!socket_path)
-                socket_path = nonempty_env("FDBROKER_SOCKET");
-        if (!socket_path && !address && !arg_user)
-                socket_path = FDB_DIRECT_SOCKET_PATH;
+        address = ctl_bus_address(arg_address, arg_system, arg_user);
+        socket_path = ctl_socket_path(arg_socket, address, arg_user);
         /* A socket that does not exist or refuses us: the bus serves. */
         if (socket_path && access(socket_path, F_OK) >= 0 && connect_direct(c, socket_path) >= 0)
                 goto connected;
@@ -292,11 +230,11 @@ static int connect_broker(Conn *c) {
                 snprintf(c->what, sizeof c->what, "the bus");
                 snprintf(c->address, sizeof c->address, "%s", address);
         } else if (arg_user) {
-                const char *runtime = nonempty_env("XDG_RUNTIME_DIR"), *session;
+                const char *runtime = ctl_nonempty_env("XDG_RUNTIME_DIR"), *session;
                 char path[PATH_MAX];
 
                 snprintf(c->what, sizeof c->what, "your user session bus");
-                session = nonempty_env("DBUS_SESSION_BUS_ADDRESS");
+                session = ctl_nonempty_env("DBUS_SESSION_BUS_ADDRESS");
                 if (session)
                         snprintf(c->address, sizeof c->address, "%s", session);
                 else {
@@ -309,13 +247,12 @@ static int connect_broker(Conn *c) {
                                 return fail("there is no user session bus: $DBUS_SESSION_BUS_ADDRESS is not set "
                                             "and %s does not exist. Use --system or --address.",
                                             path);
-                        snprintf(c->address, sizeof c->address, "unix:path=");
-                        address_append_escaped(c->address, sizeof c->address, path);
+                        ctl_format_address(c->address, sizeof c->address, path);
                 }
         } else {
                 snprintf(c->what, sizeof c->what, "the system bus");
                 snprintf(c->address, sizeof c->address, "%s",
-                         nonempty_env("DBUS_SYSTEM_BUS_ADDRESS") ?: DEFAULT_SYSTEM_BUS_ADDRESS);
+                         ctl_nonempty_env("DBUS_SYSTEM_BUS_ADDRESS") ?: DEFAULT_SYSTEM_BUS_ADDRESS);
         }
 
         r = sd_bus_new(&bus);
@@ -385,15 +322,7 @@ static int call(Conn *c, sd_bus_message *m, uint64_t timeout, sd_bus_message **r
 static int report(Conn *c, const sd_bus_error *error) {
         if (!sd_bus_error_is_set(error))
                 return EXIT_FAILURE;
-        if (sd_bus_error_has_name(error, "org.freedesktop.DBus.Error.ServiceUnknown") ||
-            sd_bus_error_has_name(error, "org.freedesktop.DBus.Error.NameHasNoOwner"))
-                return fail("fdbroker (%s) is not running on %s at %s and cannot be started: %s", FDB_BUS_NAME,
-                            c->what, c->address, error->message);
-        if (sd_bus_error_has_name(error, "org.freedesktop.DBus.Error.UnknownMethod") ||
-            sd_bus_error_has_name(error, "org.freedesktop.DBus.Error.UnknownInterface"))
-                return fail("the broker on %s does not know this call (an older fdbroker?): %s", c->what,
-                            error->message);
-        return fail("%s", error->message ?: error->name);
+        return ctl_report_error(error->name, error->message, c->what, c->address);
 }
 
 static int append_option_string(sd_bus_message *m, const char *key, const char *value) {
@@ -717,38 +646,6 @@ static int finish_stdout(void) {
         if (errno == EPIPE)
                 return EXIT_SUCCESS;
         return fail("cannot write to standard output: %s", strerror(errno));
-}
-
-/* ---- running COMMAND with an fd ---------------------------------------- */
-
-/* Makes fd (borrowed: it may belong to a message) fd 3 of COMMAND and
- * becomes COMMAND, the way systemd passes sockets: LISTEN_FDS=1,
- * LISTEN_PID=our pid (execvp keeps it) and LISTEN_FDNAMES=fdname, with ':'
- * (the separator of names there) as '_'. Returns only on failure. */
-static int exec_with_fd(int fd, const char *fdname, char **command) {
-        char pid[32], name[FDB_NAME_MAX + 1];
-        int e;
-
-        snprintf(name, sizeof name, "%s", fdname);
-        for (char *p = name; *p; p++)
-                if (*p == ':')
-                        *p = '_';
-
-        if (fd != 3) {
-                if (dup2(fd, 3) < 0)
-                        return fail("cannot make the fd of '%s' fd 3: %s", fdname, strerror(errno));
-        } else if (fcntl(3, F_SETFD, 0) < 0)
-                return fail("cannot pass the fd of '%s' on: %s", fdname, strerror(errno));
-
-        snprintf(pid, sizeof pid, "%d", (int) getpid());
-        if (setenv("LISTEN_FDS", "1", 1) < 0 || setenv("LISTEN_PID", pid, 1) < 0 ||
-            setenv("LISTEN_FDNAMES", name, 1) < 0)
-                return fail("cannot set the environment: %s", strerror(errno));
-
-        execvp(command[0], command);
-        e = errno;
-        fail("cannot run '%s': %s", command[0], strerror(e));
-        return e == ENOENT ? EXIT_EXEC_NOT_FOUND : EXIT_EXEC_FAILED;
 }
 
 /* ---- watching ----------------------------------------------------------- */
@@ -1188,7 +1085,7 @@ static int verb_retrieve(Conn *c, char **args, char **command) {
         r = call_retrieve(c, args[0], arg_read_only, arg_reopen, wait_usec, &reply, &fd, &error);
         if (r < 0)
                 return report(c, &error);
-        return exec_with_fd(fd, args[0], command);
+        return ctl_exec_with_fd(fd, args[0], command);
 }
 
 /* Copies fd (borrowed) to stdout. Files and memfds are read with pread from
@@ -1436,7 +1333,7 @@ static int verb_open(Conn *c, char **args, char **command) {
                 return fail("the broker's answer to OpenPath is not understood: %s", strerror(-r));
         base = strrchr(args[0], '/');
         base = base && base[1] ? base + 1 : args[0];
-        return exec_with_fd(fd, base, command);
+        return ctl_exec_with_fd(fd, base, command);
 }
 
 /* ---- monitor ------------------------------------------------------------ */
@@ -1773,24 +1670,13 @@ static const Verb *parse_argv(int argc, char **argv, char ***ret_args, char ***r
         return verb;
 }
 
-/* Fds 0-2 that are closed get /dev/null, so that nothing we open lands
- * there: writing "stdout" into the bus socket would be a protocol error. */
-static void fill_std_fds(void) {
-        for (int fd = 0; fd <= 2; fd++)
-                if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
-                        int n = open("/dev/null", O_RDWR);
-                        if (n > 2)
-                                (void) close(n);
-                }
-}
-
 int main(int argc, char *argv[]) {
         Conn c = {};
         const Verb *verb;
         char **args = NULL, **command = NULL;
         int status;
 
-        fill_std_fds();
+        ctl_fill_std_fds();
         verb = parse_argv(argc, argv, &args, &command, &status);
         if (!verb)
                 goto out;

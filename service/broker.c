@@ -737,8 +737,8 @@ static int broker_attach_connection(sd_bus *conn, void *userdata) {
         return sd_bus_add_object_vtable(conn, NULL, OBJECT_PATH, INTERFACE, broker_vtable, b);
 }
 
-int broker_listen_direct(Broker *b, int fd) {
-        return direct_listen(&b->direct, fd);
+int broker_listen_direct(Broker *b, const char *path) {
+        return direct_serve_socket(&b->direct, path);
 }
 
 int broker_new(sd_event *event, sd_bus *bus, Broker **ret) {

@@ -37,9 +37,10 @@ void broker_set_policy(Broker *b, Policy *policy);
  * name is requested. Returns the number restored. */
 int broker_restore(Broker *b, const char *runtime_dir);
 
-/* Serves direct connections (SPEC §5) accepted on fd, a listening AF_UNIX
- * stream socket (consumed). */
-int broker_listen_direct(Broker *b, int fd);
+/* Serves direct connections (SPEC §5) on the socket systemd passed, else
+ * on one made at path, else (path NULL) not at all: direct_serve_socket().
+ * Call before broker_restore(), which takes every other passed fd. */
+int broker_listen_direct(Broker *b, const char *path);
 
 /* No entries, no parked calls, no questions out, no direct connections:
  * safe to exit. */

@@ -8,7 +8,11 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include <systemd/sd-daemon.h>
 
 #include "cleanup.h"
 #include "list.h"
@@ -420,4 +424,60 @@ int direct_parse_options(sd_bus_message *m, sd_bus_error *error) {
         if (r < 0)
                 return r;
         return sd_bus_message_exit_container(m);
+}
+
+/* The direct socket fdbroker.socket passes (FileDescriptorName=direct), or
+ * -1. The fds of the fd store are left to persist.c, which skips this one. */
+static int take_activated_socket(void) {
+        char **names = NULL;
+        int n, fd = -1;
+
+        n = sd_listen_fds_with_names(false, &names);
+        for (int i = 0; i < n; i++)
+                if (names && names[i] && strcmp(names[i], "direct") == 0 &&
+                    sd_is_socket_unix(SD_LISTEN_FDS_START + i, SOCK_STREAM, 1, NULL, 0) > 0)
+                        fd = SD_LISTEN_FDS_START + i;
+        strv_freep(&names);
+        return fd;
+}
+
+/* Binds a listening socket at path, mode 0666: who may connect is decided
+ * per call by policy, as on the bus. A stale socket there is replaced. */
+static int make_socket(const char *path) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_close_ int fd = -1;
+        struct stat st;
+
+        if (strlen(path) >= sizeof sa.sun_path)
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, path);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+                (void) unlink(path);
+        if (bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0)
+                return -errno;
+        if (chmod(path, 0666) < 0 || listen(fd, SOMAXCONN) < 0)
+                return -errno;
+        return TAKE_FD(fd);
+}
+
+int direct_serve_socket(Direct *d, const char *path) {
+        const char *where = "the socket passed by systemd";
+        int fd = take_activated_socket(), r;
+
+        if (fd < 0 && path) {
+                fd = make_socket(path);
+                if (fd < 0)
+                        return log_error("could not listen on %s: %s", path, strerror(-fd)), fd;
+                where = path;
+        }
+        if (fd < 0)
+                return 0;
+        r = direct_listen(d, fd);
+        if (r < 0)
+                return log_error("could not serve direct connections: %s", strerror(-r)), r;
+        log_info("serving direct connections on %s", where);
+        return 0;
 }

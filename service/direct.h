@@ -59,6 +59,13 @@ void direct_done(Direct *d);
  * (consumed, also on failure). */
 int direct_listen(Direct *d, int fd);
 
+/* Serves connections on the listening socket fdbroker.socket passes
+ * (FileDescriptorName=direct), else on one bound at path (mode 0666: who
+ * may connect is decided per call by policy; a stale socket there is
+ * replaced), else (path NULL) on none. Must run before the fd store's fds
+ * are taken (persist.c skips this one). Says where, or why not, in the log. */
+int direct_serve_socket(Direct *d, const char *path);
+
 /* Opens a socket pair and serves one end as a connection acting as caller
  * (its identity is copied; the unique bus name it came from, if any, is
  * what polkit is asked about). *ret_fd gets the other end (O_CLOEXEC),

@@ -580,77 +580,126 @@ void peers_done(Peers *ps) {
         ps->bus = sd_bus_unref(ps->bus);
 }
 
-int peers_get_caller(Peers *ps, sd_bus_message *m, peer_resume_fn handler, Peer **ret) {
-        const char *sender = sd_bus_message_get_sender(m);
+/* A call on a direct connection: its peer is the connection (it has no
+ * sender). Returns 1 when the call may run now, 0 when it must wait in the
+ * peer's queue, the peer in *ret either way. */
+static int direct_admit(Peers *ps, sd_bus_message *m, Peer **ret) {
+        Peer *p = peers_find_direct(ps, sd_bus_message_get_bus(m));
+
+        if (!p)
+                return -EPROTO;
+        *ret = p;
+        if (!call_sends_fds(m) || (p->n_queued == 0 && direct_has_fd_room(ps, p)))
+                return 1;
+        if (p->n_queued > 0)
+                snprintf(ps->why, sizeof ps->why, "%u file descriptors sent on this direct connection are still unread",
+                         p->unread_fds);
+        /* Looked at again after 10 ms, doubling up to 1 s. */
+        peer_retry_later(ps, p);
+        return 0;
+}
+
+/* Whether a call of p, whose credentials are known, may run now. Calls
+ * that hand back fds wait while the peer has too many unread, in order.
+ * Others run now (replies need not come in order): held, a Deposit would
+ * hold the 16 fds it carries. When it must wait, the bus is asked for the
+ * fds that would make room. */
+static bool bus_peer_may_run(Peers *ps, Peer *p, sd_bus_message *m) {
+        if (!call_sends_fds(m) || (p->n_queued == 0 && peer_has_fd_room(ps, p)))
+                return true;
+        if (p->n_queued == 0)
+                peers_ask_holders(ps);
+        else {
+                (void) peer_ask_stats(ps, p);
+                snprintf(ps->why, sizeof ps->why, "%u file descriptors sent to this connection are still unread",
+                         p->unread_fds);
+        }
+        return false;
+}
+
+/* A peer called name, not ready, in no table; NULL when out of memory. */
+static Peer *peer_alloc(Peers *ps, const char *name) {
+        Peer *p = calloc(1, sizeof *p);
+
+        if (!p)
+                return NULL;
+        p->peers = ps;
+        p->pidfd = -1;
+        p->queue_uid = PEER_UID_UNKNOWN;
+        p->unique_name = strdup(name);
+        if (!p->unique_name) {
+                free(p);
+                return NULL;
+        }
+        return p;
+}
+
+/* A new peer for sender, in the table, with its credentials asked of the
+ * bus (on_credentials makes it ready). */
+static int peer_new(Peers *ps, const char *sender, Peer **ret) {
         Peer *p;
         int r;
 
-        /* A direct connection has no sender: its peer is the connection. */
-        if (sd_bus_message_get_bus(m) != ps->bus) {
-                p = peers_find_direct(ps, sd_bus_message_get_bus(m));
-                if (!p)
-                        return -EPROTO;
-                if (!call_sends_fds(m) || (p->n_queued == 0 && direct_has_fd_room(ps, p))) {
-                        *ret = p;
-                        return 1;
-                }
-                if (p->n_queued > 0)
-                        snprintf(ps->why, sizeof ps->why,
-                                 "%u file descriptors sent on this direct connection are still unread",
-                                 p->unread_fds);
-                /* Looked at again after 10 ms, doubling up to 1 s. */
-                peer_retry_later(ps, p);
-                goto queue;
+        p = peer_alloc(ps, sender);
+        if (!p)
+                return -ENOMEM;
+        r = sd_bus_call_method_async(ps->bus, &p->lookup, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                     "org.freedesktop.DBus", "GetConnectionCredentials", on_credentials, p, "s",
+                                     sender);
+        if (r < 0) {
+                peer_free(p);
+                return r;
         }
+        p->link.hash = hash_string(sender);
+        r = hashtable_insert(&ps->by_name, &p->link);
+        if (r < 0) {
+                peer_free(p);
+                return r;
+        }
+        *ret = p;
+        return 0;
+}
+
+/* A call from the bus: as direct_admit(), for the sender's peer, made
+ * (waiting for its credentials) if it is new. */
+static int bus_admit(Peers *ps, sd_bus_message *m, Peer **ret) {
+        const char *sender = sd_bus_message_get_sender(m);
+        Peer *p;
+
         if (!sender)
                 return -EPROTO;
-
         p = peer_find(ps, sender);
-        if (p && p->ready) {
-                /* Calls that hand back fds wait while the peer has too many
-                 * unread, in order. Others run now (replies need not come in
-                 * order): held, a Deposit would hold the 16 fds it carries. */
-                if (!call_sends_fds(m) || (p->n_queued == 0 && peer_has_fd_room(ps, p))) {
-                        *ret = p;
-                        return 1;
-                }
-                if (p->n_queued == 0)
-                        peers_ask_holders(ps);
-                else {
-                        (void) peer_ask_stats(ps, p);
-                        snprintf(ps->why, sizeof ps->why,
-                                 "%u file descriptors sent to this connection are still unread", p->unread_fds);
-                }
-        }
+        if (!p)
+                return peer_new(ps, sender, ret);
+        *ret = p;
+        return p->ready && bus_peer_may_run(ps, p, m) ? 1 : 0;
+}
 
-        if (!p) {
-                p = calloc(1, sizeof *p);
-                if (!p)
-                        return -ENOMEM;
-                p->peers = ps;
-                p->pidfd = -1;
-                p->queue_uid = PEER_UID_UNKNOWN;
-                p->unique_name = strdup(sender);
-                if (!p->unique_name) {
-                        free(p);
-                        return -ENOMEM;
-                }
-                r = sd_bus_call_method_async(ps->bus, &p->lookup, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                             "org.freedesktop.DBus", "GetConnectionCredentials", on_credentials, p,
-                                             "s", sender);
-                if (r < 0) {
-                        peer_free(p);
-                        return r;
-                }
-                p->link.hash = hash_string(sender);
-                r = hashtable_insert(&ps->by_name, &p->link);
-                if (r < 0) {
-                        peer_free(p);
-                        return r;
-                }
-        }
+/* Charges a call about to wait to the uid of p (all queued calls of a peer
+ * are charged to one uid: the queue is empty whenever the peer becomes
+ * ready). -EBUSY, ps->why saying why, when the uid holds its share. */
+static int peer_charge_queued(Peers *ps, Peer *p) {
+        AcctRefusal why;
+        char text[256];
+        uid_t uid = p->ready ? p->uid : PEER_UID_UNKNOWN;
 
-queue:
+        if (!ps->acct)
+                return 0;
+        if (accounting_charge(ps->acct, uid, ACCT_QUEUED_CALLS, 1, &why) < 0) {
+                accounting_format_refusal(&why, text, sizeof text);
+                snprintf(ps->why, sizeof ps->why, "Cannot queue this call: %s%s.", text,
+                         uid == PEER_UID_UNKNOWN ? " (calls from connections the bus has not identified yet)" : "");
+                return -EBUSY;
+        }
+        p->queue_uid = uid;
+        return 0;
+}
+
+/* Queues m, to be resumed with handler. -EBUSY, ps->why saying why, when
+ * p has PEER_QUEUE_MAX calls waiting or its uid its share of them. */
+static int peer_queue_call(Peers *ps, Peer *p, sd_bus_message *m, peer_resume_fn handler) {
+        int r;
+
         if (p->n_queued >= PEER_QUEUE_MAX) {
                 if (!p->ready)
                         snprintf(ps->why, sizeof ps->why,
@@ -663,25 +712,28 @@ queue:
                 }
                 return -EBUSY;
         }
-        if (ps->acct) {
-                AcctRefusal why;
-                char text[256];
-                uid_t uid = p->ready ? p->uid : PEER_UID_UNKNOWN;
-
-                /* All queued calls of a peer are charged to one uid: the
-                 * queue is empty whenever the peer becomes ready. */
-                r = accounting_charge(ps->acct, uid, ACCT_QUEUED_CALLS, 1, &why);
-                if (r < 0) {
-                        accounting_format_refusal(&why, text, sizeof text);
-                        snprintf(ps->why, sizeof ps->why, "Cannot queue this call: %s%s.", text,
-                                 uid == PEER_UID_UNKNOWN ? " (calls from connections the bus has not identified yet)"
-                                                         : "");
-                        return -EBUSY;
-                }
-                p->queue_uid = uid;
-        }
+        r = peer_charge_queued(ps, p);
+        if (r < 0)
+                return r;
         p->queue[p->n_queued++] = (QueuedCall) { .message = sd_bus_message_ref(m), .handler = handler };
         return 0;
+}
+
+int peers_get_caller(Peers *ps, sd_bus_message *m, peer_resume_fn handler, Peer **ret) {
+        Peer *p;
+        int r;
+
+        if (sd_bus_message_get_bus(m) != ps->bus)
+                r = direct_admit(ps, m, &p);
+        else
+                r = bus_admit(ps, m, &p);
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                *ret = p;
+                return 1;
+        }
+        return peer_queue_call(ps, p, m, handler);
 }
 
 Identity peer_identity(const Peer *p) {
@@ -722,16 +774,12 @@ int peers_add_direct(Peers *ps, sd_bus *conn, const char *name, uid_t uid, const
         Peer *p;
         int r;
 
-        p = calloc(1, sizeof *p);
+        p = peer_alloc(ps, name);
         if (!p)
                 return -ENOMEM;
-        p->peers = ps;
-        p->pidfd = -1;
-        p->queue_uid = PEER_UID_UNKNOWN;
         p->direct = sd_bus_ref(conn);
         p->direct_pidfd = TAKE_FD(pfd);
         p->uid = uid;
-        p->unique_name = strdup(name);
         if (n_gids > 0) {
                 p->gids = malloc(n_gids * sizeof *gids);
                 if (p->gids) {
@@ -741,7 +789,7 @@ int peers_add_direct(Peers *ps, sd_bus *conn, const char *name, uid_t uid, const
         }
         p->label = label ? strdup(label) : NULL;
         p->direct_origin = origin ? strdup(origin) : NULL;
-        if (!p->unique_name || (n_gids > 0 && !p->gids) || (label && !p->label) || (origin && !p->direct_origin)) {
+        if ((n_gids > 0 && !p->gids) || (label && !p->label) || (origin && !p->direct_origin)) {
                 peer_free(p);
                 return -ENOMEM;
         }
