@@ -5,15 +5,15 @@
     run-glib-checked.py PROGRAM [ARG...]
 
 with G_DEBUG=fatal-criticals, passing its TAP on and adding one subtest: no
-GLib CRITICAL or WARNING on its stderr (harness.run_glib_checked)."""
+GLib CRITICAL or WARNING on its stderr (glibcheck.run_glib_checked)."""
 import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.environ.get('FDBROKER_SOURCE_DIR') or os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(SOURCE, 'tests', 'integration'))
-import harness  # noqa: E402
+sys.path.insert(0, HERE)
+import glibcheck  # noqa: E402
 
 if len(sys.argv) < 2:
     sys.exit('usage: run-glib-checked.py PROGRAM [ARG...]')
-sys.exit(harness.run_glib_checked(sys.argv[1:]))
+sys.exit(glibcheck.run_glib_checked(sys.argv[1:]))

@@ -17,6 +17,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.environ.get('FDBROKER_SOURCE_DIR') or os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(SOURCE, 'tests', 'integration'))
+sys.path.insert(0, HERE)
 
 
 def skip(reason):
@@ -28,6 +29,7 @@ def main():
     if len(sys.argv) < 2:
         sys.exit('usage: run-with-bus.py PROGRAM [ARG...]')
     try:
+        import glibcheck
         import harness
     except Exception as e:  # noqa: BLE001
         skip('cannot import tests/integration/harness.py: %s' % e)
@@ -44,8 +46,8 @@ def main():
         except (harness.Skip, AttributeError) as e:
             sys.stderr.write('no direct socket: %s\n' % e)
         # G_DEBUG=fatal-criticals, and a GLib warning or critical on its
-        # stderr is one more failing subtest (harness.run_glib_checked).
-        rc = harness.run_glib_checked(sys.argv[1:], env,
+        # stderr is one more failing subtest (glibcheck.run_glib_checked).
+        rc = glibcheck.run_glib_checked(sys.argv[1:], env,
                                       drop_env=('DBUS_SYSTEM_BUS_ADDRESS', 'DBUS_SESSION_BUS_ADDRESS'))
         if rc != 0:
             sys.stderr.write('---- %s failed; fdbroker.log ----\n' % sys.argv[1])

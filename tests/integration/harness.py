@@ -3,8 +3,9 @@
 
 - PrivateBus: a system-like dbus-daemon in a temporary directory that
   activates the service from the build tree (context manager).
-- Tap, main: the TAP runner, in tap.py (re-exported here); tests/integration
-  itself runs on pytest (conftest.py).
+- Every Python suite runs on pytest over this (tests/integration/fixtures.py
+  and each suite's conftest.py); the C and GJS client tests print TAP
+  themselves (tests/client/glibcheck.py).
 - ensure_test_users(): the fdbtest-* users and group (root only).
 - ClientProc: a client.py subprocess acting as one user, driven by JSON
   lines (no fork of a process that holds a GDBusConnection).
@@ -917,27 +918,6 @@ def state(bus, client, prefix=None):
     return (bus.entry_count(), client.names(prefix))
 
 
-def setup(tap, extra_service_args=(), need_users=False, policy_files=None):
-    """Start a private bus for a test file and attach it to tap (so that
-    failures print its logs). Returns (bus, users or None)."""
-    users = None
-    user_skip = None
-    try:
-        users = ensure_test_users()
-    except Skip as e:
-        user_skip = str(e)
-        if need_users:
-            raise
-    bus = PrivateBus(service_binary(), source_dir(), extra_service_args=extra_service_args,
-                     policy_files=policy_files)
-    tap.bus = bus
-    bus.start()
-    bus.user_skip = user_skip
-    if bus.bus_kind == 'dbus-broker':
-        bus.service_pid()  # no activation there: started by hand
-    return bus, users
-
-
 # ---------------------------------------------------------------------------
 # GLib programs: no warnings, no criticals
 
@@ -958,11 +938,3 @@ def glib_env(env=None):
         flags.append('fatal-criticals')
     env['G_DEBUG'] = ','.join(flags)
     return env
-
-
-# ---------------------------------------------------------------------------
-# The TAP runner (Tap, main, setup's tap, run_glib_checked) lives in tap.py
-# for the suites still written as one body(t) per file; tests/integration
-# runs on pytest (conftest.py).
-
-from tap import Tap, check_sanitizer_reports, main, run_glib_checked, skip_all  # noqa: E402,F401
