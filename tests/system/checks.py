@@ -116,7 +116,8 @@ def client(argv):
                 out['write'] = os.strerror(err.errno)
             os.close(fd)
         elif op == 'openpath':
-            res, fds = call('OpenPath', '(sa{sv})', (args[0], {}), reply='(h)')
+            opts = {'access': GLib.Variant('s', args[1])} if len(args) > 1 else {}
+            res, fds = call('OpenPath', '(sa{sv})', (args[0], opts), reply='(h)')
             out['content'] = os.pread(fds[0], 4096, 0).decode()
             os.close(fds[0])
         elif op == 'list':
@@ -288,6 +289,31 @@ def check_polkit():
     r = as_user('alice', 'openpath', path)
     expect('error' not in r, "polkitd (rules file says yes) lets alice open root's 0600 file", r)
     expect(r['content'] == 'only root may read this', 'alice reads it through the broker', r)
+    # OpenPath opens as the owner (the unit has no CAP_DAC_OVERRIDE): bob's
+    # private file in bob's private directory opens, root's 0400 file does
+    # not open read-write (ProtectSystem=strict would refuse a write open
+    # under /srv anyway, but the owner's bits are checked first: EACCES).
+    bob = pwd.getpwnam('bob')
+    bobs = os.path.join(SECRET_DIR, 'bobs')
+    os.makedirs(bobs, exist_ok=True)
+    diary = os.path.join(bobs, 'diary')
+    with open(diary, 'w') as f:
+        f.write("bob's diary")
+    os.chown(diary, bob.pw_uid, bob.pw_gid)
+    os.chmod(diary, 0o600)
+    os.chown(bobs, bob.pw_uid, bob.pw_gid)
+    os.chmod(bobs, 0o700)
+    r = as_user('alice', 'openpath', diary)
+    expect(r.get('content') == "bob's diary", "alice opens bob's 0600 file in bob's 0700 directory (as its owner)", r)
+    ro = os.path.join(SECRET_DIR, 'read-only')
+    with open(ro, 'w') as f:
+        f.write('read me only')
+    os.chmod(ro, 0o400)
+    r = as_user('alice', 'openpath', ro, 'read-write')
+    expect(r.get('error') == ACCESS_DENIED and 'owner' in r.get('message', ''),
+           "root's 0400 file asked read-write is AccessDenied: its owner may not write it", r)
+    r = as_user('alice', 'openpath', ro)
+    expect(r.get('content') == 'read me only', 'it opens read-only', r)
     r = as_user('bob', 'openpath', path)
     expect(r.get('error') in (ACCESS_DENIED, AUTH_REQUIRED), 'polkitd (rules file says no) refuses bob', r)
     r = as_user('carol', 'openpath', path)
