@@ -206,15 +206,28 @@ static int creds_enter(const WorkerOp *op, SavedCreds *s) {
         return 0;
 }
 
+typedef struct OwnerCreds {
+        SavedCreds saved;
+        bool taken;                   /* uid/gid below are the thread's now */
+        uid_t uid;
+        gid_t gid;
+} OwnerCreds;
+
 /* openpath_become_fn for OpenPath (openpath.h): each step of its walk takes
  * the owner's fsuid and fsgid with nothing effective. The saved capabilities
  * come back first, for CAP_SETUID/CAP_SETGID: setfsuid() checks the
- * effective set, which the previous step emptied. */
+ * effective set, which the previous step emptied. A step whose owner is the
+ * previous one's changes nothing (each change costs four credential
+ * commits; most paths are root's all the way). */
 static int become_owner(void *userdata, uid_t uid, gid_t gid) {
         struct __user_cap_data_struct none[_LINUX_CAPABILITY_U32S_3];
-        SavedCreds *s = userdata;
+        OwnerCreds *o = userdata;
+        SavedCreds *s = &o->saved;
         int r;
 
+        if (o->taken && o->uid == uid && o->gid == gid)
+                return 0;
+        o->taken = false;
         r = caps_set(s->caps);
         if (r < 0)
                 return r;
@@ -230,6 +243,9 @@ static int become_owner(void *userdata, uid_t uid, gid_t gid) {
                 return r;
         if ((gid_t) setfsgid((gid_t) -1) != gid || (uid_t) setfsuid((uid_t) -1) != uid)
                 return -EPERM;
+        o->taken = true;
+        o->uid = uid;
+        o->gid = gid;
         return 0;
 }
 
@@ -238,20 +254,20 @@ static int become_owner(void *userdata, uid_t uid, gid_t gid) {
  * (an unprivileged broker on a user bus) it opens as the broker: there is
  * no other authority to use. */
 static int run_open_path(WorkerOp *op) {
-        SavedCreds saved;
+        OwnerCreds o = {};
         int r;
 
-        r = creds_save(&saved);
+        r = creds_save(&o.saved);
         if (r < 0)
                 return r;
-        if (!caps_has_effective(&saved, CAP_SETUID) || !caps_has_effective(&saved, CAP_SETGID)) {
-                free(saved.groups);
+        if (!caps_has_effective(&o.saved, CAP_SETUID) || !caps_has_effective(&o.saved, CAP_SETGID)) {
+                free(o.saved.groups);
                 return openpath_open(op->path, op->accmode, op->nonblock, NULL, NULL, &op->ret_fd);
         }
         r = thread_setgroups(0, NULL);
         if (r >= 0)
-                r = openpath_open(op->path, op->accmode, op->nonblock, become_owner, &saved, &op->ret_fd);
-        creds_leave(&saved);
+                r = openpath_open(op->path, op->accmode, op->nonblock, become_owner, &o, &op->ret_fd);
+        creds_leave(&o.saved);
         return r;
 }
 
