@@ -485,7 +485,7 @@ def check_purge():
 
 CHECKS = [
     ('install: apt-get install of the .debs on a fresh system, sysusers', check_install),
-    ('bus activation through systemd, as user fdbroker with 3 capabilities', check_activation),
+    ('bus activation through systemd, as user fdbroker with 2 capabilities', check_activation),
     ('two users share a sealed memfd', check_sealed_memfd),
     ('polkit decisions by the real polkitd', check_polkit),
     ('systemctl restart keeps persistent entries', check_restart),
