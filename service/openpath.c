@@ -5,12 +5,10 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
-
-#include <linux/openat2.h>
 
 #include "cleanup.h"
 #include "fdinfo.h"
@@ -38,82 +36,102 @@ static bool type_ok(mode_t mode) {
         return S_ISREG(mode) || S_ISCHR(mode) || S_ISBLK(mode);
 }
 
-/* openat2(path, flags, RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS) for an
- * absolute, normalised path. Where openat2 answers ENOSYS -- systemd's
- * RestrictSUIDSGID= (fdbroker.service) returns that because seccomp cannot
- * look into struct open_how, and kernels before 5.6 lack it -- the same walk
- * by hand: openat(O_PATH|O_DIRECTORY|O_NOFOLLOW) per directory, O_NOFOLLOW
- * on the last component; a symlink anywhere is ELOOP, as with openat2.
- * Returns the fd (owned by the caller) or negative errno. */
-static int open_no_symlinks(const char *path, int flags) {
-        struct open_how how = {
-                .flags = (uint64_t) flags,
-                .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
-        };
+/* Before a step of the walk (or the last open): the thread takes the
+ * identity of the owner of what fd refers to, when it can. */
+static int become_owner_of(int fd, openpath_become_fn become, void *userdata, struct stat *ret_st) {
+        struct stat st;
+
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (ret_st)
+                *ret_st = st;
+        return become ? become(userdata, st.st_uid, st.st_gid) : 0;
+}
+
+/* Walks the absolute, normalised path from '/' one component at a time,
+ * searching each directory as its owner: openat(O_PATH|O_NOFOLLOW), with
+ * O_DIRECTORY but for the last component. A symlink anywhere is ELOOP.
+ * Returns the O_PATH fd of the last component (owned by the caller; for "/"
+ * the root itself) or negative errno. openat2's RESOLVE_NO_SYMLINKS would
+ * resolve the whole path as one identity, and systemd's RestrictSUIDSGID=
+ * makes it ENOSYS anyway (seccomp cannot look into struct open_how). */
+static int walk_as_owners(const char *path, openpath_become_fn become, void *userdata) {
         _cleanup_close_ int dir = -1;
         const char *p, *slash;
         struct stat st;
-        int fd;
+        int fd, r;
 
-        fd = (int) syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how);
-        if (fd >= 0)
-                return fd;
-        if (errno != ENOSYS)
-                return -errno;
         if (path[0] != '/')
                 return -EINVAL;
         dir = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (dir < 0)
                 return -errno;
-        for (p = path + 1; (slash = strchr(p, '/')); p = slash + 1) {
+        for (p = path + 1;; p = slash + 1) {
                 char comp[NAME_MAX + 1];
-                size_t n = (size_t) (slash - p);
-                int next;
+                bool last;
+                size_t n;
 
-                if (n == 0 || n > NAME_MAX)
-                        return n == 0 ? -EINVAL : -ENAMETOOLONG;
+                slash = strchr(p, '/');
+                last = !slash;
+                n = last ? strlen(p) : (size_t) (slash - p);
+                if (n == 0) {
+                        if (!last)
+                                return -EINVAL;
+                        return TAKE_FD(dir); /* "/" */
+                }
+                if (n > NAME_MAX)
+                        return -ENAMETOOLONG;
                 memcpy(comp, p, n);
                 comp[n] = '\0';
-                next = openat(dir, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                if (next < 0) {
-                        int r = -errno;
-                        if (fstatat(dir, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+
+                r = become_owner_of(dir, become, userdata, NULL);
+                if (r < 0)
+                        return r;
+                fd = openat(dir, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC | (last ? 0 : O_DIRECTORY));
+                if (fd < 0) {
+                        r = -errno;
+                        if (!last && fstatat(dir, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
                                 return -ELOOP;
                         return r;
                 }
+                if (last)
+                        return fd;
                 safe_close(dir);
-                dir = next;
+                dir = fd;
         }
-        fd = openat(dir, p, flags | O_NOFOLLOW);
-        return fd < 0 ? -errno : fd;
 }
 
-int openpath_open(const char *path, int accmode, bool nonblock, int *ret_fd) {
-        const int flags = accmode | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW;
-        _cleanup_close_ int fd = -1;
-        struct stat st;
-        int fl;
+int openpath_open(const char *path, int accmode, bool nonblock, openpath_become_fn become, void *userdata,
+                  int *ret_fd) {
+        const int flags = accmode | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+        _cleanup_close_ int opath = -1, fd = -1;
+        struct stat st, got;
+        char proc[64];
+        int fl, r;
 
         /* A FIFO would be opened (and would not block, thanks to O_NONBLOCK)
          * before we could see what it is; look first, through O_PATH. */
-        fd = open_no_symlinks(path, O_PATH | O_CLOEXEC | O_NOFOLLOW);
-        if (fd < 0)
-                return fd;
-        if (fstat(fd, &st) < 0)
-                return -errno;
+        opath = walk_as_owners(path, become, userdata);
+        if (opath < 0)
+                return opath;
+        r = become_owner_of(opath, become, userdata, &st);
+        if (r < 0)
+                return r;
         if (S_ISLNK(st.st_mode))
                 return -ELOOP; /* O_PATH|O_NOFOLLOW hands back the link itself */
         if (!type_ok(st.st_mode))
                 return -EMEDIUMTYPE;
-        fd = safe_close(fd);
 
-        fd = open_no_symlinks(path, flags);
+        /* The very inode the walk found, opened as its owner: no second
+         * lookup of path that a rename could redirect. */
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", opath);
+        fd = open(proc, flags);
         if (fd < 0)
-                return fd;
-        if (fstat(fd, &st) < 0)
                 return -errno;
-        if (!type_ok(st.st_mode))
-                return -EMEDIUMTYPE; /* swapped between the two opens */
+        if (fstat(fd, &got) < 0)
+                return -errno;
+        if (got.st_dev != st.st_dev || got.st_ino != st.st_ino || !type_ok(got.st_mode))
+                return -EMEDIUMTYPE; /* cannot happen: /proc/self/fd/N is opath's inode */
         if (!nonblock) {
                 fl = fcntl(fd, F_GETFL);
                 if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
@@ -139,6 +157,11 @@ int openpath_set_error(sd_bus_error *error, const char *path, int accmode, int r
                 return sd_bus_error_setf(error, FDB_ERROR_NAME_BUSY,
                                          "'%s' did not open: a lease on it is being broken; try again later.", path);
         case -EACCES:
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                         "'%s' cannot be opened %s: OpenPath opens as the owner of the file, and "
+                                         "searches each directory on the way as its owner; their owners' permission "
+                                         "bits do not allow it.",
+                                         path, fdinfo_accmode_to_string(accmode));
         case -EPERM:
         case -EROFS:
                 return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED, "'%s' cannot be opened %s: %s.", path,

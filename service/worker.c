@@ -140,8 +140,8 @@ static void creds_leave(SavedCreds *s) {
  * CAP_DAC_OVERRIDE, and from 0 it keeps CAP_SYS_PTRACE and the others).
  * -EPERM when the broker may not (no CAP_SETUID/CAP_SETGID), with nothing
  * changed. */
-static int creds_enter(const WorkerOp *op, SavedCreds *s) {
-        struct __user_cap_data_struct none[_LINUX_CAPABILITY_U32S_3];
+/* Remembers the thread's credentials for creds_leave(). */
+static int creds_save(SavedCreds *s) {
         int n, r;
 
         *s = (SavedCreds) {};
@@ -158,11 +158,33 @@ static int creds_enter(const WorkerOp *op, SavedCreds *s) {
         if (n < 0) {
                 r = -errno;
                 free(s->groups);
+                s->groups = NULL;
                 return r;
         }
         s->n_groups = n;
         s->fsuid = (uid_t) setfsuid((uid_t) -1);
         s->fsgid = (gid_t) setfsgid((gid_t) -1);
+        return 0;
+}
+
+/* The saved capabilities with nothing effective. */
+static void caps_none_effective(const SavedCreds *s, struct __user_cap_data_struct none[_LINUX_CAPABILITY_U32S_3]) {
+        memcpy(none, s->caps, sizeof s->caps);
+        for (size_t i = 0; i < _LINUX_CAPABILITY_U32S_3; i++)
+                none[i].effective = 0;
+}
+
+static bool caps_has_effective(const SavedCreds *s, unsigned cap) {
+        return s->caps[CAP_TO_INDEX(cap)].effective & CAP_TO_MASK(cap);
+}
+
+static int creds_enter(const WorkerOp *op, SavedCreds *s) {
+        struct __user_cap_data_struct none[_LINUX_CAPABILITY_U32S_3];
+        int r;
+
+        r = creds_save(s);
+        if (r < 0)
+                return r;
 
         r = thread_setgroups(op->n_gids, op->gids);
         if (r < 0) {
@@ -175,9 +197,7 @@ static int creds_enter(const WorkerOp *op, SavedCreds *s) {
                 creds_leave(s);
                 return -EPERM;
         }
-        memcpy(none, s->caps, sizeof none);
-        for (size_t i = 0; i < ELEMENTSOF(none); i++)
-                none[i].effective = 0;
+        caps_none_effective(s, none);
         r = caps_set(none);
         if (r < 0) {
                 creds_leave(s);
@@ -186,12 +206,77 @@ static int creds_enter(const WorkerOp *op, SavedCreds *s) {
         return 0;
 }
 
+typedef struct OwnerCreds {
+        SavedCreds saved;
+        bool taken;                   /* uid/gid below are the thread's now */
+        uid_t uid;
+        gid_t gid;
+} OwnerCreds;
+
+/* openpath_become_fn for OpenPath (openpath.h): each step of its walk takes
+ * the owner's fsuid and fsgid with nothing effective. The saved capabilities
+ * come back first, for CAP_SETUID/CAP_SETGID: setfsuid() checks the
+ * effective set, which the previous step emptied. A step whose owner is the
+ * previous one's changes nothing (each change costs four credential
+ * commits; most paths are root's all the way). */
+static int become_owner(void *userdata, uid_t uid, gid_t gid) {
+        struct __user_cap_data_struct none[_LINUX_CAPABILITY_U32S_3];
+        OwnerCreds *o = userdata;
+        SavedCreds *s = &o->saved;
+        int r;
+
+        if (o->taken && o->uid == uid && o->gid == gid)
+                return 0;
+        o->taken = false;
+        r = caps_set(s->caps);
+        if (r < 0)
+                return r;
+        (void) setfsgid(gid);
+        (void) setfsuid(uid);
+        /* From fsuid 0 to another uid the kernel drops CAP_DAC_OVERRIDE and
+         * the other file capabilities from the effective set, from another
+         * uid to 0 it raises them, between two others it keeps them:
+         * whatever it did, nothing is effective for the open. */
+        caps_none_effective(s, none);
+        r = caps_set(none);
+        if (r < 0)
+                return r;
+        if ((gid_t) setfsgid((gid_t) -1) != gid || (uid_t) setfsuid((uid_t) -1) != uid)
+                return -EPERM;
+        o->taken = true;
+        o->uid = uid;
+        o->gid = gid;
+        return 0;
+}
+
+/* OpenPath as the owner of each directory and of the file (openpath.h),
+ * then the thread's own credentials back. Without CAP_SETUID/CAP_SETGID
+ * (an unprivileged broker on a user bus) it opens as the broker: there is
+ * no other authority to use. */
+static int run_open_path(WorkerOp *op) {
+        OwnerCreds o = {};
+        int r;
+
+        r = creds_save(&o.saved);
+        if (r < 0)
+                return r;
+        if (!caps_has_effective(&o.saved, CAP_SETUID) || !caps_has_effective(&o.saved, CAP_SETGID)) {
+                free(o.saved.groups);
+                return openpath_open(op->path, op->accmode, op->nonblock, NULL, NULL, &op->ret_fd);
+        }
+        r = thread_setgroups(0, NULL);
+        if (r >= 0)
+                r = openpath_open(op->path, op->accmode, op->nonblock, become_owner, &o, &op->ret_fd);
+        creds_leave(&o.saved);
+        return r;
+}
+
 static int run_op_plain(WorkerOp *op) {
         switch (op->type) {
         case WORKER_OP_REOPEN:
                 return fdinfo_reopen(op->fd, op->kind, op->accmode, &op->ret_fd);
         case WORKER_OP_OPEN_PATH:
-                return openpath_open(op->path, op->accmode, op->nonblock, &op->ret_fd);
+                return run_open_path(op);
         case WORKER_OP_CALL:
                 return op->call(op->arg, &op->ret_fd);
         }

@@ -22,7 +22,9 @@
  *
  * Reopenings run with the depositor's credentials: the thread's fsuid,
  * fsgid and supplementary groups (per-thread raw syscalls), with no
- * effective capability, then restores its own. */
+ * effective capability, then restores its own. OpenPath's walk and open
+ * run as the owner of each directory and of the file (openpath.h), the
+ * same way. */
 #pragma once
 
 #include <stdbool.h>
@@ -47,7 +49,7 @@ typedef struct Worker Worker;
 
 typedef enum WorkerOpType {
         WORKER_OP_REOPEN,     /* fdinfo_reopen(fd, kind, accmode) */
-        WORKER_OP_OPEN_PATH,  /* openpath_open(path, accmode, nonblock) */
+        WORKER_OP_OPEN_PATH,  /* openpath_open(path, accmode, nonblock) as the owners */
         WORKER_OP_CALL,       /* call(arg, &ret_fd): tests */
 } WorkerOpType;
 

@@ -262,7 +262,7 @@ _FALLBACK_POLICY = '''<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus 
 
 
 # fdbroker.service's User= and capabilities (data/fdbroker.service.in).
-SERVICE_CAPS = ('dac_override', 'setuid', 'setgid')
+SERVICE_CAPS = ('setuid', 'setgid')
 
 
 def ensure_service_user(name):
@@ -284,7 +284,7 @@ def ensure_service_user(name):
 
 def service_user_wrapper(name):
     """setpriv arguments that run a command as the unit does: uid and gid
-    name, its groups, CAP_DAC_OVERRIDE CAP_SETUID CAP_SETGID ambient (and
+    name, its groups, CAP_SETUID CAP_SETGID ambient (and
     nothing else in the bounding set), no new privileges."""
     caps = ','.join('+' + c for c in SERVICE_CAPS)
     return ['setpriv', '--reuid=' + name, '--regid=' + name, '--init-groups',
@@ -349,7 +349,7 @@ class PrivateBus:
         # direct connections run whatever the clients' transport.
         self.direct_socket = os.path.join(self.tmp, 'direct')
         # FDBROKER_TEST_SERVICE_USER=fdbroker: the service runs as that user
-        # with fdbroker.service's three capabilities (service_user_wrapper).
+        # with fdbroker.service's two capabilities (service_user_wrapper).
         self.service_user = os.environ.get('FDBROKER_TEST_SERVICE_USER') or None
         if self.service_user:
             self.direct_socket = os.path.join(self.tmp, 'run', 'direct')

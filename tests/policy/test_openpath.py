@@ -2,16 +2,22 @@
 """OpenPath under open-path rules: the granted mode and the Access= cap,
 symlinks anywhere on the path refused, relative and unnormalised paths
 refused, FIFOs, directories and sockets refused without blocking, missing
-files NotFound. No polkit runs on this bus."""
+files NotFound. OpenPath opens as the owner of each directory and of the
+file (docs/behaviour.md, "OpenPath opens as the owner"): another user's
+private file opens, a 0400 file does not open read-write. No polkit runs on
+this bus. With FDBROKER_TEST_SERVICE_USER=fdbroker (meson test
+policy-openpath-service-user) the broker runs as the unit runs it: user
+fdbroker with CAP_SETUID and CAP_SETGID only."""
 
 import os
+import pwd
 import shutil
 import socket
 import tempfile
 
 import pytest
 
-from harness import E_ACCESS_DENIED, E_INVALID_ARGS, E_NOT_FOUND, E_NOT_SUPPORTED
+from harness import E_ACCESS_DENIED, E_INVALID_ARGS, E_NOT_FOUND, E_NOT_SUPPORTED, poll_until
 
 FILES = {
     '10-open.conf': '''\
@@ -45,14 +51,39 @@ Result=yes
 
 
 @pytest.fixture
-def tree():
+def tree(users):
     """TOP/paths: a file only root may open, sub/file, symlinks (to the
-    file, to sub, out to /etc/shadow), a FIFO and a socket. Returns TOP."""
+    file, to sub, out to /etc/shadow), a FIFO and a socket; bobs/ (bob's,
+    0700) with bob's 0600 diary; root's 0400 ro and bob's 0400 ro-bob;
+    shut/ (root's, 0600: its owner may not search it) with a 0644 file.
+    Returns TOP."""
     top = tempfile.mkdtemp(prefix='fdbtest-openpath-')
     os.chmod(top, 0o755)
     paths = os.path.join(top, 'paths')
     sub = os.path.join(paths, 'sub')
     os.makedirs(sub)
+    os.chmod(paths, 0o755)
+    os.chmod(sub, 0o755)
+    bob = users['bob']
+    bobs = os.path.join(paths, 'bobs')
+    os.mkdir(bobs, 0o700)
+    with open(os.path.join(bobs, 'diary'), 'w') as f:
+        f.write("bob's diary")
+    os.chmod(os.path.join(bobs, 'diary'), 0o600)
+    os.chown(os.path.join(bobs, 'diary'), bob['uid'], bob['gid'])
+    os.chown(bobs, bob['uid'], bob['gid'])
+    os.chmod(bobs, 0o700)
+    for name, uid, gid in (('ro', 0, 0), ('ro-bob', bob['uid'], bob['gid'])):
+        with open(os.path.join(paths, name), 'w') as f:
+            f.write('read me only')
+        os.chown(os.path.join(paths, name), uid, gid)
+        os.chmod(os.path.join(paths, name), 0o400)
+    shut = os.path.join(paths, 'shut')
+    os.mkdir(shut)
+    with open(os.path.join(shut, 'inside'), 'w') as f:
+        f.write('inside')
+    os.chmod(os.path.join(shut, 'inside'), 0o644)
+    os.chmod(shut, 0o600)
     with open(os.path.join(paths, 'real'), 'w') as f:
         f.write('the real file')
     with open(os.path.join(sub, 'file'), 'w') as f:
@@ -112,7 +143,7 @@ def test_the_fd_has_exactly_the_granted_mode(t, alice):
 
 def test_granted_files_open_and_symlinks_and_other_types_are_refused(t, alice, paths, sub):
     r = alice.open_path(os.path.join(paths, 'real'))
-    t.success(r, 'the rule grants %s/real (mode 0600, opened with the broker\'s rights)' % paths)
+    t.success(r, 'the rule grants %s/real (root\'s, mode 0600: opened as its owner)' % paths)
     t.eq(r.get('fd', {}).get('read_head'), 'the real file', 'and alice reads it')
     t.success(alice.open_path(os.path.join(sub, 'file')), 'and sub/file')
     t.error(alice.open_path(os.path.join(paths, 'link')), E_INVALID_ARGS,
@@ -141,3 +172,53 @@ def test_relative_and_unnormalised_paths_are_refused(t, alice, paths, sub):
               os.path.join(sub, '..', 'real'), os.path.join(paths, '.', 'real')):
         t.error(alice.open_path(p), E_INVALID_ARGS, 'path %r is refused as not absolute and normalised' % p,
                 ['absolute and normalised'])
+
+
+def _service_status(bus):
+    with open('/proc/%d/status' % bus.service_pid()) as f:
+        return dict(line.rstrip('\n').split(':\t', 1) for line in f if ':\t' in line)
+
+
+def test_opens_as_the_owner(t, bus, alice, paths, users):
+    """What the owner could open opens (another user's private file in that
+    user's private directory, root's 0600 file, a device); what the owner's
+    permission bits refuse is refused, as it would have opened with
+    CAP_DAC_OVERRIDE: a 0400 file read-write or write-only, a file in a
+    directory its owner may not search. Every refusal names the path and
+    the mode, and leaves the broker's fd count where it was."""
+    st = _service_status(bus)
+    want = os.environ.get('FDBROKER_TEST_SERVICE_USER')
+    cap_eff = int(st['CapEff'], 16)
+    t.diag('the broker runs as uid %s, CapEff %s' % (st['Uid'].split()[1], st['CapEff']))
+    if want:
+        t.eq(int(st['Uid'].split()[1]), pwd.getpwnam(want).pw_uid, 'the broker runs as %s, as the unit runs it' % want)
+        t.eq(cap_eff, (1 << 6) | (1 << 7), 'with CAP_SETGID and CAP_SETUID only (no CAP_DAC_OVERRIDE)')
+    baseline = bus.service_fd_count()
+
+    r = alice.open_path(os.path.join(paths, 'bobs', 'diary'), access='read-write')
+    t.success(r, "bob's 0600 diary in bob's 0700 directory opens read-write for alice (rule paths)")
+    t.eq(r.get('fd', {}).get('read_head'), "bob's diary", 'and she reads it')
+    t.eq(r.get('fd', {}).get('accmode'), 'read-write', 'read-write')
+    r = alice.open_path(os.path.join(paths, 'real'), access='read-write')
+    t.success(r, "root's 0600 file opens read-write")
+    t.success(alice.open_path('/dev/zero', access='read-write'), 'a device node (/dev/zero, root 0666) opens')
+    t.success(alice.open_path(os.path.join(paths, 'ro')), "root's 0400 file opens read-only")
+    t.success(alice.open_path(os.path.join(paths, 'ro-bob')), "bob's 0400 file opens read-only")
+    for name in ('ro', 'ro-bob'):
+        path = os.path.join(paths, name)
+        t.error(alice.open_path(path, access='read-write'), E_ACCESS_DENIED,
+                '%s (0400) asked read-write is refused: its owner may not write it' % name,
+                [path, 'read-write', 'owner'])
+        t.error(alice.open_path(path, access='write-only'), E_ACCESS_DENIED,
+                '%s (0400) asked write-only is refused' % name, [path, 'write-only'])
+    inside = os.path.join(paths, 'shut', 'inside')
+    t.error(alice.open_path(inside), E_ACCESS_DENIED,
+            "a 0644 file in root's 0600 directory (its owner may not search it) is refused",
+            [inside, 'read-only', 'directory'])
+    t.error(alice.open_path(os.path.join(paths, 'link')), E_INVALID_ARGS, 'a symlink is still refused',
+            ['symbolic link'])
+    t.error(alice.open_path(os.path.join(paths, 'dirlink', 'file')), E_INVALID_ARGS,
+            'and so is a symlinked directory on the way', ['symbolic link'])
+    ok = poll_until(lambda: bus.service_fd_count() == baseline, timeout=10)
+    t.ok(ok, "the broker's fd count is back to %d after the opens and the refusals" % baseline,
+         None if ok else {'count': bus.service_fd_count(), 'fds': bus.service_fds()})
