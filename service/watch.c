@@ -59,6 +59,32 @@ static bool is_name_char(char c) {
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("_.:@-", c);
 }
 
+/* The bracket expression opening at pattern[*i], within the first body
+ * bytes: it ends in this component, and holds only name characters.
+ * Moves *i to its ']'. */
+static int check_bracket(const char *pattern, size_t body, size_t *i, sd_bus_error *error) {
+        /* Its first character may be ']' (or after '!'/'^'). */
+        size_t j = *i + 1;
+
+        if (j < body && (pattern[j] == '!' || pattern[j] == '^'))
+                j++;
+        if (j < body && pattern[j] == ']')
+                j++;
+        while (j < body && pattern[j] != ']' && pattern[j] != '/')
+                j++;
+        if (j >= body || pattern[j] != ']')
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Watch pattern '%s' has a '[' without its ']'.", pattern);
+        for (size_t k = *i + 1; k < j; k++)
+                if (!is_name_char(pattern[k]) && !strchr("!^]", pattern[k]))
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "Watch pattern '%s' has '%c' in a bracket expression; entry names "
+                                                 "use only [A-Za-z0-9_.:@/-].",
+                                                 pattern, pattern[k]);
+        *i = j;
+        return 0;
+}
+
 int watch_check_pattern(const char *pattern, sd_bus_error *error) {
         size_t len = strlen(pattern);
         size_t body = len;
@@ -94,26 +120,9 @@ int watch_check_pattern(const char *pattern, sd_bus_error *error) {
                                                          pattern);
                         start = i + 1;
                 } else if (c == '[') {
-                        /* A bracket expression ends in this component; its
-                         * first character may be ']' (or after '!'/'^'). */
-                        size_t j = i + 1;
-                        if (j < body && (pattern[j] == '!' || pattern[j] == '^'))
-                                j++;
-                        if (j < body && pattern[j] == ']')
-                                j++;
-                        while (j < body && pattern[j] != ']' && pattern[j] != '/')
-                                j++;
-                        if (j >= body || pattern[j] != ']')
-                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                         "Watch pattern '%s' has a '[' without its ']'.", pattern);
-                        for (size_t k = i + 1; k < j; k++)
-                                if (!is_name_char(pattern[k]) && !strchr("!^]", pattern[k]))
-                                        return sd_bus_error_setf(
-                                                error, SD_BUS_ERROR_INVALID_ARGS,
-                                                "Watch pattern '%s' has '%c' in a bracket expression; entry names "
-                                                "use only [A-Za-z0-9_.:@/-].",
-                                                pattern, pattern[k]);
-                        i = j;
+                        int r = check_bracket(pattern, body, &i, error);
+                        if (r < 0)
+                                return r;
                 } else if (!is_name_char(c) && c != '*' && c != '?') {
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                  "Watch pattern '%s' has '%c', which is neither a name character "
