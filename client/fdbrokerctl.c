@@ -1522,6 +1522,136 @@ static void print_help(const Verb *v) {
                "(the direct socket). 'fdbrokerctl COMMAND --help' shows a command's options; see fdbrokerctl(1).\n");
 }
 
+/* A word that is not an option: first the command's name, then its
+ * arguments, into positional (of size slots). -1 after saying why. */
+static int take_word(char *word, const Verb **verb, char **positional, size_t size, size_t *n_positional) {
+        if (!*verb) {
+                *verb = find_verb(word);
+                if (!*verb)
+                        return fail("unknown command '%s'; see fdbrokerctl --help.", word), -1;
+        } else if (*n_positional + 1 >= size)
+                return fail("too many arguments; see fdbrokerctl %s --help.", (*verb)->name), -1;
+        else
+                positional[(*n_positional)++] = word;
+        return 0;
+}
+
+/* The option argv[*i] names, among the global ones and verb's, and its
+ * value: after '=', or the next word (then *i moves past it). -1 after
+ * saying why. */
+static int read_option(int argc, char **argv, int *i, const Verb *verb, int *ret_o, const char **ret_value) {
+        const char *a = argv[*i], *value = NULL, *eq;
+        char optname[64];
+        unsigned allowed = GLOBAL_OPTS | (verb ? verb->options : 0);
+        int o;
+
+        eq = strchr(a, '=');
+        snprintf(optname, sizeof optname, "%.*s", (int) (eq ? (size_t) (eq - a) : strlen(a)), a);
+        for (o = 0; o < _OPT_MAX; o++)
+                if (optname[0] == '-' && optname[1] == '-' && strcmp(optname + 2, options[o].name) == 0 &&
+                    (allowed & BIT(o)))
+                        break;
+        if (o == _OPT_MAX) {
+                if (verb)
+                        return fail("unknown option %s for %s; see fdbrokerctl %s --help.", optname, verb->name,
+                                    verb->name),
+                               -1;
+                return fail("unknown option %s; see fdbrokerctl --help.", optname), -1;
+        }
+        if (options[o].value) {
+                if (eq)
+                        value = eq + 1;
+                else if (*i + 1 < argc)
+                        value = argv[++*i];
+                else
+                        return fail("--%s needs a value (%s).", options[o].name, options[o].value), -1;
+        } else if (eq)
+                return fail("--%s takes no value.", options[o].name), -1;
+        *ret_o = o;
+        *ret_value = value;
+        return 0;
+}
+
+/* Sets the arg_* variable of option o (value: NULL for a flag); --help
+ * sets *help. --version is parse_argv's: it ends the parsing. */
+static void apply_option(int o, const char *value, bool *help) {
+        switch (o) {
+        case OPT_SYSTEM:
+                arg_system = true;
+                break;
+        case OPT_USER:
+                arg_user = true;
+                break;
+        case OPT_ADDRESS:
+                arg_address = value;
+                break;
+        case OPT_SOCKET:
+                arg_socket = value;
+                break;
+        case OPT_HELP:
+                *help = true;
+                break;
+        case OPT_FD:
+                arg_fd = value;
+                break;
+        case OPT_FROM_PID:
+                arg_from_pid = value;
+                break;
+        case OPT_ALLOW:
+                arg_allow[n_allow++] = (char *) value;
+                break;
+        case OPT_READ_ONLY:
+                arg_read_only = true;
+                break;
+        case OPT_SEAL:
+                arg_seal = true;
+                break;
+        case OPT_PERSISTENT:
+                arg_persistent = true;
+                break;
+        case OPT_ONCE:
+                arg_once = true;
+                break;
+        case OPT_TIMEOUT:
+                arg_timeout = value;
+                break;
+        case OPT_DESCRIPTION:
+                arg_description = value;
+                break;
+        case OPT_REPLACE:
+                arg_replace = true;
+                break;
+        case OPT_REOPEN:
+                arg_reopen = true;
+                break;
+        case OPT_WAIT:
+                arg_wait = value;
+                break;
+        case OPT_JSON:
+                arg_json = true;
+                break;
+        case OPT_ACCESS:
+                arg_access = value;
+                break;
+        }
+}
+
+/* The command line as a whole: a command, as many arguments as it takes,
+ * a COMMAND after '--' exactly when it takes one. -1 after saying why. */
+static int check_verb_args(const Verb *verb, size_t n_positional, char **command) {
+        if (!verb)
+                return fail("missing command; see fdbrokerctl --help."), -1;
+        if ((int) n_positional < verb->min_args || (int) n_positional > verb->max_args)
+                return fail("usage: fdbrokerctl %s %s (see fdbrokerctl %s --help)", verb->name, verb->parameters,
+                            verb->name),
+                       -1;
+        if (verb->takes_command && (!command || !command[0]))
+                return fail("%s needs a COMMAND after '--'.", verb->name), -1;
+        if (!verb->takes_command && command)
+                return fail("%s takes no COMMAND.", verb->name), -1;
+        return 0;
+}
+
 /* Parses argv into the arg_* variables. Returns the verb, NULL after
  * --help/--version (*ret_status 0) or on an error (*ret_status 1). */
 static const Verb *parse_argv(int argc, char **argv, char ***ret_args, char ***ret_command, int *ret_status) {
@@ -1536,9 +1666,7 @@ static const Verb *parse_argv(int argc, char **argv, char ***ret_args, char ***r
         if (!arg_allow)
                 return fail("out of memory"), NULL;
         for (int i = 1; i < argc; i++) {
-                const char *a = argv[i], *value = NULL, *eq;
-                char optname[64];
-                unsigned allowed = GLOBAL_OPTS | (verb ? verb->options : 0);
+                const char *a = argv[i], *value;
                 int o;
 
                 if (strcmp(a, "--") == 0) {
@@ -1548,122 +1676,30 @@ static const Verb *parse_argv(int argc, char **argv, char ***ret_args, char ***r
                         break;
                 }
                 if (a[0] != '-' || a[1] == '\0') {
-                        if (!verb) {
-                                verb = find_verb(a);
-                                if (!verb)
-                                        return fail("unknown command '%s'; see fdbrokerctl --help.", a), NULL;
-                        } else if (n_positional + 1 >= ELEMENTSOF(positional))
-                                return fail("too many arguments; see fdbrokerctl %s --help.", verb->name), NULL;
-                        else
-                                positional[n_positional++] = argv[i];
+                        if (take_word(argv[i], &verb, positional, ELEMENTSOF(positional), &n_positional) < 0)
+                                return NULL;
                         continue;
                 }
                 if (strcmp(a, "-h") == 0) {
                         help = true;
                         continue;
                 }
-                eq = strchr(a, '=');
-                snprintf(optname, sizeof optname, "%.*s", (int) (eq ? (size_t) (eq - a) : strlen(a)), a);
-                for (o = 0; o < _OPT_MAX; o++)
-                        if (optname[0] == '-' && optname[1] == '-' && strcmp(optname + 2, options[o].name) == 0 &&
-                            (allowed & BIT(o)))
-                                break;
-                if (o == _OPT_MAX) {
-                        if (verb)
-                                return fail("unknown option %s for %s; see fdbrokerctl %s --help.", optname,
-                                            verb->name, verb->name),
-                                       NULL;
-                        return fail("unknown option %s; see fdbrokerctl --help.", optname), NULL;
-                }
-                if (options[o].value) {
-                        if (eq)
-                                value = eq + 1;
-                        else if (i + 1 < argc)
-                                value = argv[++i];
-                        else
-                                return fail("--%s needs a value (%s).", options[o].name, options[o].value), NULL;
-                } else if (eq)
-                        return fail("--%s takes no value.", options[o].name), NULL;
-
-                switch (o) {
-                case OPT_SYSTEM:
-                        arg_system = true;
-                        break;
-                case OPT_USER:
-                        arg_user = true;
-                        break;
-                case OPT_ADDRESS:
-                        arg_address = value;
-                        break;
-                case OPT_SOCKET:
-                        arg_socket = value;
-                        break;
-                case OPT_HELP:
-                        help = true;
-                        break;
-                case OPT_VERSION:
+                if (read_option(argc, argv, &i, verb, &o, &value) < 0)
+                        return NULL;
+                if (o == OPT_VERSION) {
                         printf("fdbrokerctl %s\n", FDBROKER_VERSION);
                         *ret_status = finish_stdout();
                         return NULL;
-                case OPT_FD:
-                        arg_fd = value;
-                        break;
-                case OPT_FROM_PID:
-                        arg_from_pid = value;
-                        break;
-                case OPT_ALLOW:
-                        arg_allow[n_allow++] = (char *) value;
-                        break;
-                case OPT_READ_ONLY:
-                        arg_read_only = true;
-                        break;
-                case OPT_SEAL:
-                        arg_seal = true;
-                        break;
-                case OPT_PERSISTENT:
-                        arg_persistent = true;
-                        break;
-                case OPT_ONCE:
-                        arg_once = true;
-                        break;
-                case OPT_TIMEOUT:
-                        arg_timeout = value;
-                        break;
-                case OPT_DESCRIPTION:
-                        arg_description = value;
-                        break;
-                case OPT_REPLACE:
-                        arg_replace = true;
-                        break;
-                case OPT_REOPEN:
-                        arg_reopen = true;
-                        break;
-                case OPT_WAIT:
-                        arg_wait = value;
-                        break;
-                case OPT_JSON:
-                        arg_json = true;
-                        break;
-                case OPT_ACCESS:
-                        arg_access = value;
-                        break;
                 }
+                apply_option(o, value, &help);
         }
         if (help) {
                 print_help(verb);
                 *ret_status = finish_stdout();
                 return NULL;
         }
-        if (!verb)
-                return fail("missing command; see fdbrokerctl --help."), NULL;
-        if ((int) n_positional < verb->min_args || (int) n_positional > verb->max_args)
-                return fail("usage: fdbrokerctl %s %s (see fdbrokerctl %s --help)", verb->name, verb->parameters,
-                            verb->name),
-                       NULL;
-        if (verb->takes_command && (!*ret_command || !(*ret_command)[0]))
-                return fail("%s needs a COMMAND after '--'.", verb->name), NULL;
-        if (!verb->takes_command && *ret_command)
-                return fail("%s takes no COMMAND.", verb->name), NULL;
+        if (check_verb_args(verb, n_positional, *ret_command) < 0)
+                return NULL;
         positional[n_positional] = NULL;
         *ret_args = positional;
         *ret_status = EXIT_SUCCESS;
