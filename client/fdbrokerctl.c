@@ -449,88 +449,121 @@ static int str_set(char **p, const char *s) {
         return *p ? 0 : -ENOMEM;
 }
 
+/* An "s" value: kind, access, lifetime and description are kept. */
+static int info_read_string(sd_bus_message *m, const char *key, Info *i, FILE *f) {
+        const char *s;
+        int r;
+
+        r = sd_bus_message_read_basic(m, 's', &s);
+        if (r < 0)
+                return r;
+        json_string(f, s);
+        if (strcmp(key, "kind") == 0)
+                return str_set(&i->kind, s);
+        if (strcmp(key, "access") == 0)
+                return str_set(&i->access, s);
+        if (strcmp(key, "lifetime") == 0)
+                return str_set(&i->lifetime, s);
+        if (strcmp(key, "description") == 0)
+                return str_set(&i->description, s);
+        return 0;
+}
+
+/* A "b" value: sealed is kept. */
+static int info_read_bool(sd_bus_message *m, const char *key, Info *i, FILE *f) {
+        int b, r;
+
+        r = sd_bus_message_read_basic(m, 'b', &b);
+        if (r < 0)
+                return r;
+        fputs(b ? "true" : "false", f);
+        if (strcmp(key, "sealed") == 0)
+                i->sealed = b;
+        return 0;
+}
+
+/* A "t" value: size, created-usec and expires-usec are kept. */
+static int info_read_u64(sd_bus_message *m, const char *key, Info *i, FILE *f) {
+        uint64_t t;
+        int r;
+
+        r = sd_bus_message_read_basic(m, 't', &t);
+        if (r < 0)
+                return r;
+        fprintf(f, "%" PRIu64, t);
+        if (strcmp(key, "size") == 0)
+                i->size = t, i->has_size = true;
+        else if (strcmp(key, "created-usec") == 0)
+                i->created_usec = t;
+        else if (strcmp(key, "expires-usec") == 0)
+                i->expires_usec = t;
+        return 0;
+}
+
+/* A "u" value: owner-uid is kept. */
+static int info_read_u32(sd_bus_message *m, const char *key, Info *i, FILE *f) {
+        uint32_t u;
+        int r;
+
+        r = sd_bus_message_read_basic(m, 'u', &u);
+        if (r < 0)
+                return r;
+        fprintf(f, "%" PRIu32, u);
+        if (strcmp(key, "owner-uid") == 0)
+                i->owner_uid = u;
+        return 0;
+}
+
+/* An "x" or "i" value: shown only. */
+static int info_read_signed(sd_bus_message *m, const char *contents, FILE *f) {
+        int64_t x = 0;
+        int32_t v32 = 0;
+        int r;
+
+        r = contents[0] == 'x' ? sd_bus_message_read_basic(m, 'x', &x) : sd_bus_message_read_basic(m, 'i', &v32);
+        if (r < 0)
+                return r;
+        fprintf(f, "%" PRId64, contents[0] == 'x' ? x : (int64_t) v32);
+        return 0;
+}
+
+/* An "as" value: shown only, as a JSON list. */
+static int info_read_strv(sd_bus_message *m, FILE *f) {
+        const char *s;
+        bool first = true;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "s");
+        if (r < 0)
+                return r;
+        fputc('[', f);
+        while ((r = sd_bus_message_read_basic(m, 's', &s)) > 0) {
+                fputs(first ? "" : ", ", f);
+                json_string(f, s);
+                first = false;
+        }
+        if (r < 0)
+                return r;
+        fputc(']', f);
+        return sd_bus_message_exit_container(m);
+}
+
 /* Reads one {sv} value of key into i and as JSON to f; the variant is
  * entered already (contents is its signature). Types the broker does not
  * send today are skipped and shown as null. */
 static int info_read_value(sd_bus_message *m, const char *key, const char *contents, Info *i, FILE *f) {
-        int r;
-
-        if (strcmp(contents, "s") == 0) {
-                const char *s;
-                r = sd_bus_message_read_basic(m, 's', &s);
-                if (r < 0)
-                        return r;
-                json_string(f, s);
-                if (strcmp(key, "kind") == 0)
-                        return str_set(&i->kind, s);
-                if (strcmp(key, "access") == 0)
-                        return str_set(&i->access, s);
-                if (strcmp(key, "lifetime") == 0)
-                        return str_set(&i->lifetime, s);
-                if (strcmp(key, "description") == 0)
-                        return str_set(&i->description, s);
-                return 0;
-        }
-        if (strcmp(contents, "b") == 0) {
-                int b;
-                r = sd_bus_message_read_basic(m, 'b', &b);
-                if (r < 0)
-                        return r;
-                fputs(b ? "true" : "false", f);
-                if (strcmp(key, "sealed") == 0)
-                        i->sealed = b;
-                return 0;
-        }
-        if (strcmp(contents, "t") == 0) {
-                uint64_t t;
-                r = sd_bus_message_read_basic(m, 't', &t);
-                if (r < 0)
-                        return r;
-                fprintf(f, "%" PRIu64, t);
-                if (strcmp(key, "size") == 0)
-                        i->size = t, i->has_size = true;
-                else if (strcmp(key, "created-usec") == 0)
-                        i->created_usec = t;
-                else if (strcmp(key, "expires-usec") == 0)
-                        i->expires_usec = t;
-                return 0;
-        }
-        if (strcmp(contents, "u") == 0) {
-                uint32_t u;
-                r = sd_bus_message_read_basic(m, 'u', &u);
-                if (r < 0)
-                        return r;
-                fprintf(f, "%" PRIu32, u);
-                if (strcmp(key, "owner-uid") == 0)
-                        i->owner_uid = u;
-                return 0;
-        }
-        if (strcmp(contents, "x") == 0 || strcmp(contents, "i") == 0) {
-                int64_t x = 0;
-                int32_t v32 = 0;
-                r = contents[0] == 'x' ? sd_bus_message_read_basic(m, 'x', &x) : sd_bus_message_read_basic(m, 'i', &v32);
-                if (r < 0)
-                        return r;
-                fprintf(f, "%" PRId64, contents[0] == 'x' ? x : (int64_t) v32);
-                return 0;
-        }
-        if (strcmp(contents, "as") == 0) {
-                const char *s;
-                bool first = true;
-                r = sd_bus_message_enter_container(m, 'a', "s");
-                if (r < 0)
-                        return r;
-                fputc('[', f);
-                while ((r = sd_bus_message_read_basic(m, 's', &s)) > 0) {
-                        fputs(first ? "" : ", ", f);
-                        json_string(f, s);
-                        first = false;
-                }
-                if (r < 0)
-                        return r;
-                fputc(']', f);
-                return sd_bus_message_exit_container(m);
-        }
+        if (strcmp(contents, "s") == 0)
+                return info_read_string(m, key, i, f);
+        if (strcmp(contents, "b") == 0)
+                return info_read_bool(m, key, i, f);
+        if (strcmp(contents, "t") == 0)
+                return info_read_u64(m, key, i, f);
+        if (strcmp(contents, "u") == 0)
+                return info_read_u32(m, key, i, f);
+        if (strcmp(contents, "x") == 0 || strcmp(contents, "i") == 0)
+                return info_read_signed(m, contents, f);
+        if (strcmp(contents, "as") == 0)
+                return info_read_strv(m, f);
         fputs("null", f);
         return sd_bus_message_skip(m, contents);
 }
