@@ -212,48 +212,53 @@ static int connect_direct(Conn *c, const char *path) {
         return 0;
 }
 
-static int connect_broker(Conn *c) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        const char *address, *socket_path;
-        int r;
+/* --user without an address: $DBUS_SESSION_BUS_ADDRESS, or
+ * $XDG_RUNTIME_DIR/bus when it exists. Fills c->what and c->address;
+ * non-zero after saying why there is none. */
+static int choose_user_bus(Conn *c) {
+        const char *runtime = ctl_nonempty_env("XDG_RUNTIME_DIR"), *session;
+        char path[PATH_MAX];
 
-        if (arg_system + arg_user + !!arg_address > 1)
-                return fail("--system, --user and --address exclude each other.");
+        snprintf(c->what, sizeof c->what, "your user session bus");
+        session = ctl_nonempty_env("DBUS_SESSION_BUS_ADDRESS");
+        if (session) {
+                snprintf(c->address, sizeof c->address, "%s", session);
+                return 0;
+        }
+        if (!runtime)
+                return fail("there is no user session bus: $DBUS_SESSION_BUS_ADDRESS and "
+                            "$XDG_RUNTIME_DIR are not set (not logged in?). Use --system or "
+                            "--address.");
+        snprintf(path, sizeof path, "%s/bus", runtime);
+        if (access(path, F_OK) < 0)
+                return fail("there is no user session bus: $DBUS_SESSION_BUS_ADDRESS is not set "
+                            "and %s does not exist. Use --system or --address.",
+                            path);
+        ctl_format_address(c->address, sizeof c->address, path);
+        return 0;
+}
 
-        address = ctl_bus_address(arg_address, arg_system, arg_user);
-        socket_path = ctl_socket_path(arg_socket, address, arg_user);
-        /* A socket that does not exist or refuses us: the bus serves. */
-        if (socket_path && access(socket_path, F_OK) >= 0 && connect_direct(c, socket_path) >= 0)
-                goto connected;
-
+/* Which bus, in c->what and c->address: the given address, the user's or
+ * the system's. Non-zero after saying why there is none. */
+static int choose_bus(Conn *c, const char *address) {
         if (address) {
                 snprintf(c->what, sizeof c->what, "the bus");
                 snprintf(c->address, sizeof c->address, "%s", address);
-        } else if (arg_user) {
-                const char *runtime = ctl_nonempty_env("XDG_RUNTIME_DIR"), *session;
-                char path[PATH_MAX];
-
-                snprintf(c->what, sizeof c->what, "your user session bus");
-                session = ctl_nonempty_env("DBUS_SESSION_BUS_ADDRESS");
-                if (session)
-                        snprintf(c->address, sizeof c->address, "%s", session);
-                else {
-                        if (!runtime)
-                                return fail("there is no user session bus: $DBUS_SESSION_BUS_ADDRESS and "
-                                            "$XDG_RUNTIME_DIR are not set (not logged in?). Use --system or "
-                                            "--address.");
-                        snprintf(path, sizeof path, "%s/bus", runtime);
-                        if (access(path, F_OK) < 0)
-                                return fail("there is no user session bus: $DBUS_SESSION_BUS_ADDRESS is not set "
-                                            "and %s does not exist. Use --system or --address.",
-                                            path);
-                        ctl_format_address(c->address, sizeof c->address, path);
-                }
-        } else {
-                snprintf(c->what, sizeof c->what, "the system bus");
-                snprintf(c->address, sizeof c->address, "%s",
-                         ctl_nonempty_env("DBUS_SYSTEM_BUS_ADDRESS") ?: DEFAULT_SYSTEM_BUS_ADDRESS);
+                return 0;
         }
+        if (arg_user)
+                return choose_user_bus(c);
+        snprintf(c->what, sizeof c->what, "the system bus");
+        snprintf(c->address, sizeof c->address, "%s",
+                 ctl_nonempty_env("DBUS_SYSTEM_BUS_ADDRESS") ?: DEFAULT_SYSTEM_BUS_ADDRESS);
+        return 0;
+}
+
+/* Connects to the bus at c->address. Non-zero after saying why not, with
+ * a hint that depends on how the bus was chosen. */
+static int connect_bus(Conn *c, const char *address) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        int r;
 
         r = sd_bus_new(&bus);
         if (r >= 0)
@@ -277,7 +282,28 @@ static int connect_broker(Conn *c) {
         c->bus = TAKE_PTR(bus);
         c->direct = false;
         c->destination = FDB_BUS_NAME;
-connected:
+        return 0;
+}
+
+static int connect_broker(Conn *c) {
+        const char *address, *socket_path;
+        int r;
+
+        if (arg_system + arg_user + !!arg_address > 1)
+                return fail("--system, --user and --address exclude each other.");
+
+        address = ctl_bus_address(arg_address, arg_system, arg_user);
+        socket_path = ctl_socket_path(arg_socket, address, arg_user);
+        /* A socket that does not exist or refuses us: the bus serves. */
+        if (!(socket_path && access(socket_path, F_OK) >= 0 && connect_direct(c, socket_path) >= 0)) {
+                r = choose_bus(c, address);
+                if (r != 0)
+                        return r;
+                r = connect_bus(c, address);
+                if (r != 0)
+                        return r;
+        }
+
         /* polkit may ask the user only where there is one to ask. */
         (void) sd_bus_set_allow_interactive_authorization(c->bus, isatty(STDIN_FILENO) > 0);
         return 0;
