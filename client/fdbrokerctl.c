@@ -892,57 +892,68 @@ typedef struct {
         int (*run)(Conn *c, char **args, char **command);
 } Verb;
 
+/* Says why pidfd_getfd() of PID's fd n failed with errno e. */
+static int fail_pidfd_getfd(int pid, int n, int e) {
+        struct stat st;
+        char proc[64];
+
+        snprintf(proc, sizeof proc, "/proc/%d", pid);
+        if (e == EPERM && stat(proc, &st) >= 0 && st.st_uid != geteuid())
+                return fail("--from-pid %d: not permitted: the process belongs to another user; "
+                            "you need CAP_SYS_PTRACE.",
+                            pid);
+        if (e == EPERM)
+                return fail("--from-pid %d: not permitted to take its fds (ptrace access mode "
+                            "check: see /proc/sys/kernel/yama/ptrace_scope, or you need "
+                            "CAP_SYS_PTRACE).",
+                            pid);
+        if (e == EBADF)
+                return fail("--from-pid %d: the process has no fd %d.", pid, n);
+        if (e == ESRCH)
+                return fail("--from-pid %d: the process is gone.", pid);
+        if (e == ENOSYS)
+                return fail("--from-pid needs Linux 5.6 or later (pidfd_getfd).");
+        return fail("--from-pid %d --fd %d: %s", pid, n, strerror(e));
+}
+
+/* --from-pid PID --fd N: a copy of PID's fd N (pidfd_getfd). Returns a
+ * new fd (O_CLOEXEC) that the caller owns. */
+static int deposit_fd_from_pid(char **args, int *ret_fd) {
+        int pid, pidfd, fd, n;
+
+        if (args[1] || !arg_fd)
+                return fail("--from-pid PID needs --fd N (the fd of PID) and no FILE.");
+        if (parse_int(arg_from_pid, 1, &pid) < 0)
+                return fail("--from-pid takes a process id, not '%s'.", arg_from_pid);
+        if (parse_int(arg_fd, 0, &n) < 0)
+                return fail("--fd takes an fd number, not '%s'.", arg_fd);
+        pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
+        if (pidfd < 0) {
+                if (errno == ESRCH)
+                        return fail("--from-pid %d: no such process.", pid);
+                if (errno == ENOSYS)
+                        return fail("--from-pid needs Linux 5.6 or later (pidfd_open, pidfd_getfd).");
+                return fail("--from-pid %d: %s", pid, strerror(errno));
+        }
+        fd = (int) syscall(SYS_pidfd_getfd, pidfd, n, 0);
+        if (fd < 0) {
+                int e = errno;
+
+                (void) close(pidfd);
+                return fail_pidfd_getfd(pid, n, e);
+        }
+        (void) close(pidfd);
+        *ret_fd = fd; /* pidfd_getfd sets O_CLOEXEC */
+        return 0;
+}
+
 /* The fd to deposit: FILE opened read-only, our fd N, or PID's fd N.
  * Returns a new fd (O_CLOEXEC) that the caller owns. */
 static int deposit_source_fd(char **args, int *ret_fd) {
         int fd, n;
 
-        if (arg_from_pid) {
-                int pid, pidfd;
-
-                if (args[1] || !arg_fd)
-                        return fail("--from-pid PID needs --fd N (the fd of PID) and no FILE.");
-                if (parse_int(arg_from_pid, 1, &pid) < 0)
-                        return fail("--from-pid takes a process id, not '%s'.", arg_from_pid);
-                if (parse_int(arg_fd, 0, &n) < 0)
-                        return fail("--fd takes an fd number, not '%s'.", arg_fd);
-                pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
-                if (pidfd < 0) {
-                        if (errno == ESRCH)
-                                return fail("--from-pid %d: no such process.", pid);
-                        if (errno == ENOSYS)
-                                return fail("--from-pid needs Linux 5.6 or later (pidfd_open, pidfd_getfd).");
-                        return fail("--from-pid %d: %s", pid, strerror(errno));
-                }
-                fd = (int) syscall(SYS_pidfd_getfd, pidfd, n, 0);
-                if (fd < 0) {
-                        int e = errno;
-                        struct stat st;
-                        char proc[64];
-
-                        (void) close(pidfd);
-                        snprintf(proc, sizeof proc, "/proc/%d", pid);
-                        if (e == EPERM && stat(proc, &st) >= 0 && st.st_uid != geteuid())
-                                return fail("--from-pid %d: not permitted: the process belongs to another user; "
-                                            "you need CAP_SYS_PTRACE.",
-                                            pid);
-                        if (e == EPERM)
-                                return fail("--from-pid %d: not permitted to take its fds (ptrace access mode "
-                                            "check: see /proc/sys/kernel/yama/ptrace_scope, or you need "
-                                            "CAP_SYS_PTRACE).",
-                                            pid);
-                        if (e == EBADF)
-                                return fail("--from-pid %d: the process has no fd %d.", pid, n);
-                        if (e == ESRCH)
-                                return fail("--from-pid %d: the process is gone.", pid);
-                        if (e == ENOSYS)
-                                return fail("--from-pid needs Linux 5.6 or later (pidfd_getfd).");
-                        return fail("--from-pid %d --fd %d: %s", pid, n, strerror(e));
-                }
-                (void) close(pidfd);
-                *ret_fd = fd; /* pidfd_getfd sets O_CLOEXEC */
-                return 0;
-        }
+        if (arg_from_pid)
+                return deposit_fd_from_pid(args, ret_fd);
         if (!!args[1] == !!arg_fd)
                 return fail("deposit takes either FILE or --fd N, and one of them.");
         if (args[1]) {
