@@ -1291,25 +1291,13 @@ static int print_table(const Entry *entries, size_t n) {
         return 0;
 }
 
-static int verb_list(Conn *c, char **args, char **command) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+/* Reads List's answer into an array of entries. The array, with every
+ * entry read so far, is handed back on failure too: the caller frees it
+ * (list_free). */
+static int list_read(sd_bus_message *reply, Entry **ret, size_t *ret_n) {
         Entry *entries = NULL;
         size_t n = 0;
-        int r, ret;
-
-        r = new_call(c, "List", &m);
-        if (r < 0)
-                return EXIT_FAILURE;
-        if (args[0])
-                r = sd_bus_message_append(m, "a{sv}", 1, "prefix", "s", args[0]);
-        else
-                r = sd_bus_message_append(m, "a{sv}", 0);
-        if (r < 0)
-                return fail("cannot make a List call: %s", strerror(-r));
-        r = call(c, m, CALL_TIMEOUT_USEC, &reply, &error);
-        if (r < 0)
-                return report(c, &error);
+        int r;
 
         r = sd_bus_message_enter_container(reply, 'a', "(sa{sv})");
         while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'r', "sa{sv}")) > 0) {
@@ -1334,27 +1322,61 @@ static int verb_list(Conn *c, char **args, char **command) {
         }
         if (r >= 0)
                 r = sd_bus_message_exit_container(reply);
-        if (r < 0)
-                ret = fail("the broker's answer to List is not understood: %s", strerror(-r));
-        else {
-                if (arg_json) {
-                        fputs("[", stdout);
-                        for (size_t i = 0; i < n; i++) {
-                                fputs(i ? ",\n  " : "\n  ", stdout);
-                                print_json_object(stdout, NULL, entries[i].name ?: "", &entries[i].info);
-                        }
-                        fputs(n ? "\n]\n" : "]\n", stdout);
-                        ret = finish_stdout();
-                } else if (print_table(entries, n) < 0)
-                        ret = fail("out of memory");
-                else
-                        ret = finish_stdout();
+        *ret = entries;
+        *ret_n = n;
+        return r;
+}
+
+/* The entries as JSON (--json) or a table. Returns the exit status. */
+static int list_print(const Entry *entries, size_t n) {
+        if (arg_json) {
+                fputs("[", stdout);
+                for (size_t i = 0; i < n; i++) {
+                        fputs(i ? ",\n  " : "\n  ", stdout);
+                        print_json_object(stdout, NULL, entries[i].name ?: "", &entries[i].info);
+                }
+                fputs(n ? "\n]\n" : "]\n", stdout);
+                return finish_stdout();
         }
+        if (print_table(entries, n) < 0)
+                return fail("out of memory");
+        return finish_stdout();
+}
+
+static void list_free(Entry *entries, size_t n) {
         for (size_t i = 0; i < n; i++) {
                 free(entries[i].name);
                 info_done(&entries[i].info);
         }
         free(entries);
+}
+
+static int verb_list(Conn *c, char **args, char **command) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        Entry *entries = NULL;
+        size_t n = 0;
+        int r, ret;
+
+        r = new_call(c, "List", &m);
+        if (r < 0)
+                return EXIT_FAILURE;
+        if (args[0])
+                r = sd_bus_message_append(m, "a{sv}", 1, "prefix", "s", args[0]);
+        else
+                r = sd_bus_message_append(m, "a{sv}", 0);
+        if (r < 0)
+                return fail("cannot make a List call: %s", strerror(-r));
+        r = call(c, m, CALL_TIMEOUT_USEC, &reply, &error);
+        if (r < 0)
+                return report(c, &error);
+
+        r = list_read(reply, &entries, &n);
+        if (r < 0)
+                ret = fail("the broker's answer to List is not understood: %s", strerror(-r));
+        else
+                ret = list_print(entries, n);
+        list_free(entries, n);
         return ret;
 }
 
