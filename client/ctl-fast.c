@@ -424,94 +424,127 @@ typedef struct {
         size_t size; /* of the whole message */
 } Message;
 
+/* The fixed 16 bytes at the start of m (n bytes received so far): fills
+ * msg's type and sizes and *ret_end, the end of the header fields.
+ * Returns 1, 0 when more bytes are needed, or -EBADMSG. */
+static int parse_fixed_header(const uint8_t *m, size_t n, Message *msg, size_t *ret_end) {
+        size_t fields_len, end;
+
+        if (n < 16)
+                return 0;
+        if (m[0] != NATIVE_ENDIAN || m[3] != 1)
+                return -EBADMSG;
+        msg->type = m[1];
+        msg->body_len = get_u32(m + 4);
+        fields_len = get_u32(m + 12);
+        if (fields_len > REPLY_MAX || msg->body_len > REPLY_MAX)
+                return -EBADMSG;
+        end = 16 + fields_len;
+        msg->size = align_to(end, 8) + msg->body_len;
+        if (msg->size > REPLY_MAX)
+                return -EBADMSG;
+        if (n < msg->size)
+                return 0;
+        *ret_end = end;
+        return 1;
+}
+
+/* The value of header field code, of basic type t, at *off within
+ * [0, end): kept in msg when it is a field we need, skipped otherwise.
+ * Advances *off past it (possibly beyond end: the caller checks). */
+static int read_field_value(const uint8_t *m, size_t end, size_t *off, uint8_t code, char t, Message *msg) {
+        const char *s;
+
+        switch (t) {
+        case 's':
+        case 'o':
+                s = get_string(m, end, off);
+                if (!s)
+                        return -EBADMSG;
+                if (code == FIELD_ERROR_NAME)
+                        msg->error_name = s;
+                return 0;
+        case 'g':
+                s = get_signature(m, end, off);
+                if (!s)
+                        return -EBADMSG;
+                if (code == FIELD_SIGNATURE)
+                        msg->signature = s;
+                return 0;
+        case 'u':
+        case 'i':
+        case 'h':
+        case 'b':
+                *off = align_to(*off, 4);
+                if (*off + 4 > end)
+                        return -EBADMSG;
+                if (code == FIELD_REPLY_SERIAL)
+                        msg->reply_serial = get_u32(m + *off);
+                else if (code == FIELD_UNIX_FDS)
+                        msg->n_fds = get_u32(m + *off);
+                *off += 4;
+                return 0;
+        case 'y':
+                *off += 1;
+                return 0;
+        case 'n':
+        case 'q':
+                *off = align_to(*off, 2) + 2;
+                return 0;
+        case 'x':
+        case 't':
+        case 'd':
+                *off = align_to(*off, 8) + 8;
+                return 0;
+        default:
+                return -EBADMSG;
+        }
+}
+
+/* One header field at *off: its code, its one-letter signature, its value
+ * (read_field_value). The well-known fields must have their types. */
+static int parse_header_field(const uint8_t *m, size_t end, size_t *off, Message *msg) {
+        const char *sig;
+        uint8_t code;
+        int r;
+
+        *off = align_to(*off, 8);
+        if (*off >= end)
+                return -EBADMSG;
+        code = m[(*off)++];
+        sig = get_signature(m, end, off);
+        if (!sig || strlen(sig) != 1)
+                return -EBADMSG;
+        r = read_field_value(m, end, off, code, sig[0], msg);
+        if (r < 0)
+                return r;
+        if (*off > end)
+                return -EBADMSG;
+        if ((code == FIELD_REPLY_SERIAL || code == FIELD_UNIX_FDS) && sig[0] != 'u')
+                return -EBADMSG;
+        if (code == FIELD_ERROR_NAME && sig[0] != 's')
+                return -EBADMSG;
+        if (code == FIELD_SIGNATURE && sig[0] != 'g')
+                return -EBADMSG;
+        return 0;
+}
+
 /* Parses the message at the start of m (n bytes received so far).
  * Returns 1 with *ret filled, 0 when more bytes are needed, -EBADMSG when
  * it is not a message we can read. Header fields we do not need are
  * skipped when their type is basic; a container there is refused. */
 static int message_parse(const uint8_t *m, size_t n, Message *ret) {
         Message msg = { .signature = "" };
-        size_t fields_len, end, off;
+        size_t end = 0, off;
+        int r;
 
-        if (n < 16)
-                return 0;
-        if (m[0] != NATIVE_ENDIAN || m[3] != 1)
-                return -EBADMSG;
-        msg.type = m[1];
-        msg.body_len = get_u32(m + 4);
-        fields_len = get_u32(m + 12);
-        if (fields_len > REPLY_MAX || msg.body_len > REPLY_MAX)
-                return -EBADMSG;
-        end = 16 + fields_len;
-        msg.size = align_to(end, 8) + msg.body_len;
-        if (msg.size > REPLY_MAX)
-                return -EBADMSG;
-        if (n < msg.size)
-                return 0;
-
+        r = parse_fixed_header(m, n, &msg, &end);
+        if (r <= 0)
+                return r;
         for (off = 16; off < end;) {
-                const char *sig, *s;
-                uint8_t code;
-
-                off = align_to(off, 8);
-                if (off >= end)
-                        return -EBADMSG;
-                code = m[off++];
-                sig = get_signature(m, end, &off);
-                if (!sig || strlen(sig) != 1)
-                        return -EBADMSG;
-                switch (sig[0]) {
-                case 's':
-                case 'o':
-                        s = get_string(m, end, &off);
-                        if (!s)
-                                return -EBADMSG;
-                        if (code == FIELD_ERROR_NAME)
-                                msg.error_name = s;
-                        break;
-                case 'g':
-                        s = get_signature(m, end, &off);
-                        if (!s)
-                                return -EBADMSG;
-                        if (code == FIELD_SIGNATURE)
-                                msg.signature = s;
-                        break;
-                case 'u':
-                case 'i':
-                case 'h':
-                case 'b':
-                        off = align_to(off, 4);
-                        if (off + 4 > end)
-                                return -EBADMSG;
-                        if (code == FIELD_REPLY_SERIAL)
-                                msg.reply_serial = get_u32(m + off);
-                        else if (code == FIELD_UNIX_FDS)
-                                msg.n_fds = get_u32(m + off);
-                        off += 4;
-                        break;
-                case 'y':
-                        off += 1;
-                        break;
-                case 'n':
-                case 'q':
-                        off = align_to(off, 2) + 2;
-                        break;
-                case 'x':
-                case 't':
-                case 'd':
-                        off = align_to(off, 8) + 8;
-                        break;
-                default:
-                        return -EBADMSG;
-                }
-                if (off > end)
-                        return -EBADMSG;
-                /* The well-known fields must have their types. */
-                if ((code == FIELD_REPLY_SERIAL || code == FIELD_UNIX_FDS) && sig[0] != 'u')
-                        return -EBADMSG;
-                if (code == FIELD_ERROR_NAME && sig[0] != 's')
-                        return -EBADMSG;
-                if (code == FIELD_SIGNATURE && sig[0] != 'g')
-                        return -EBADMSG;
+                r = parse_header_field(m, end, &off, &msg);
+                if (r < 0)
+                        return r;
         }
         msg.body = m + align_to(end, 8);
         *ret = msg;
