@@ -287,21 +287,69 @@ static int parse_subjects(Parser *ps, PolicyRule *rule, char *value) {
         return 0;
 }
 
+/* The bit of a rule's key, or 0 for a key rules do not take. */
+static unsigned rule_key_bit(const char *key) {
+        if (strcmp(key, "Action") == 0)
+                return KEY_ACTION;
+        if (strcmp(key, "Match") == 0)
+                return KEY_MATCH;
+        if (strcmp(key, "Subject") == 0)
+                return KEY_SUBJECT;
+        if (strcmp(key, "Result") == 0)
+                return KEY_RESULT;
+        if (strcmp(key, "Access") == 0)
+                return KEY_ACCESS;
+        return 0;
+}
+
+/* Action=: space-separated actions; each unknown one is a problem. */
+static void parse_rule_actions(Parser *ps, PolicyRule *rule, char *value) {
+        char *save = NULL;
+        unsigned n = 0;
+
+        for (char *tok = strtok_r(value, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+                int a = policy_action_from_string(tok);
+                n++;
+                if (a < 0)
+                        problem(ps, ps->line,
+                                "unknown action '%s'; use deposit, retrieve, remove, list, create-memory, "
+                                "open-path or manage.",
+                                tok);
+                else
+                        rule->actions |= 1U << a;
+        }
+        if (n == 0)
+                problem(ps, ps->line, "Action= names no action.");
+}
+
+static void parse_rule_result(Parser *ps, PolicyRule *rule, const char *value) {
+        int r = policy_result_from_string(value);
+
+        if (r < 0)
+                problem(ps, ps->line,
+                        "unknown result '%s'; use yes, no, auth_self, auth_self_keep, auth_admin or "
+                        "auth_admin_keep.",
+                        value);
+        else
+                rule->result = r;
+}
+
+static void parse_rule_access(Parser *ps, PolicyRule *rule, const char *value) {
+        if (strcmp(value, "read-only") == 0)
+                rule->access = O_RDONLY;
+        else if (strcmp(value, "write-only") == 0)
+                rule->access = O_WRONLY;
+        else if (strcmp(value, "read-write") == 0)
+                rule->access = O_RDWR;
+        else
+                problem(ps, ps->line, "unknown access '%s'; use read-only, write-only or read-write.", value);
+}
+
 static void parse_rule_key(Parser *ps, SectionState *st, const char *key, char *value) {
         PolicyRule *rule = st->rule;
-        unsigned bit;
+        unsigned bit = rule_key_bit(key);
 
-        if (strcmp(key, "Action") == 0)
-                bit = KEY_ACTION;
-        else if (strcmp(key, "Match") == 0)
-                bit = KEY_MATCH;
-        else if (strcmp(key, "Subject") == 0)
-                bit = KEY_SUBJECT;
-        else if (strcmp(key, "Result") == 0)
-                bit = KEY_RESULT;
-        else if (strcmp(key, "Access") == 0)
-                bit = KEY_ACCESS;
-        else {
+        if (bit == 0) {
                 problem(ps, ps->line, "unknown key '%s' in a rule; rules take Action, Match, Subject, Result and Access.",
                         key);
                 return;
@@ -313,24 +361,9 @@ static void parse_rule_key(Parser *ps, SectionState *st, const char *key, char *
         st->keys |= bit;
 
         switch (bit) {
-        case KEY_ACTION: {
-                char *save = NULL;
-                unsigned n = 0;
-                for (char *tok = strtok_r(value, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
-                        int a = policy_action_from_string(tok);
-                        n++;
-                        if (a < 0)
-                                problem(ps, ps->line,
-                                        "unknown action '%s'; use deposit, retrieve, remove, list, create-memory, "
-                                        "open-path or manage.",
-                                        tok);
-                        else
-                                rule->actions |= 1U << a;
-                }
-                if (n == 0)
-                        problem(ps, ps->line, "Action= names no action.");
+        case KEY_ACTION:
+                parse_rule_actions(ps, rule, value);
                 break;
-        }
         case KEY_MATCH:
                 if (!*value) {
                         problem(ps, ps->line, "Match= is empty; leave it out to match every name.");
@@ -343,26 +376,11 @@ static void parse_rule_key(Parser *ps, SectionState *st, const char *key, char *
         case KEY_SUBJECT:
                 parse_subjects(ps, rule, value);
                 break;
-        case KEY_RESULT: {
-                int r = policy_result_from_string(value);
-                if (r < 0)
-                        problem(ps, ps->line,
-                                "unknown result '%s'; use yes, no, auth_self, auth_self_keep, auth_admin or "
-                                "auth_admin_keep.",
-                                value);
-                else
-                        rule->result = r;
+        case KEY_RESULT:
+                parse_rule_result(ps, rule, value);
                 break;
-        }
         case KEY_ACCESS:
-                if (strcmp(value, "read-only") == 0)
-                        rule->access = O_RDONLY;
-                else if (strcmp(value, "write-only") == 0)
-                        rule->access = O_WRONLY;
-                else if (strcmp(value, "read-write") == 0)
-                        rule->access = O_RDWR;
-                else
-                        problem(ps, ps->line, "unknown access '%s'; use read-only, write-only or read-write.", value);
+                parse_rule_access(ps, rule, value);
                 break;
         }
 }
