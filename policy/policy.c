@@ -501,6 +501,48 @@ static void parse_limits_key(Parser *ps, SectionState *st, const char *key, cons
         }
 }
 
+/* [Rule NAME]: a new rule, unless its name is not valid or taken, or
+ * there are too many; then the section is bad. */
+static void start_rule(Parser *ps, SectionState *st, const char *name) {
+        Policy *p = ps->policy;
+        PolicyRule *v;
+
+        st->kind = SECTION_BAD;
+        if (!rule_name_valid(name)) {
+                problem(ps, ps->line, "rule name '%s' is not valid; use letters, digits and _ . : @ -.", name);
+                return;
+        }
+        for (size_t i = 0; i < p->n_rules; i++)
+                if (strcmp(p->rules[i].name, name) == 0) {
+                        problem(ps, ps->line, "rule '%s' is already defined at %s:%u.", name, p->rules[i].file,
+                                p->rules[i].line);
+                        return;
+                }
+        if (p->n_rules >= POLICY_RULES_MAX) {
+                problem(ps, ps->line, "too many rules (at most %d).", POLICY_RULES_MAX);
+                return;
+        }
+        v = realloc(p->rules, (p->n_rules + 1) * sizeof *v);
+        if (!v) {
+                ps->oom = 1;
+                return;
+        }
+        p->rules = v;
+        v[p->n_rules] = (PolicyRule) {
+                .name = strdup(name),
+                .file = strdup(ps->path),
+                .line = ps->line,
+                .access = POLICY_ACCESS_ANY,
+        };
+        if (!v[p->n_rules].name || !v[p->n_rules].file) {
+                rule_done(&v[p->n_rules]);
+                ps->oom = 1;
+                return;
+        }
+        st->rule = &v[p->n_rules++];
+        st->kind = SECTION_RULE;
+}
+
 static void parse_header(Parser *ps, SectionState *st, char *line) {
         size_t len = strlen(line);
         char *inner;
@@ -520,44 +562,7 @@ static void parse_header(Parser *ps, SectionState *st, char *line) {
                 return;
         }
         if (strncmp(inner, "Rule", 4) == 0 && (inner[4] == ' ' || inner[4] == '\t')) {
-                const char *name = strip(inner + 5);
-                Policy *p = ps->policy;
-                PolicyRule *v;
-
-                st->kind = SECTION_BAD;
-                if (!rule_name_valid(name)) {
-                        problem(ps, ps->line, "rule name '%s' is not valid; use letters, digits and _ . : @ -.", name);
-                        return;
-                }
-                for (size_t i = 0; i < p->n_rules; i++)
-                        if (strcmp(p->rules[i].name, name) == 0) {
-                                problem(ps, ps->line, "rule '%s' is already defined at %s:%u.", name, p->rules[i].file,
-                                        p->rules[i].line);
-                                return;
-                        }
-                if (p->n_rules >= POLICY_RULES_MAX) {
-                        problem(ps, ps->line, "too many rules (at most %d).", POLICY_RULES_MAX);
-                        return;
-                }
-                v = realloc(p->rules, (p->n_rules + 1) * sizeof *v);
-                if (!v) {
-                        ps->oom = 1;
-                        return;
-                }
-                p->rules = v;
-                v[p->n_rules] = (PolicyRule) {
-                        .name = strdup(name),
-                        .file = strdup(ps->path),
-                        .line = ps->line,
-                        .access = POLICY_ACCESS_ANY,
-                };
-                if (!v[p->n_rules].name || !v[p->n_rules].file) {
-                        rule_done(&v[p->n_rules]);
-                        ps->oom = 1;
-                        return;
-                }
-                st->rule = &v[p->n_rules++];
-                st->kind = SECTION_RULE;
+                start_rule(ps, st, strip(inner + 5));
                 return;
         }
         problem(ps, ps->line, "unknown section '[%s]'; use [Rule NAME] or [Limits].", inner);
