@@ -589,6 +589,34 @@ static void sort_problems(Parser *ps, size_t first) {
         }
 }
 
+/* A KEY=VALUE line, for the section it is in. */
+static void parse_key_line(Parser *ps, SectionState *st, char *line) {
+        char *eq = strchr(line, '=');
+
+        if (!eq) {
+                problem(ps, ps->line, "expected KEY=VALUE or a [section] header.");
+                return;
+        }
+        *eq = '\0';
+        char *key = strip(line), *value = eq + 1;
+        cut_comment(value);
+        value = strip(value);
+
+        switch (st->kind) {
+        case SECTION_NONE:
+                problem(ps, ps->line, "'%s=' outside any section.", key);
+                break;
+        case SECTION_RULE:
+                parse_rule_key(ps, st, key, value);
+                break;
+        case SECTION_LIMITS:
+                parse_limits_key(ps, st, key, value);
+                break;
+        case SECTION_BAD:
+                break; /* already reported at the header */
+        }
+}
+
 static void parse_into(Parser *ps, const char *path, const char *text, size_t size) {
         SectionState st = {};
         size_t pos = 0, first_problem = ps->n_problems;
@@ -599,7 +627,7 @@ static void parse_into(Parser *ps, const char *path, const char *text, size_t si
                 const char *nl = memchr(text + pos, '\n', size - pos);
                 size_t len = nl ? (size_t) (nl - (text + pos)) : size - pos;
                 _cleanup_free_ char *buf = NULL;
-                char *line, *eq;
+                char *line;
 
                 ps->line++;
                 if (memchr(text + pos, '\0', len)) {
@@ -623,29 +651,7 @@ static void parse_into(Parser *ps, const char *path, const char *text, size_t si
                         parse_header(ps, &st, line);
                         continue;
                 }
-                eq = strchr(line, '=');
-                if (!eq) {
-                        problem(ps, ps->line, "expected KEY=VALUE or a [section] header.");
-                        continue;
-                }
-                *eq = '\0';
-                char *key = strip(line), *value = eq + 1;
-                cut_comment(value);
-                value = strip(value);
-
-                switch (st.kind) {
-                case SECTION_NONE:
-                        problem(ps, ps->line, "'%s=' outside any section.", key);
-                        break;
-                case SECTION_RULE:
-                        parse_rule_key(ps, &st, key, value);
-                        break;
-                case SECTION_LIMITS:
-                        parse_limits_key(ps, &st, key, value);
-                        break;
-                case SECTION_BAD:
-                        break; /* already reported at the header */
-                }
+                parse_key_line(ps, &st, line);
         }
         finish_section(ps, &st);
         sort_problems(ps, first_problem);
