@@ -80,6 +80,30 @@ static int event_new(sd_event **ret) {
         return 0;
 }
 
+/* A broken policy is not served with: refuse to start. */
+static int load_policy(Policy **ret) {
+        int r;
+
+        policy_dirs_warn_missing(arg.policy_dirs, arg.policy_dirs_given);
+        r = policy_dirs_load(arg.policy_dirs, false, ret);
+        if (r < 0)
+                return log_error("refusing to start with a broken policy; check it with --check-policy"), r;
+        return 0;
+}
+
+/* The persistent entries of the last run, from the fd store and the state
+ * file in the runtime directory. */
+static int restore_entries(Broker *broker) {
+        int r;
+
+        r = broker_restore(broker, arg.runtime_dir ?: getenv("RUNTIME_DIRECTORY"));
+        if (r < 0)
+                return log_error("could not restore persistent entries: %s", strerror(-r)), r;
+        if (r > 0)
+                log_info("restored %d persistent entries", r);
+        return 0;
+}
+
 static int run(void) {
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
@@ -90,11 +114,9 @@ static int run(void) {
 
         raise_nofile_limit();
 
-        /* A broken policy is not served with: refuse to start. */
-        policy_dirs_warn_missing(arg.policy_dirs, arg.policy_dirs_given);
-        r = policy_dirs_load(arg.policy_dirs, false, &policy);
+        r = load_policy(&policy);
         if (r < 0)
-                return log_error("refusing to start with a broken policy; check it with --check-policy"), r;
+                return r;
 
         r = event_new(&event);
         if (r < 0)
@@ -117,11 +139,9 @@ static int run(void) {
 
         /* Entries come back before the name is owned: no call can see a
          * half-restored broker. */
-        r = broker_restore(broker, arg.runtime_dir ?: getenv("RUNTIME_DIRECTORY"));
+        r = restore_entries(broker);
         if (r < 0)
-                return log_error("could not restore persistent entries: %s", strerror(-r)), r;
-        if (r > 0)
-                log_info("restored %d persistent entries", r);
+                return r;
 
         r = lifecycle_new(event, bus, broker,
                           &(LifecycleOptions) { .exit_idle_usec = arg.exit_idle_usec,
