@@ -424,94 +424,127 @@ typedef struct {
         size_t size; /* of the whole message */
 } Message;
 
+/* The fixed 16 bytes at the start of m (n bytes received so far): fills
+ * msg's type and sizes and *ret_end, the end of the header fields.
+ * Returns 1, 0 when more bytes are needed, or -EBADMSG. */
+static int parse_fixed_header(const uint8_t *m, size_t n, Message *msg, size_t *ret_end) {
+        size_t fields_len, end;
+
+        if (n < 16)
+                return 0;
+        if (m[0] != NATIVE_ENDIAN || m[3] != 1)
+                return -EBADMSG;
+        msg->type = m[1];
+        msg->body_len = get_u32(m + 4);
+        fields_len = get_u32(m + 12);
+        if (fields_len > REPLY_MAX || msg->body_len > REPLY_MAX)
+                return -EBADMSG;
+        end = 16 + fields_len;
+        msg->size = align_to(end, 8) + msg->body_len;
+        if (msg->size > REPLY_MAX)
+                return -EBADMSG;
+        if (n < msg->size)
+                return 0;
+        *ret_end = end;
+        return 1;
+}
+
+/* The value of header field code, of basic type t, at *off within
+ * [0, end): kept in msg when it is a field we need, skipped otherwise.
+ * Advances *off past it (possibly beyond end: the caller checks). */
+static int read_field_value(const uint8_t *m, size_t end, size_t *off, uint8_t code, char t, Message *msg) {
+        const char *s;
+
+        switch (t) {
+        case 's':
+        case 'o':
+                s = get_string(m, end, off);
+                if (!s)
+                        return -EBADMSG;
+                if (code == FIELD_ERROR_NAME)
+                        msg->error_name = s;
+                return 0;
+        case 'g':
+                s = get_signature(m, end, off);
+                if (!s)
+                        return -EBADMSG;
+                if (code == FIELD_SIGNATURE)
+                        msg->signature = s;
+                return 0;
+        case 'u':
+        case 'i':
+        case 'h':
+        case 'b':
+                *off = align_to(*off, 4);
+                if (*off + 4 > end)
+                        return -EBADMSG;
+                if (code == FIELD_REPLY_SERIAL)
+                        msg->reply_serial = get_u32(m + *off);
+                else if (code == FIELD_UNIX_FDS)
+                        msg->n_fds = get_u32(m + *off);
+                *off += 4;
+                return 0;
+        case 'y':
+                *off += 1;
+                return 0;
+        case 'n':
+        case 'q':
+                *off = align_to(*off, 2) + 2;
+                return 0;
+        case 'x':
+        case 't':
+        case 'd':
+                *off = align_to(*off, 8) + 8;
+                return 0;
+        default:
+                return -EBADMSG;
+        }
+}
+
+/* One header field at *off: its code, its one-letter signature, its value
+ * (read_field_value). The well-known fields must have their types. */
+static int parse_header_field(const uint8_t *m, size_t end, size_t *off, Message *msg) {
+        const char *sig;
+        uint8_t code;
+        int r;
+
+        *off = align_to(*off, 8);
+        if (*off >= end)
+                return -EBADMSG;
+        code = m[(*off)++];
+        sig = get_signature(m, end, off);
+        if (!sig || strlen(sig) != 1)
+                return -EBADMSG;
+        r = read_field_value(m, end, off, code, sig[0], msg);
+        if (r < 0)
+                return r;
+        if (*off > end)
+                return -EBADMSG;
+        if ((code == FIELD_REPLY_SERIAL || code == FIELD_UNIX_FDS) && sig[0] != 'u')
+                return -EBADMSG;
+        if (code == FIELD_ERROR_NAME && sig[0] != 's')
+                return -EBADMSG;
+        if (code == FIELD_SIGNATURE && sig[0] != 'g')
+                return -EBADMSG;
+        return 0;
+}
+
 /* Parses the message at the start of m (n bytes received so far).
  * Returns 1 with *ret filled, 0 when more bytes are needed, -EBADMSG when
  * it is not a message we can read. Header fields we do not need are
  * skipped when their type is basic; a container there is refused. */
 static int message_parse(const uint8_t *m, size_t n, Message *ret) {
         Message msg = { .signature = "" };
-        size_t fields_len, end, off;
+        size_t end = 0, off;
+        int r;
 
-        if (n < 16)
-                return 0;
-        if (m[0] != NATIVE_ENDIAN || m[3] != 1)
-                return -EBADMSG;
-        msg.type = m[1];
-        msg.body_len = get_u32(m + 4);
-        fields_len = get_u32(m + 12);
-        if (fields_len > REPLY_MAX || msg.body_len > REPLY_MAX)
-                return -EBADMSG;
-        end = 16 + fields_len;
-        msg.size = align_to(end, 8) + msg.body_len;
-        if (msg.size > REPLY_MAX)
-                return -EBADMSG;
-        if (n < msg.size)
-                return 0;
-
+        r = parse_fixed_header(m, n, &msg, &end);
+        if (r <= 0)
+                return r;
         for (off = 16; off < end;) {
-                const char *sig, *s;
-                uint8_t code;
-
-                off = align_to(off, 8);
-                if (off >= end)
-                        return -EBADMSG;
-                code = m[off++];
-                sig = get_signature(m, end, &off);
-                if (!sig || strlen(sig) != 1)
-                        return -EBADMSG;
-                switch (sig[0]) {
-                case 's':
-                case 'o':
-                        s = get_string(m, end, &off);
-                        if (!s)
-                                return -EBADMSG;
-                        if (code == FIELD_ERROR_NAME)
-                                msg.error_name = s;
-                        break;
-                case 'g':
-                        s = get_signature(m, end, &off);
-                        if (!s)
-                                return -EBADMSG;
-                        if (code == FIELD_SIGNATURE)
-                                msg.signature = s;
-                        break;
-                case 'u':
-                case 'i':
-                case 'h':
-                case 'b':
-                        off = align_to(off, 4);
-                        if (off + 4 > end)
-                                return -EBADMSG;
-                        if (code == FIELD_REPLY_SERIAL)
-                                msg.reply_serial = get_u32(m + off);
-                        else if (code == FIELD_UNIX_FDS)
-                                msg.n_fds = get_u32(m + off);
-                        off += 4;
-                        break;
-                case 'y':
-                        off += 1;
-                        break;
-                case 'n':
-                case 'q':
-                        off = align_to(off, 2) + 2;
-                        break;
-                case 'x':
-                case 't':
-                case 'd':
-                        off = align_to(off, 8) + 8;
-                        break;
-                default:
-                        return -EBADMSG;
-                }
-                if (off > end)
-                        return -EBADMSG;
-                /* The well-known fields must have their types. */
-                if ((code == FIELD_REPLY_SERIAL || code == FIELD_UNIX_FDS) && sig[0] != 'u')
-                        return -EBADMSG;
-                if (code == FIELD_ERROR_NAME && sig[0] != 's')
-                        return -EBADMSG;
-                if (code == FIELD_SIGNATURE && sig[0] != 'g')
-                        return -EBADMSG;
+                r = parse_header_field(m, end, &off, &msg);
+                if (r < 0)
+                        return r;
         }
         msg.body = m + align_to(end, 8);
         *ret = msg;
@@ -567,9 +600,153 @@ static ssize_t auth_end(const Input *in) {
         return e2 + 1 - b;
 }
 
+/* Connects to the direct socket at path. Returns the socket, O_CLOEXEC
+ * and ours to close, or -1. */
+static int connect_direct(const char *path) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd;
+
+        if (strlen(path) >= sizeof sa.sun_path)
+                return -1;
+        memcpy(sa.sun_path, path, strlen(path) + 1);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -1;
+        if (connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
+                (void) close(fd);
+                return -1;
+        }
+        return fd;
+}
+
+/* AUTH EXTERNAL with our uid in hex-encoded decimal, fds and BEGIN in one
+ * write. The call waits for the server's answers: sd-bus (252) leaves a
+ * message that came in the same read as BEGIN unprocessed until the
+ * socket is readable again. Returns the length written to auth. */
+static size_t format_auth(char *auth, size_t size) {
+        char uid[16];
+        int len = snprintf(uid, sizeof uid, "%u", (unsigned) geteuid());
+        size_t n_auth = (size_t) snprintf(auth, size, "%cAUTH EXTERNAL ", '\0');
+
+        for (int i = 0; i < len; i++)
+                n_auth += (size_t) snprintf(auth + n_auth, size - n_auth, "%02x", (unsigned char) uid[i]);
+        n_auth += (size_t) snprintf(auth + n_auth, size - n_auth, "\r\nNEGOTIATE_UNIX_FD\r\nBEGIN\r\n");
+        return n_auth;
+}
+
+/* What one look at the connection decided. */
+typedef enum Step {
+        STEP_READ, /* the message is incomplete: read more */
+        STEP_NEXT, /* look at the input again */
+        STEP_FD,   /* our reply: *ret is the index of its fd */
+        STEP_DONE, /* finished: *ret is the exit status, or FALLBACK */
+} Step;
+
+static int not_understood(int errnum) {
+        return fail("the broker's answer to Retrieve is not understood: %s", strerror(errnum));
+}
+
+/* Removes a message that is not a reply (a signal) and its fds from in,
+ * closing them. msg is at start in in and carries no more fds than in. */
+static void drop_message(Input *in, size_t start, const Message *msg) {
+        for (size_t i = 0; i < msg->n_fds; i++)
+                (void) close(in->fds[i]);
+        memmove(in->fds, in->fds + msg->n_fds, (in->n_fds - msg->n_fds) * sizeof(int));
+        in->n_fds -= msg->n_fds;
+        memmove(in->buf + start, in->buf + start + msg->size, in->n - start - msg->size);
+        in->n -= msg->size;
+}
+
+/* Our reply (serial 1), carrying n_fds fds: an error is reported; a
+ * return must be "ha{sv}" with the index of its one fd. */
+static Step look_at_reply(const Message *msg, size_t n_fds, const char *address, int *ret) {
+        uint32_t index;
+
+        if (msg->reply_serial != 1 || msg->n_fds != n_fds) {
+                *ret = not_understood(EBADMSG);
+                return STEP_DONE;
+        }
+        if (msg->type == MSG_ERROR) {
+                *ret = msg->error_name ? report_error(msg, address) : not_understood(EBADMSG);
+                return STEP_DONE;
+        }
+        /* "ha{sv}": the index of the one fd; the dictionary is not ours to
+         * read here. */
+        if (strcmp(msg->signature, "ha{sv}") != 0 || msg->body_len < 8 || msg->n_fds != 1 ||
+            (index = get_u32(msg->body)) >= msg->n_fds) {
+                *ret = not_understood(EBADMSG);
+                return STEP_DONE;
+        }
+        *ret = (int) index;
+        return STEP_FD;
+}
+
+/* Looks at the message at start in in: a signal is dropped, our reply is
+ * looked at (look_at_reply). */
+static Step look_at_message(Input *in, size_t start, const char *address, int *ret) {
+        Message msg;
+        int r;
+
+        r = message_parse(in->buf + start, in->n - start, &msg);
+        if (r < 0 || in->too_many_fds) {
+                *ret = not_understood(in->too_many_fds ? EMFILE : EBADMSG);
+                return STEP_DONE;
+        }
+        if (r == 0)
+                return STEP_READ;
+        if (msg.type != MSG_METHOD_RETURN && msg.type != MSG_ERROR) {
+                if (msg.n_fds > in->n_fds) {
+                        *ret = not_understood(EBADMSG);
+                        return STEP_DONE;
+                }
+                drop_message(in, start, &msg);
+                return STEP_NEXT;
+        }
+        return look_at_reply(&msg, in->n_fds, address, ret);
+}
+
+/* Reads more of the broker's answer. Until the authentication lines are
+ * in (*start 0), any trouble falls back; once they are, the call (out) is
+ * sent, and from here on, as the full tool does once connected, no
+ * falling back. */
+static Step read_answer(Input *in, int fd, uint64_t deadline, ssize_t *start, const uint8_t *out, size_t n_out,
+                        const char *address, int *ret) {
+        ssize_t k = input_read(in, fd, deadline);
+
+        if (k == -ETIMEDOUT) {
+                *ret = fail("the broker did not answer Retrieve in time (on %s at %s).", CTL_DIRECT_WHAT, address);
+                return STEP_DONE;
+        }
+        if (k <= 0 && *start == 0) {
+                *ret = FALLBACK; /* closed or refused before it authenticated us */
+                return STEP_DONE;
+        }
+        if (k == -EMSGSIZE) {
+                *ret = not_understood(EMSGSIZE);
+                return STEP_DONE;
+        }
+        if (k <= 0) {
+                *ret = fail("lost the connection to %s at %s (%s).", CTL_DIRECT_WHAT, address,
+                            strerror(k == 0 ? ECONNRESET : (int) -k));
+                return STEP_DONE;
+        }
+        if (*start == 0) {
+                *start = auth_end(in);
+                if (*start < 0) {
+                        *ret = FALLBACK;
+                        return STEP_DONE;
+                }
+                if (*start > 0 && send_all(fd, out, n_out) < 0) {
+                        *ret = fail("lost the connection to %s at %s (%s).", CTL_DIRECT_WHAT, address,
+                                    strerror(errno));
+                        return STEP_DONE;
+                }
+        }
+        return STEP_NEXT;
+}
+
 static int retrieve_direct(const Args *a, const char *path) {
         static Input in;
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
         uint8_t out[1024 + FDB_NAME_MAX * 2];
         char auth[64], address[PATH_MAX + 64];
         size_t n_auth, n_out;
@@ -577,30 +754,13 @@ static int retrieve_direct(const Args *a, const char *path) {
         uint64_t deadline = now_usec() + CALL_TIMEOUT_USEC + a->wait_usec;
         int fd, r;
 
-        if (strlen(path) >= sizeof sa.sun_path || strlen(a->name) > FDB_NAME_MAX * 2)
+        if (strlen(a->name) > FDB_NAME_MAX * 2)
                 return FALLBACK;
-        memcpy(sa.sun_path, path, strlen(path) + 1);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        fd = connect_direct(path);
         if (fd < 0)
                 return FALLBACK;
-        if (connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
-                (void) close(fd);
-                return FALLBACK;
-        }
 
-        /* AUTH EXTERNAL with our uid in hex-encoded decimal, fds and
-         * BEGIN in one write. The call waits for the server's answers:
-         * sd-bus (252) leaves a message that came in the same read as BEGIN
-         * unprocessed until the socket is readable again. */
-        {
-                char uid[16];
-                int len = snprintf(uid, sizeof uid, "%u", (unsigned) geteuid());
-                n_auth = (size_t) snprintf(auth, sizeof auth, "%cAUTH EXTERNAL ", '\0');
-                for (int i = 0; i < len; i++)
-                        n_auth += (size_t) snprintf(auth + n_auth, sizeof auth - n_auth, "%02x",
-                                                    (unsigned char) uid[i]);
-                n_auth += (size_t) snprintf(auth + n_auth, sizeof auth - n_auth, "\r\nNEGOTIATE_UNIX_FD\r\nBEGIN\r\n");
-        }
+        n_auth = format_auth(auth, sizeof auth);
         /* polkit may ask the user only where there is one to ask. */
         n_out = marshal_retrieve(out, sizeof out, a,
                                  isatty(STDIN_FILENO) > 0 ? FLAG_ALLOW_INTERACTIVE_AUTHORIZATION : 0);
@@ -612,97 +772,20 @@ static int retrieve_direct(const Args *a, const char *path) {
 
         ctl_format_address(address, sizeof address, path);
         for (;;) {
-                Message msg;
-                ssize_t k;
+                Step s = start > 0 ? look_at_message(&in, (size_t) start, address, &r) : STEP_READ;
 
-                if (start > 0) {
-                        r = message_parse(in.buf + start, in.n - (size_t) start, &msg);
-                        if (r < 0 || in.too_many_fds) {
-                                r = fail("the broker's answer to Retrieve is not understood: %s",
-                                         strerror(in.too_many_fds ? EMFILE : EBADMSG));
-                                break;
-                        }
-                        if (r > 0 && msg.type != MSG_METHOD_RETURN && msg.type != MSG_ERROR) {
-                                /* Not a reply (a signal): drop it and its fds. */
-                                if (msg.n_fds > in.n_fds) {
-                                        r = fail("the broker's answer to Retrieve is not understood: %s",
-                                                 strerror(EBADMSG));
-                                        break;
-                                }
-                                for (size_t i = 0; i < msg.n_fds; i++)
-                                        (void) close(in.fds[i]);
-                                memmove(in.fds, in.fds + msg.n_fds, (in.n_fds - msg.n_fds) * sizeof(int));
-                                in.n_fds -= msg.n_fds;
-                                memmove(in.buf + start, in.buf + start + msg.size, in.n - (size_t) start - msg.size);
-                                in.n -= msg.size;
-                                continue;
-                        }
-                        if (r > 0) {
-                                uint32_t index;
-
-                                if (msg.reply_serial != 1 || msg.n_fds != in.n_fds) {
-                                        r = fail("the broker's answer to Retrieve is not understood: %s",
-                                                 strerror(EBADMSG));
-                                        break;
-                                }
-                                if (msg.type == MSG_ERROR) {
-                                        if (!msg.error_name) {
-                                                r = fail("the broker's answer to Retrieve is not understood: %s",
-                                                         strerror(EBADMSG));
-                                                break;
-                                        }
-                                        r = report_error(&msg, address);
-                                        break;
-                                }
-                                /* "ha{sv}": the index of the one fd; the
-                                 * dictionary is not ours to read here. */
-                                if (strcmp(msg.signature, "ha{sv}") != 0 || msg.body_len < 8 || msg.n_fds != 1 ||
-                                    (index = get_u32(msg.body)) >= msg.n_fds) {
-                                        r = fail("the broker's answer to Retrieve is not understood: %s",
-                                                 strerror(EBADMSG));
-                                        break;
-                                }
-                                (void) close(fd);
-                                in.n_fds = 0;
-                                /* Borrowed: O_CLOEXEC, gone with the exec. */
-                                return ctl_exec_with_fd(in.fds[index], a->name, a->command);
-                        }
-                }
-                k = input_read(&in, fd, deadline);
-                if (k == -ETIMEDOUT) {
-                        r = fail("the broker did not answer Retrieve in time (on %s at %s).", CTL_DIRECT_WHAT, address);
+                if (s == STEP_NEXT)
+                        continue;
+                if (s == STEP_DONE)
                         break;
-                }
-                if (k <= 0 && start == 0) {
-                        /* Closed or refused before it authenticated us. */
-                        input_close_fds(&in, -1);
+                if (s == STEP_FD) {
                         (void) close(fd);
-                        return FALLBACK;
+                        in.n_fds = 0;
+                        /* Borrowed: O_CLOEXEC, gone with the exec. */
+                        return ctl_exec_with_fd(in.fds[r], a->name, a->command);
                 }
-                if (k == -EMSGSIZE) {
-                        r = fail("the broker's answer to Retrieve is not understood: %s", strerror(EMSGSIZE));
+                if (read_answer(&in, fd, deadline, &start, out, n_out, address, &r) == STEP_DONE)
                         break;
-                }
-                if (k <= 0) {
-                        r = fail("lost the connection to %s at %s (%s).", CTL_DIRECT_WHAT, address,
-                                 strerror(k == 0 ? ECONNRESET : (int) -k));
-                        break;
-                }
-                if (start == 0) {
-                        start = auth_end(&in);
-                        if (start < 0) {
-                                input_close_fds(&in, -1);
-                                (void) close(fd);
-                                return FALLBACK;
-                        }
-                        /* Authenticated: from here on, as the full tool
-                         * does once connected, no falling back. */
-                        if (start > 0 && send_all(fd, out, n_out) < 0) {
-                                r = fail("lost the connection to %s at %s (%s).", CTL_DIRECT_WHAT, address,
-                                         strerror(errno));
-                                break;
-                        }
-                }
         }
         input_close_fds(&in, -1);
         (void) close(fd);

@@ -212,48 +212,53 @@ static int connect_direct(Conn *c, const char *path) {
         return 0;
 }
 
-static int connect_broker(Conn *c) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        const char *address, *socket_path;
-        int r;
+/* --user without an address: $DBUS_SESSION_BUS_ADDRESS, or
+ * $XDG_RUNTIME_DIR/bus when it exists. Fills c->what and c->address;
+ * non-zero after saying why there is none. */
+static int choose_user_bus(Conn *c) {
+        const char *runtime = ctl_nonempty_env("XDG_RUNTIME_DIR"), *session;
+        char path[PATH_MAX];
 
-        if (arg_system + arg_user + !!arg_address > 1)
-                return fail("--system, --user and --address exclude each other.");
+        snprintf(c->what, sizeof c->what, "your user session bus");
+        session = ctl_nonempty_env("DBUS_SESSION_BUS_ADDRESS");
+        if (session) {
+                snprintf(c->address, sizeof c->address, "%s", session);
+                return 0;
+        }
+        if (!runtime)
+                return fail("there is no user session bus: $DBUS_SESSION_BUS_ADDRESS and "
+                            "$XDG_RUNTIME_DIR are not set (not logged in?). Use --system or "
+                            "--address.");
+        snprintf(path, sizeof path, "%s/bus", runtime);
+        if (access(path, F_OK) < 0)
+                return fail("there is no user session bus: $DBUS_SESSION_BUS_ADDRESS is not set "
+                            "and %s does not exist. Use --system or --address.",
+                            path);
+        ctl_format_address(c->address, sizeof c->address, path);
+        return 0;
+}
 
-        address = ctl_bus_address(arg_address, arg_system, arg_user);
-        socket_path = ctl_socket_path(arg_socket, address, arg_user);
-        /* A socket that does not exist or refuses us: the bus serves. */
-        if (socket_path && access(socket_path, F_OK) >= 0 && connect_direct(c, socket_path) >= 0)
-                goto connected;
-
+/* Which bus, in c->what and c->address: the given address, the user's or
+ * the system's. Non-zero after saying why there is none. */
+static int choose_bus(Conn *c, const char *address) {
         if (address) {
                 snprintf(c->what, sizeof c->what, "the bus");
                 snprintf(c->address, sizeof c->address, "%s", address);
-        } else if (arg_user) {
-                const char *runtime = ctl_nonempty_env("XDG_RUNTIME_DIR"), *session;
-                char path[PATH_MAX];
-
-                snprintf(c->what, sizeof c->what, "your user session bus");
-                session = ctl_nonempty_env("DBUS_SESSION_BUS_ADDRESS");
-                if (session)
-                        snprintf(c->address, sizeof c->address, "%s", session);
-                else {
-                        if (!runtime)
-                                return fail("there is no user session bus: $DBUS_SESSION_BUS_ADDRESS and "
-                                            "$XDG_RUNTIME_DIR are not set (not logged in?). Use --system or "
-                                            "--address.");
-                        snprintf(path, sizeof path, "%s/bus", runtime);
-                        if (access(path, F_OK) < 0)
-                                return fail("there is no user session bus: $DBUS_SESSION_BUS_ADDRESS is not set "
-                                            "and %s does not exist. Use --system or --address.",
-                                            path);
-                        ctl_format_address(c->address, sizeof c->address, path);
-                }
-        } else {
-                snprintf(c->what, sizeof c->what, "the system bus");
-                snprintf(c->address, sizeof c->address, "%s",
-                         ctl_nonempty_env("DBUS_SYSTEM_BUS_ADDRESS") ?: DEFAULT_SYSTEM_BUS_ADDRESS);
+                return 0;
         }
+        if (arg_user)
+                return choose_user_bus(c);
+        snprintf(c->what, sizeof c->what, "the system bus");
+        snprintf(c->address, sizeof c->address, "%s",
+                 ctl_nonempty_env("DBUS_SYSTEM_BUS_ADDRESS") ?: DEFAULT_SYSTEM_BUS_ADDRESS);
+        return 0;
+}
+
+/* Connects to the bus at c->address. Non-zero after saying why not, with
+ * a hint that depends on how the bus was chosen. */
+static int connect_bus(Conn *c, const char *address) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        int r;
 
         r = sd_bus_new(&bus);
         if (r >= 0)
@@ -277,7 +282,28 @@ static int connect_broker(Conn *c) {
         c->bus = TAKE_PTR(bus);
         c->direct = false;
         c->destination = FDB_BUS_NAME;
-connected:
+        return 0;
+}
+
+static int connect_broker(Conn *c) {
+        const char *address, *socket_path;
+        int r;
+
+        if (arg_system + arg_user + !!arg_address > 1)
+                return fail("--system, --user and --address exclude each other.");
+
+        address = ctl_bus_address(arg_address, arg_system, arg_user);
+        socket_path = ctl_socket_path(arg_socket, address, arg_user);
+        /* A socket that does not exist or refuses us: the bus serves. */
+        if (!(socket_path && access(socket_path, F_OK) >= 0 && connect_direct(c, socket_path) >= 0)) {
+                r = choose_bus(c, address);
+                if (r != 0)
+                        return r;
+                r = connect_bus(c, address);
+                if (r != 0)
+                        return r;
+        }
+
         /* polkit may ask the user only where there is one to ask. */
         (void) sd_bus_set_allow_interactive_authorization(c->bus, isatty(STDIN_FILENO) > 0);
         return 0;
@@ -449,88 +475,121 @@ static int str_set(char **p, const char *s) {
         return *p ? 0 : -ENOMEM;
 }
 
+/* An "s" value: kind, access, lifetime and description are kept. */
+static int info_read_string(sd_bus_message *m, const char *key, Info *i, FILE *f) {
+        const char *s;
+        int r;
+
+        r = sd_bus_message_read_basic(m, 's', &s);
+        if (r < 0)
+                return r;
+        json_string(f, s);
+        if (strcmp(key, "kind") == 0)
+                return str_set(&i->kind, s);
+        if (strcmp(key, "access") == 0)
+                return str_set(&i->access, s);
+        if (strcmp(key, "lifetime") == 0)
+                return str_set(&i->lifetime, s);
+        if (strcmp(key, "description") == 0)
+                return str_set(&i->description, s);
+        return 0;
+}
+
+/* A "b" value: sealed is kept. */
+static int info_read_bool(sd_bus_message *m, const char *key, Info *i, FILE *f) {
+        int b, r;
+
+        r = sd_bus_message_read_basic(m, 'b', &b);
+        if (r < 0)
+                return r;
+        fputs(b ? "true" : "false", f);
+        if (strcmp(key, "sealed") == 0)
+                i->sealed = b;
+        return 0;
+}
+
+/* A "t" value: size, created-usec and expires-usec are kept. */
+static int info_read_u64(sd_bus_message *m, const char *key, Info *i, FILE *f) {
+        uint64_t t;
+        int r;
+
+        r = sd_bus_message_read_basic(m, 't', &t);
+        if (r < 0)
+                return r;
+        fprintf(f, "%" PRIu64, t);
+        if (strcmp(key, "size") == 0)
+                i->size = t, i->has_size = true;
+        else if (strcmp(key, "created-usec") == 0)
+                i->created_usec = t;
+        else if (strcmp(key, "expires-usec") == 0)
+                i->expires_usec = t;
+        return 0;
+}
+
+/* A "u" value: owner-uid is kept. */
+static int info_read_u32(sd_bus_message *m, const char *key, Info *i, FILE *f) {
+        uint32_t u;
+        int r;
+
+        r = sd_bus_message_read_basic(m, 'u', &u);
+        if (r < 0)
+                return r;
+        fprintf(f, "%" PRIu32, u);
+        if (strcmp(key, "owner-uid") == 0)
+                i->owner_uid = u;
+        return 0;
+}
+
+/* An "x" or "i" value: shown only. */
+static int info_read_signed(sd_bus_message *m, const char *contents, FILE *f) {
+        int64_t x = 0;
+        int32_t v32 = 0;
+        int r;
+
+        r = contents[0] == 'x' ? sd_bus_message_read_basic(m, 'x', &x) : sd_bus_message_read_basic(m, 'i', &v32);
+        if (r < 0)
+                return r;
+        fprintf(f, "%" PRId64, contents[0] == 'x' ? x : (int64_t) v32);
+        return 0;
+}
+
+/* An "as" value: shown only, as a JSON list. */
+static int info_read_strv(sd_bus_message *m, FILE *f) {
+        const char *s;
+        bool first = true;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "s");
+        if (r < 0)
+                return r;
+        fputc('[', f);
+        while ((r = sd_bus_message_read_basic(m, 's', &s)) > 0) {
+                fputs(first ? "" : ", ", f);
+                json_string(f, s);
+                first = false;
+        }
+        if (r < 0)
+                return r;
+        fputc(']', f);
+        return sd_bus_message_exit_container(m);
+}
+
 /* Reads one {sv} value of key into i and as JSON to f; the variant is
  * entered already (contents is its signature). Types the broker does not
  * send today are skipped and shown as null. */
 static int info_read_value(sd_bus_message *m, const char *key, const char *contents, Info *i, FILE *f) {
-        int r;
-
-        if (strcmp(contents, "s") == 0) {
-                const char *s;
-                r = sd_bus_message_read_basic(m, 's', &s);
-                if (r < 0)
-                        return r;
-                json_string(f, s);
-                if (strcmp(key, "kind") == 0)
-                        return str_set(&i->kind, s);
-                if (strcmp(key, "access") == 0)
-                        return str_set(&i->access, s);
-                if (strcmp(key, "lifetime") == 0)
-                        return str_set(&i->lifetime, s);
-                if (strcmp(key, "description") == 0)
-                        return str_set(&i->description, s);
-                return 0;
-        }
-        if (strcmp(contents, "b") == 0) {
-                int b;
-                r = sd_bus_message_read_basic(m, 'b', &b);
-                if (r < 0)
-                        return r;
-                fputs(b ? "true" : "false", f);
-                if (strcmp(key, "sealed") == 0)
-                        i->sealed = b;
-                return 0;
-        }
-        if (strcmp(contents, "t") == 0) {
-                uint64_t t;
-                r = sd_bus_message_read_basic(m, 't', &t);
-                if (r < 0)
-                        return r;
-                fprintf(f, "%" PRIu64, t);
-                if (strcmp(key, "size") == 0)
-                        i->size = t, i->has_size = true;
-                else if (strcmp(key, "created-usec") == 0)
-                        i->created_usec = t;
-                else if (strcmp(key, "expires-usec") == 0)
-                        i->expires_usec = t;
-                return 0;
-        }
-        if (strcmp(contents, "u") == 0) {
-                uint32_t u;
-                r = sd_bus_message_read_basic(m, 'u', &u);
-                if (r < 0)
-                        return r;
-                fprintf(f, "%" PRIu32, u);
-                if (strcmp(key, "owner-uid") == 0)
-                        i->owner_uid = u;
-                return 0;
-        }
-        if (strcmp(contents, "x") == 0 || strcmp(contents, "i") == 0) {
-                int64_t x = 0;
-                int32_t v32 = 0;
-                r = contents[0] == 'x' ? sd_bus_message_read_basic(m, 'x', &x) : sd_bus_message_read_basic(m, 'i', &v32);
-                if (r < 0)
-                        return r;
-                fprintf(f, "%" PRId64, contents[0] == 'x' ? x : (int64_t) v32);
-                return 0;
-        }
-        if (strcmp(contents, "as") == 0) {
-                const char *s;
-                bool first = true;
-                r = sd_bus_message_enter_container(m, 'a', "s");
-                if (r < 0)
-                        return r;
-                fputc('[', f);
-                while ((r = sd_bus_message_read_basic(m, 's', &s)) > 0) {
-                        fputs(first ? "" : ", ", f);
-                        json_string(f, s);
-                        first = false;
-                }
-                if (r < 0)
-                        return r;
-                fputc(']', f);
-                return sd_bus_message_exit_container(m);
-        }
+        if (strcmp(contents, "s") == 0)
+                return info_read_string(m, key, i, f);
+        if (strcmp(contents, "b") == 0)
+                return info_read_bool(m, key, i, f);
+        if (strcmp(contents, "t") == 0)
+                return info_read_u64(m, key, i, f);
+        if (strcmp(contents, "u") == 0)
+                return info_read_u32(m, key, i, f);
+        if (strcmp(contents, "x") == 0 || strcmp(contents, "i") == 0)
+                return info_read_signed(m, contents, f);
+        if (strcmp(contents, "as") == 0)
+                return info_read_strv(m, f);
         fputs("null", f);
         return sd_bus_message_skip(m, contents);
 }
@@ -833,57 +892,68 @@ typedef struct {
         int (*run)(Conn *c, char **args, char **command);
 } Verb;
 
+/* Says why pidfd_getfd() of PID's fd n failed with errno e. */
+static int fail_pidfd_getfd(int pid, int n, int e) {
+        struct stat st;
+        char proc[64];
+
+        snprintf(proc, sizeof proc, "/proc/%d", pid);
+        if (e == EPERM && stat(proc, &st) >= 0 && st.st_uid != geteuid())
+                return fail("--from-pid %d: not permitted: the process belongs to another user; "
+                            "you need CAP_SYS_PTRACE.",
+                            pid);
+        if (e == EPERM)
+                return fail("--from-pid %d: not permitted to take its fds (ptrace access mode "
+                            "check: see /proc/sys/kernel/yama/ptrace_scope, or you need "
+                            "CAP_SYS_PTRACE).",
+                            pid);
+        if (e == EBADF)
+                return fail("--from-pid %d: the process has no fd %d.", pid, n);
+        if (e == ESRCH)
+                return fail("--from-pid %d: the process is gone.", pid);
+        if (e == ENOSYS)
+                return fail("--from-pid needs Linux 5.6 or later (pidfd_getfd).");
+        return fail("--from-pid %d --fd %d: %s", pid, n, strerror(e));
+}
+
+/* --from-pid PID --fd N: a copy of PID's fd N (pidfd_getfd). Returns a
+ * new fd (O_CLOEXEC) that the caller owns. */
+static int deposit_fd_from_pid(char **args, int *ret_fd) {
+        int pid, pidfd, fd, n;
+
+        if (args[1] || !arg_fd)
+                return fail("--from-pid PID needs --fd N (the fd of PID) and no FILE.");
+        if (parse_int(arg_from_pid, 1, &pid) < 0)
+                return fail("--from-pid takes a process id, not '%s'.", arg_from_pid);
+        if (parse_int(arg_fd, 0, &n) < 0)
+                return fail("--fd takes an fd number, not '%s'.", arg_fd);
+        pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
+        if (pidfd < 0) {
+                if (errno == ESRCH)
+                        return fail("--from-pid %d: no such process.", pid);
+                if (errno == ENOSYS)
+                        return fail("--from-pid needs Linux 5.6 or later (pidfd_open, pidfd_getfd).");
+                return fail("--from-pid %d: %s", pid, strerror(errno));
+        }
+        fd = (int) syscall(SYS_pidfd_getfd, pidfd, n, 0);
+        if (fd < 0) {
+                int e = errno;
+
+                (void) close(pidfd);
+                return fail_pidfd_getfd(pid, n, e);
+        }
+        (void) close(pidfd);
+        *ret_fd = fd; /* pidfd_getfd sets O_CLOEXEC */
+        return 0;
+}
+
 /* The fd to deposit: FILE opened read-only, our fd N, or PID's fd N.
  * Returns a new fd (O_CLOEXEC) that the caller owns. */
 static int deposit_source_fd(char **args, int *ret_fd) {
         int fd, n;
 
-        if (arg_from_pid) {
-                int pid, pidfd;
-
-                if (args[1] || !arg_fd)
-                        return fail("--from-pid PID needs --fd N (the fd of PID) and no FILE.");
-                if (parse_int(arg_from_pid, 1, &pid) < 0)
-                        return fail("--from-pid takes a process id, not '%s'.", arg_from_pid);
-                if (parse_int(arg_fd, 0, &n) < 0)
-                        return fail("--fd takes an fd number, not '%s'.", arg_fd);
-                pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
-                if (pidfd < 0) {
-                        if (errno == ESRCH)
-                                return fail("--from-pid %d: no such process.", pid);
-                        if (errno == ENOSYS)
-                                return fail("--from-pid needs Linux 5.6 or later (pidfd_open, pidfd_getfd).");
-                        return fail("--from-pid %d: %s", pid, strerror(errno));
-                }
-                fd = (int) syscall(SYS_pidfd_getfd, pidfd, n, 0);
-                if (fd < 0) {
-                        int e = errno;
-                        struct stat st;
-                        char proc[64];
-
-                        (void) close(pidfd);
-                        snprintf(proc, sizeof proc, "/proc/%d", pid);
-                        if (e == EPERM && stat(proc, &st) >= 0 && st.st_uid != geteuid())
-                                return fail("--from-pid %d: not permitted: the process belongs to another user; "
-                                            "you need CAP_SYS_PTRACE.",
-                                            pid);
-                        if (e == EPERM)
-                                return fail("--from-pid %d: not permitted to take its fds (ptrace access mode "
-                                            "check: see /proc/sys/kernel/yama/ptrace_scope, or you need "
-                                            "CAP_SYS_PTRACE).",
-                                            pid);
-                        if (e == EBADF)
-                                return fail("--from-pid %d: the process has no fd %d.", pid, n);
-                        if (e == ESRCH)
-                                return fail("--from-pid %d: the process is gone.", pid);
-                        if (e == ENOSYS)
-                                return fail("--from-pid needs Linux 5.6 or later (pidfd_getfd).");
-                        return fail("--from-pid %d --fd %d: %s", pid, n, strerror(e));
-                }
-                (void) close(pidfd);
-                *ret_fd = fd; /* pidfd_getfd sets O_CLOEXEC */
-                return 0;
-        }
+        if (arg_from_pid)
+                return deposit_fd_from_pid(args, ret_fd);
         if (!!args[1] == !!arg_fd)
                 return fail("deposit takes either FILE or --fd N, and one of them.");
         if (args[1]) {
@@ -1221,25 +1291,13 @@ static int print_table(const Entry *entries, size_t n) {
         return 0;
 }
 
-static int verb_list(Conn *c, char **args, char **command) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+/* Reads List's answer into an array of entries. The array, with every
+ * entry read so far, is handed back on failure too: the caller frees it
+ * (list_free). */
+static int list_read(sd_bus_message *reply, Entry **ret, size_t *ret_n) {
         Entry *entries = NULL;
         size_t n = 0;
-        int r, ret;
-
-        r = new_call(c, "List", &m);
-        if (r < 0)
-                return EXIT_FAILURE;
-        if (args[0])
-                r = sd_bus_message_append(m, "a{sv}", 1, "prefix", "s", args[0]);
-        else
-                r = sd_bus_message_append(m, "a{sv}", 0);
-        if (r < 0)
-                return fail("cannot make a List call: %s", strerror(-r));
-        r = call(c, m, CALL_TIMEOUT_USEC, &reply, &error);
-        if (r < 0)
-                return report(c, &error);
+        int r;
 
         r = sd_bus_message_enter_container(reply, 'a', "(sa{sv})");
         while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'r', "sa{sv}")) > 0) {
@@ -1264,27 +1322,61 @@ static int verb_list(Conn *c, char **args, char **command) {
         }
         if (r >= 0)
                 r = sd_bus_message_exit_container(reply);
-        if (r < 0)
-                ret = fail("the broker's answer to List is not understood: %s", strerror(-r));
-        else {
-                if (arg_json) {
-                        fputs("[", stdout);
-                        for (size_t i = 0; i < n; i++) {
-                                fputs(i ? ",\n  " : "\n  ", stdout);
-                                print_json_object(stdout, NULL, entries[i].name ?: "", &entries[i].info);
-                        }
-                        fputs(n ? "\n]\n" : "]\n", stdout);
-                        ret = finish_stdout();
-                } else if (print_table(entries, n) < 0)
-                        ret = fail("out of memory");
-                else
-                        ret = finish_stdout();
+        *ret = entries;
+        *ret_n = n;
+        return r;
+}
+
+/* The entries as JSON (--json) or a table. Returns the exit status. */
+static int list_print(const Entry *entries, size_t n) {
+        if (arg_json) {
+                fputs("[", stdout);
+                for (size_t i = 0; i < n; i++) {
+                        fputs(i ? ",\n  " : "\n  ", stdout);
+                        print_json_object(stdout, NULL, entries[i].name ?: "", &entries[i].info);
+                }
+                fputs(n ? "\n]\n" : "]\n", stdout);
+                return finish_stdout();
         }
+        if (print_table(entries, n) < 0)
+                return fail("out of memory");
+        return finish_stdout();
+}
+
+static void list_free(Entry *entries, size_t n) {
         for (size_t i = 0; i < n; i++) {
                 free(entries[i].name);
                 info_done(&entries[i].info);
         }
         free(entries);
+}
+
+static int verb_list(Conn *c, char **args, char **command) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        Entry *entries = NULL;
+        size_t n = 0;
+        int r, ret;
+
+        r = new_call(c, "List", &m);
+        if (r < 0)
+                return EXIT_FAILURE;
+        if (args[0])
+                r = sd_bus_message_append(m, "a{sv}", 1, "prefix", "s", args[0]);
+        else
+                r = sd_bus_message_append(m, "a{sv}", 0);
+        if (r < 0)
+                return fail("cannot make a List call: %s", strerror(-r));
+        r = call(c, m, CALL_TIMEOUT_USEC, &reply, &error);
+        if (r < 0)
+                return report(c, &error);
+
+        r = list_read(reply, &entries, &n);
+        if (r < 0)
+                ret = fail("the broker's answer to List is not understood: %s", strerror(-r));
+        else
+                ret = list_print(entries, n);
+        list_free(entries, n);
         return ret;
 }
 
@@ -1522,6 +1614,136 @@ static void print_help(const Verb *v) {
                "(the direct socket). 'fdbrokerctl COMMAND --help' shows a command's options; see fdbrokerctl(1).\n");
 }
 
+/* A word that is not an option: first the command's name, then its
+ * arguments, into positional (of size slots). -1 after saying why. */
+static int take_word(char *word, const Verb **verb, char **positional, size_t size, size_t *n_positional) {
+        if (!*verb) {
+                *verb = find_verb(word);
+                if (!*verb)
+                        return fail("unknown command '%s'; see fdbrokerctl --help.", word), -1;
+        } else if (*n_positional + 1 >= size)
+                return fail("too many arguments; see fdbrokerctl %s --help.", (*verb)->name), -1;
+        else
+                positional[(*n_positional)++] = word;
+        return 0;
+}
+
+/* The option argv[*i] names, among the global ones and verb's, and its
+ * value: after '=', or the next word (then *i moves past it). -1 after
+ * saying why. */
+static int read_option(int argc, char **argv, int *i, const Verb *verb, int *ret_o, const char **ret_value) {
+        const char *a = argv[*i], *value = NULL, *eq;
+        char optname[64];
+        unsigned allowed = GLOBAL_OPTS | (verb ? verb->options : 0);
+        int o;
+
+        eq = strchr(a, '=');
+        snprintf(optname, sizeof optname, "%.*s", (int) (eq ? (size_t) (eq - a) : strlen(a)), a);
+        for (o = 0; o < _OPT_MAX; o++)
+                if (optname[0] == '-' && optname[1] == '-' && strcmp(optname + 2, options[o].name) == 0 &&
+                    (allowed & BIT(o)))
+                        break;
+        if (o == _OPT_MAX) {
+                if (verb)
+                        return fail("unknown option %s for %s; see fdbrokerctl %s --help.", optname, verb->name,
+                                    verb->name),
+                               -1;
+                return fail("unknown option %s; see fdbrokerctl --help.", optname), -1;
+        }
+        if (options[o].value) {
+                if (eq)
+                        value = eq + 1;
+                else if (*i + 1 < argc)
+                        value = argv[++*i];
+                else
+                        return fail("--%s needs a value (%s).", options[o].name, options[o].value), -1;
+        } else if (eq)
+                return fail("--%s takes no value.", options[o].name), -1;
+        *ret_o = o;
+        *ret_value = value;
+        return 0;
+}
+
+/* Sets the arg_* variable of option o (value: NULL for a flag); --help
+ * sets *help. --version is parse_argv's: it ends the parsing. */
+static void apply_option(int o, const char *value, bool *help) {
+        switch (o) {
+        case OPT_SYSTEM:
+                arg_system = true;
+                break;
+        case OPT_USER:
+                arg_user = true;
+                break;
+        case OPT_ADDRESS:
+                arg_address = value;
+                break;
+        case OPT_SOCKET:
+                arg_socket = value;
+                break;
+        case OPT_HELP:
+                *help = true;
+                break;
+        case OPT_FD:
+                arg_fd = value;
+                break;
+        case OPT_FROM_PID:
+                arg_from_pid = value;
+                break;
+        case OPT_ALLOW:
+                arg_allow[n_allow++] = (char *) value;
+                break;
+        case OPT_READ_ONLY:
+                arg_read_only = true;
+                break;
+        case OPT_SEAL:
+                arg_seal = true;
+                break;
+        case OPT_PERSISTENT:
+                arg_persistent = true;
+                break;
+        case OPT_ONCE:
+                arg_once = true;
+                break;
+        case OPT_TIMEOUT:
+                arg_timeout = value;
+                break;
+        case OPT_DESCRIPTION:
+                arg_description = value;
+                break;
+        case OPT_REPLACE:
+                arg_replace = true;
+                break;
+        case OPT_REOPEN:
+                arg_reopen = true;
+                break;
+        case OPT_WAIT:
+                arg_wait = value;
+                break;
+        case OPT_JSON:
+                arg_json = true;
+                break;
+        case OPT_ACCESS:
+                arg_access = value;
+                break;
+        }
+}
+
+/* The command line as a whole: a command, as many arguments as it takes,
+ * a COMMAND after '--' exactly when it takes one. -1 after saying why. */
+static int check_verb_args(const Verb *verb, size_t n_positional, char **command) {
+        if (!verb)
+                return fail("missing command; see fdbrokerctl --help."), -1;
+        if ((int) n_positional < verb->min_args || (int) n_positional > verb->max_args)
+                return fail("usage: fdbrokerctl %s %s (see fdbrokerctl %s --help)", verb->name, verb->parameters,
+                            verb->name),
+                       -1;
+        if (verb->takes_command && (!command || !command[0]))
+                return fail("%s needs a COMMAND after '--'.", verb->name), -1;
+        if (!verb->takes_command && command)
+                return fail("%s takes no COMMAND.", verb->name), -1;
+        return 0;
+}
+
 /* Parses argv into the arg_* variables. Returns the verb, NULL after
  * --help/--version (*ret_status 0) or on an error (*ret_status 1). */
 static const Verb *parse_argv(int argc, char **argv, char ***ret_args, char ***ret_command, int *ret_status) {
@@ -1536,9 +1758,7 @@ static const Verb *parse_argv(int argc, char **argv, char ***ret_args, char ***r
         if (!arg_allow)
                 return fail("out of memory"), NULL;
         for (int i = 1; i < argc; i++) {
-                const char *a = argv[i], *value = NULL, *eq;
-                char optname[64];
-                unsigned allowed = GLOBAL_OPTS | (verb ? verb->options : 0);
+                const char *a = argv[i], *value;
                 int o;
 
                 if (strcmp(a, "--") == 0) {
@@ -1548,122 +1768,30 @@ static const Verb *parse_argv(int argc, char **argv, char ***ret_args, char ***r
                         break;
                 }
                 if (a[0] != '-' || a[1] == '\0') {
-                        if (!verb) {
-                                verb = find_verb(a);
-                                if (!verb)
-                                        return fail("unknown command '%s'; see fdbrokerctl --help.", a), NULL;
-                        } else if (n_positional + 1 >= ELEMENTSOF(positional))
-                                return fail("too many arguments; see fdbrokerctl %s --help.", verb->name), NULL;
-                        else
-                                positional[n_positional++] = argv[i];
+                        if (take_word(argv[i], &verb, positional, ELEMENTSOF(positional), &n_positional) < 0)
+                                return NULL;
                         continue;
                 }
                 if (strcmp(a, "-h") == 0) {
                         help = true;
                         continue;
                 }
-                eq = strchr(a, '=');
-                snprintf(optname, sizeof optname, "%.*s", (int) (eq ? (size_t) (eq - a) : strlen(a)), a);
-                for (o = 0; o < _OPT_MAX; o++)
-                        if (optname[0] == '-' && optname[1] == '-' && strcmp(optname + 2, options[o].name) == 0 &&
-                            (allowed & BIT(o)))
-                                break;
-                if (o == _OPT_MAX) {
-                        if (verb)
-                                return fail("unknown option %s for %s; see fdbrokerctl %s --help.", optname,
-                                            verb->name, verb->name),
-                                       NULL;
-                        return fail("unknown option %s; see fdbrokerctl --help.", optname), NULL;
-                }
-                if (options[o].value) {
-                        if (eq)
-                                value = eq + 1;
-                        else if (i + 1 < argc)
-                                value = argv[++i];
-                        else
-                                return fail("--%s needs a value (%s).", options[o].name, options[o].value), NULL;
-                } else if (eq)
-                        return fail("--%s takes no value.", options[o].name), NULL;
-
-                switch (o) {
-                case OPT_SYSTEM:
-                        arg_system = true;
-                        break;
-                case OPT_USER:
-                        arg_user = true;
-                        break;
-                case OPT_ADDRESS:
-                        arg_address = value;
-                        break;
-                case OPT_SOCKET:
-                        arg_socket = value;
-                        break;
-                case OPT_HELP:
-                        help = true;
-                        break;
-                case OPT_VERSION:
+                if (read_option(argc, argv, &i, verb, &o, &value) < 0)
+                        return NULL;
+                if (o == OPT_VERSION) {
                         printf("fdbrokerctl %s\n", FDBROKER_VERSION);
                         *ret_status = finish_stdout();
                         return NULL;
-                case OPT_FD:
-                        arg_fd = value;
-                        break;
-                case OPT_FROM_PID:
-                        arg_from_pid = value;
-                        break;
-                case OPT_ALLOW:
-                        arg_allow[n_allow++] = (char *) value;
-                        break;
-                case OPT_READ_ONLY:
-                        arg_read_only = true;
-                        break;
-                case OPT_SEAL:
-                        arg_seal = true;
-                        break;
-                case OPT_PERSISTENT:
-                        arg_persistent = true;
-                        break;
-                case OPT_ONCE:
-                        arg_once = true;
-                        break;
-                case OPT_TIMEOUT:
-                        arg_timeout = value;
-                        break;
-                case OPT_DESCRIPTION:
-                        arg_description = value;
-                        break;
-                case OPT_REPLACE:
-                        arg_replace = true;
-                        break;
-                case OPT_REOPEN:
-                        arg_reopen = true;
-                        break;
-                case OPT_WAIT:
-                        arg_wait = value;
-                        break;
-                case OPT_JSON:
-                        arg_json = true;
-                        break;
-                case OPT_ACCESS:
-                        arg_access = value;
-                        break;
                 }
+                apply_option(o, value, &help);
         }
         if (help) {
                 print_help(verb);
                 *ret_status = finish_stdout();
                 return NULL;
         }
-        if (!verb)
-                return fail("missing command; see fdbrokerctl --help."), NULL;
-        if ((int) n_positional < verb->min_args || (int) n_positional > verb->max_args)
-                return fail("usage: fdbrokerctl %s %s (see fdbrokerctl %s --help)", verb->name, verb->parameters,
-                            verb->name),
-                       NULL;
-        if (verb->takes_command && (!*ret_command || !(*ret_command)[0]))
-                return fail("%s needs a COMMAND after '--'.", verb->name), NULL;
-        if (!verb->takes_command && *ret_command)
-                return fail("%s takes no COMMAND.", verb->name), NULL;
+        if (check_verb_args(verb, n_positional, *ret_command) < 0)
+                return NULL;
         positional[n_positional] = NULL;
         *ret_args = positional;
         *ret_status = EXIT_SUCCESS;

@@ -287,21 +287,69 @@ static int parse_subjects(Parser *ps, PolicyRule *rule, char *value) {
         return 0;
 }
 
+/* The bit of a rule's key, or 0 for a key rules do not take. */
+static unsigned rule_key_bit(const char *key) {
+        if (strcmp(key, "Action") == 0)
+                return KEY_ACTION;
+        if (strcmp(key, "Match") == 0)
+                return KEY_MATCH;
+        if (strcmp(key, "Subject") == 0)
+                return KEY_SUBJECT;
+        if (strcmp(key, "Result") == 0)
+                return KEY_RESULT;
+        if (strcmp(key, "Access") == 0)
+                return KEY_ACCESS;
+        return 0;
+}
+
+/* Action=: space-separated actions; each unknown one is a problem. */
+static void parse_rule_actions(Parser *ps, PolicyRule *rule, char *value) {
+        char *save = NULL;
+        unsigned n = 0;
+
+        for (char *tok = strtok_r(value, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+                int a = policy_action_from_string(tok);
+                n++;
+                if (a < 0)
+                        problem(ps, ps->line,
+                                "unknown action '%s'; use deposit, retrieve, remove, list, create-memory, "
+                                "open-path or manage.",
+                                tok);
+                else
+                        rule->actions |= 1U << a;
+        }
+        if (n == 0)
+                problem(ps, ps->line, "Action= names no action.");
+}
+
+static void parse_rule_result(Parser *ps, PolicyRule *rule, const char *value) {
+        int r = policy_result_from_string(value);
+
+        if (r < 0)
+                problem(ps, ps->line,
+                        "unknown result '%s'; use yes, no, auth_self, auth_self_keep, auth_admin or "
+                        "auth_admin_keep.",
+                        value);
+        else
+                rule->result = r;
+}
+
+static void parse_rule_access(Parser *ps, PolicyRule *rule, const char *value) {
+        if (strcmp(value, "read-only") == 0)
+                rule->access = O_RDONLY;
+        else if (strcmp(value, "write-only") == 0)
+                rule->access = O_WRONLY;
+        else if (strcmp(value, "read-write") == 0)
+                rule->access = O_RDWR;
+        else
+                problem(ps, ps->line, "unknown access '%s'; use read-only, write-only or read-write.", value);
+}
+
 static void parse_rule_key(Parser *ps, SectionState *st, const char *key, char *value) {
         PolicyRule *rule = st->rule;
-        unsigned bit;
+        unsigned bit = rule_key_bit(key);
 
-        if (strcmp(key, "Action") == 0)
-                bit = KEY_ACTION;
-        else if (strcmp(key, "Match") == 0)
-                bit = KEY_MATCH;
-        else if (strcmp(key, "Subject") == 0)
-                bit = KEY_SUBJECT;
-        else if (strcmp(key, "Result") == 0)
-                bit = KEY_RESULT;
-        else if (strcmp(key, "Access") == 0)
-                bit = KEY_ACCESS;
-        else {
+        if (bit == 0) {
                 problem(ps, ps->line, "unknown key '%s' in a rule; rules take Action, Match, Subject, Result and Access.",
                         key);
                 return;
@@ -313,24 +361,9 @@ static void parse_rule_key(Parser *ps, SectionState *st, const char *key, char *
         st->keys |= bit;
 
         switch (bit) {
-        case KEY_ACTION: {
-                char *save = NULL;
-                unsigned n = 0;
-                for (char *tok = strtok_r(value, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
-                        int a = policy_action_from_string(tok);
-                        n++;
-                        if (a < 0)
-                                problem(ps, ps->line,
-                                        "unknown action '%s'; use deposit, retrieve, remove, list, create-memory, "
-                                        "open-path or manage.",
-                                        tok);
-                        else
-                                rule->actions |= 1U << a;
-                }
-                if (n == 0)
-                        problem(ps, ps->line, "Action= names no action.");
+        case KEY_ACTION:
+                parse_rule_actions(ps, rule, value);
                 break;
-        }
         case KEY_MATCH:
                 if (!*value) {
                         problem(ps, ps->line, "Match= is empty; leave it out to match every name.");
@@ -343,26 +376,11 @@ static void parse_rule_key(Parser *ps, SectionState *st, const char *key, char *
         case KEY_SUBJECT:
                 parse_subjects(ps, rule, value);
                 break;
-        case KEY_RESULT: {
-                int r = policy_result_from_string(value);
-                if (r < 0)
-                        problem(ps, ps->line,
-                                "unknown result '%s'; use yes, no, auth_self, auth_self_keep, auth_admin or "
-                                "auth_admin_keep.",
-                                value);
-                else
-                        rule->result = r;
+        case KEY_RESULT:
+                parse_rule_result(ps, rule, value);
                 break;
-        }
         case KEY_ACCESS:
-                if (strcmp(value, "read-only") == 0)
-                        rule->access = O_RDONLY;
-                else if (strcmp(value, "write-only") == 0)
-                        rule->access = O_WRONLY;
-                else if (strcmp(value, "read-write") == 0)
-                        rule->access = O_RDWR;
-                else
-                        problem(ps, ps->line, "unknown access '%s'; use read-only, write-only or read-write.", value);
+                parse_rule_access(ps, rule, value);
                 break;
         }
 }
@@ -483,6 +501,48 @@ static void parse_limits_key(Parser *ps, SectionState *st, const char *key, cons
         }
 }
 
+/* [Rule NAME]: a new rule, unless its name is not valid or taken, or
+ * there are too many; then the section is bad. */
+static void start_rule(Parser *ps, SectionState *st, const char *name) {
+        Policy *p = ps->policy;
+        PolicyRule *v;
+
+        st->kind = SECTION_BAD;
+        if (!rule_name_valid(name)) {
+                problem(ps, ps->line, "rule name '%s' is not valid; use letters, digits and _ . : @ -.", name);
+                return;
+        }
+        for (size_t i = 0; i < p->n_rules; i++)
+                if (strcmp(p->rules[i].name, name) == 0) {
+                        problem(ps, ps->line, "rule '%s' is already defined at %s:%u.", name, p->rules[i].file,
+                                p->rules[i].line);
+                        return;
+                }
+        if (p->n_rules >= POLICY_RULES_MAX) {
+                problem(ps, ps->line, "too many rules (at most %d).", POLICY_RULES_MAX);
+                return;
+        }
+        v = realloc(p->rules, (p->n_rules + 1) * sizeof *v);
+        if (!v) {
+                ps->oom = 1;
+                return;
+        }
+        p->rules = v;
+        v[p->n_rules] = (PolicyRule) {
+                .name = strdup(name),
+                .file = strdup(ps->path),
+                .line = ps->line,
+                .access = POLICY_ACCESS_ANY,
+        };
+        if (!v[p->n_rules].name || !v[p->n_rules].file) {
+                rule_done(&v[p->n_rules]);
+                ps->oom = 1;
+                return;
+        }
+        st->rule = &v[p->n_rules++];
+        st->kind = SECTION_RULE;
+}
+
 static void parse_header(Parser *ps, SectionState *st, char *line) {
         size_t len = strlen(line);
         char *inner;
@@ -502,44 +562,7 @@ static void parse_header(Parser *ps, SectionState *st, char *line) {
                 return;
         }
         if (strncmp(inner, "Rule", 4) == 0 && (inner[4] == ' ' || inner[4] == '\t')) {
-                const char *name = strip(inner + 5);
-                Policy *p = ps->policy;
-                PolicyRule *v;
-
-                st->kind = SECTION_BAD;
-                if (!rule_name_valid(name)) {
-                        problem(ps, ps->line, "rule name '%s' is not valid; use letters, digits and _ . : @ -.", name);
-                        return;
-                }
-                for (size_t i = 0; i < p->n_rules; i++)
-                        if (strcmp(p->rules[i].name, name) == 0) {
-                                problem(ps, ps->line, "rule '%s' is already defined at %s:%u.", name, p->rules[i].file,
-                                        p->rules[i].line);
-                                return;
-                        }
-                if (p->n_rules >= POLICY_RULES_MAX) {
-                        problem(ps, ps->line, "too many rules (at most %d).", POLICY_RULES_MAX);
-                        return;
-                }
-                v = realloc(p->rules, (p->n_rules + 1) * sizeof *v);
-                if (!v) {
-                        ps->oom = 1;
-                        return;
-                }
-                p->rules = v;
-                v[p->n_rules] = (PolicyRule) {
-                        .name = strdup(name),
-                        .file = strdup(ps->path),
-                        .line = ps->line,
-                        .access = POLICY_ACCESS_ANY,
-                };
-                if (!v[p->n_rules].name || !v[p->n_rules].file) {
-                        rule_done(&v[p->n_rules]);
-                        ps->oom = 1;
-                        return;
-                }
-                st->rule = &v[p->n_rules++];
-                st->kind = SECTION_RULE;
+                start_rule(ps, st, strip(inner + 5));
                 return;
         }
         problem(ps, ps->line, "unknown section '[%s]'; use [Rule NAME] or [Limits].", inner);
@@ -566,6 +589,34 @@ static void sort_problems(Parser *ps, size_t first) {
         }
 }
 
+/* A KEY=VALUE line, for the section it is in. */
+static void parse_key_line(Parser *ps, SectionState *st, char *line) {
+        char *eq = strchr(line, '=');
+
+        if (!eq) {
+                problem(ps, ps->line, "expected KEY=VALUE or a [section] header.");
+                return;
+        }
+        *eq = '\0';
+        char *key = strip(line), *value = eq + 1;
+        cut_comment(value);
+        value = strip(value);
+
+        switch (st->kind) {
+        case SECTION_NONE:
+                problem(ps, ps->line, "'%s=' outside any section.", key);
+                break;
+        case SECTION_RULE:
+                parse_rule_key(ps, st, key, value);
+                break;
+        case SECTION_LIMITS:
+                parse_limits_key(ps, st, key, value);
+                break;
+        case SECTION_BAD:
+                break; /* already reported at the header */
+        }
+}
+
 static void parse_into(Parser *ps, const char *path, const char *text, size_t size) {
         SectionState st = {};
         size_t pos = 0, first_problem = ps->n_problems;
@@ -576,7 +627,7 @@ static void parse_into(Parser *ps, const char *path, const char *text, size_t si
                 const char *nl = memchr(text + pos, '\n', size - pos);
                 size_t len = nl ? (size_t) (nl - (text + pos)) : size - pos;
                 _cleanup_free_ char *buf = NULL;
-                char *line, *eq;
+                char *line;
 
                 ps->line++;
                 if (memchr(text + pos, '\0', len)) {
@@ -600,29 +651,7 @@ static void parse_into(Parser *ps, const char *path, const char *text, size_t si
                         parse_header(ps, &st, line);
                         continue;
                 }
-                eq = strchr(line, '=');
-                if (!eq) {
-                        problem(ps, ps->line, "expected KEY=VALUE or a [section] header.");
-                        continue;
-                }
-                *eq = '\0';
-                char *key = strip(line), *value = eq + 1;
-                cut_comment(value);
-                value = strip(value);
-
-                switch (st.kind) {
-                case SECTION_NONE:
-                        problem(ps, ps->line, "'%s=' outside any section.", key);
-                        break;
-                case SECTION_RULE:
-                        parse_rule_key(ps, &st, key, value);
-                        break;
-                case SECTION_LIMITS:
-                        parse_limits_key(ps, &st, key, value);
-                        break;
-                case SECTION_BAD:
-                        break; /* already reported at the header */
-                }
+                parse_key_line(ps, &st, line);
         }
         finish_section(ps, &st);
         sort_problems(ps, first_problem);

@@ -56,22 +56,42 @@ static int parse_exit_idle_time(const char *s, uint64_t *ret) {
         return 0;
 }
 
+static int parse_direct_socket(const char *path, const char **ret) {
+        if (path[0] != '/') {
+                fprintf(stderr, "fdbroker: --direct-socket takes an absolute path, not '%s'.\n", path);
+                return -EINVAL;
+        }
+        *ret = path;
+        return 0;
+}
+
+enum {
+        ARG_BUS = 0x100,
+        ARG_VERSION,
+        ARG_VERBOSE,
+        ARG_POLICY_DIR,
+        ARG_CHECK_POLICY,
+        ARG_RUNTIME_DIR,
+        ARG_EXIT_IDLE,
+        ARG_EXIT_IDLE_WITH_ENTRIES,
+        ARG_DIRECT_SOCKET,
+};
+
+static const struct option options[] = {
+        { "bus", required_argument, NULL, ARG_BUS },
+        { "verbose", no_argument, NULL, ARG_VERBOSE },
+        { "policy-dir", required_argument, NULL, ARG_POLICY_DIR },
+        { "check-policy", no_argument, NULL, ARG_CHECK_POLICY },
+        { "runtime-dir", required_argument, NULL, ARG_RUNTIME_DIR },
+        { "exit-idle-time", required_argument, NULL, ARG_EXIT_IDLE },
+        { "exit-idle-with-entries", no_argument, NULL, ARG_EXIT_IDLE_WITH_ENTRIES },
+        { "direct-socket", required_argument, NULL, ARG_DIRECT_SOCKET },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, ARG_VERSION },
+        {},
+};
+
 int args_parse(int argc, char *argv[], Args *ret) {
-        enum { ARG_BUS = 0x100, ARG_VERSION, ARG_VERBOSE, ARG_POLICY_DIR, ARG_CHECK_POLICY, ARG_RUNTIME_DIR,
-               ARG_EXIT_IDLE, ARG_EXIT_IDLE_WITH_ENTRIES, ARG_DIRECT_SOCKET };
-        static const struct option options[] = {
-                { "bus", required_argument, NULL, ARG_BUS },
-                { "verbose", no_argument, NULL, ARG_VERBOSE },
-                { "policy-dir", required_argument, NULL, ARG_POLICY_DIR },
-                { "check-policy", no_argument, NULL, ARG_CHECK_POLICY },
-                { "runtime-dir", required_argument, NULL, ARG_RUNTIME_DIR },
-                { "exit-idle-time", required_argument, NULL, ARG_EXIT_IDLE },
-                { "exit-idle-with-entries", no_argument, NULL, ARG_EXIT_IDLE_WITH_ENTRIES },
-                { "direct-socket", required_argument, NULL, ARG_DIRECT_SOCKET },
-                { "help", no_argument, NULL, 'h' },
-                { "version", no_argument, NULL, ARG_VERSION },
-                {},
-        };
         Args a = { .bus = "system",
                    .policy_dirs = { (char *) FDBROKER_ADMIN_POLICY_DIR, (char *) FDBROKER_VENDOR_POLICY_DIR } };
         size_t n_dirs = 0;
@@ -103,12 +123,9 @@ int args_parse(int argc, char *argv[], Args *ret) {
                         a.runtime_dir = optarg;
                         break;
                 case ARG_DIRECT_SOCKET:
-                        if (optarg[0] != '/') {
-                                fprintf(stderr, "fdbroker: --direct-socket takes an absolute path, not '%s'.\n",
-                                        optarg);
-                                return -EINVAL;
-                        }
-                        a.direct_socket = optarg;
+                        r = parse_direct_socket(optarg, &a.direct_socket);
+                        if (r < 0)
+                                return r;
                         break;
                 case ARG_EXIT_IDLE:
                         r = parse_exit_idle_time(optarg, &a.exit_idle_usec);

@@ -159,69 +159,76 @@ static int build_failed(sd_bus_error *error, const DepositPlan *plan, const char
         return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED, "Cannot store '%s': %s%s.", name, strerror(-r), nothing);
 }
 
-int deposit_commit(DepositPlan *plan, const DepositStore *store, void *userdata, sd_bus_error *error) {
-        size_t added = 0;
+/* Step 2: every item's entry, nothing visible yet, with what the store
+ * needs to adopt them at 5 without allocating. */
+static int build_entries(DepositPlan *plan, const DepositStore *store, void *userdata, sd_bus_error *error) {
         int r;
 
-        /* 1. What may have changed since the plan. ACCOUNTING: this is the
-         * one place where a deposit is charged to its uid. */
-        r = store->charge(userdata, plan, error);
-        if (r < 0)
-                goto rollback;
-
-        /* 2. Entries, nothing visible yet, with what the store needs to
-         * adopt them at 5 without allocating. */
         for (size_t i = 0; i < plan->n; i++) {
                 r = build_entry(plan, &plan->items[i]);
                 if (r >= 0 && store->prepare)
                         r = store->prepare(userdata, plan->items[i].entry);
-                if (r < 0) {
-                        r = build_failed(error, plan, plan->items[i].name, r);
-                        goto rollback;
-                }
+                if (r < 0)
+                        return build_failed(error, plan, plan->items[i].name, r);
         }
+        return 0;
+}
 
-        /* 3. Seals: the last step a caller's objects can refuse (deposit.h). */
-        if (plan->o.seal)
-                for (size_t i = 0; i < plan->n; i++) {
-                        const DepositItem *it = &plan->items[i];
-                        r = fdinfo_seal(it->fd);
-                        if (r == -EBUSY)
-                                r = sd_bus_error_setf(
-                                        error, ERROR_BUSY,
-                                        "Cannot seal '%s': writable shared mappings of it exist; unmap them first. "
-                                        "Nothing was deposited%s.",
-                                        it->name,
-                                        i > 0 ? "; the memfds listed before it were sealed, as asked (a seal cannot "
-                                                "be undone)"
-                                              : "");
-                        else if (r < 0)
-                                r = sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
-                                                      "Cannot seal '%s': %s; nothing was deposited.", it->name,
-                                                      strerror(-r));
-                        if (r < 0)
-                                goto rollback;
-                }
+/* Step 3: seals, when asked; the last step a caller's objects can refuse
+ * (deposit.h). */
+static int seal_items(const DepositPlan *plan, sd_bus_error *error) {
+        int r;
 
-        /* 4. Store, each replacing its old entry, undoing on failure. */
-        for (; added < plan->n; added++) {
-                DepositItem *it = &plan->items[added];
+        if (!plan->o.seal)
+                return 0;
+        for (size_t i = 0; i < plan->n; i++) {
+                const DepositItem *it = &plan->items[i];
+                r = fdinfo_seal(it->fd);
+                if (r == -EBUSY)
+                        r = sd_bus_error_setf(
+                                error, ERROR_BUSY,
+                                "Cannot seal '%s': writable shared mappings of it exist; unmap them first. "
+                                "Nothing was deposited%s.",
+                                it->name,
+                                i > 0 ? "; the memfds listed before it were sealed, as asked (a seal cannot "
+                                        "be undone)"
+                                      : "");
+                else if (r < 0)
+                        r = sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
+                                              "Cannot seal '%s': %s; nothing was deposited.", it->name,
+                                              strerror(-r));
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Step 4: store each entry, replacing its old one. *added counts those
+ * stored, for the rollback to undo. */
+static int add_entries(DepositPlan *plan, const DepositStore *store, void *userdata, size_t *added,
+                       sd_bus_error *error) {
+        int r;
+
+        for (; *added < plan->n; (*added)++) {
+                DepositItem *it = &plan->items[*added];
                 r = store->add(userdata, it->entry, it->old);
-                if (r < 0) {
-                        r = build_failed(error, plan, it->name, r);
-                        goto rollback;
-                }
+                if (r < 0)
+                        return build_failed(error, plan, it->name, r);
         }
+        return 0;
+}
 
-        /* 5. Nothing can fail any more. */
+/* Step 5: hand the entries over; nothing can fail any more. */
+static void finish_entries(DepositPlan *plan, const DepositStore *store, void *userdata) {
         for (size_t i = 0; i < plan->n; i++) {
                 DepositItem *it = &plan->items[i];
                 store->finish(userdata, TAKE_PTR(it->entry), it->old);
                 it->old = NULL;
         }
-        return 0;
+}
 
-rollback:
+/* Undoes the first added stores, newest first, and frees every built entry. */
+static void rollback(DepositPlan *plan, const DepositStore *store, void *userdata, size_t added) {
         while (added > 0) {
                 DepositItem *it = &plan->items[--added];
                 store->undo(userdata, it->entry, it->old);
@@ -233,5 +240,25 @@ rollback:
                 plan->items[i].entry = NULL;
                 plan->items[i].old = NULL;
         }
-        return r;
+}
+
+int deposit_commit(DepositPlan *plan, const DepositStore *store, void *userdata, sd_bus_error *error) {
+        size_t added = 0;
+        int r;
+
+        /* 1. What may have changed since the plan. ACCOUNTING: this is the
+         * one place where a deposit is charged to its uid. */
+        r = store->charge(userdata, plan, error);
+        if (r >= 0)
+                r = build_entries(plan, store, userdata, error);
+        if (r >= 0)
+                r = seal_items(plan, error);
+        if (r >= 0)
+                r = add_entries(plan, store, userdata, &added, error);
+        if (r < 0) {
+                rollback(plan, store, userdata, added);
+                return r;
+        }
+        finish_entries(plan, store, userdata);
+        return 0;
 }

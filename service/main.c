@@ -58,22 +58,12 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         return sd_event_exit(sd_event_source_get_event(s), 0);
 }
 
-static int run(void) {
+/* The event loop, with SIGTERM, SIGINT and SIGHUP blocked for it and the
+ * first two ending it (SIGHUP's handler needs the broker: run() adds it). */
+static int event_new(sd_event **ret) {
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        _cleanup_(broker_freep) Broker *broker = NULL;
-        _cleanup_(lifecycle_freep) Lifecycle *lifecycle = NULL; /* before broker: it borrows it */
-        _cleanup_(policy_freep) Policy *policy = NULL;
         sigset_t mask;
         int r;
-
-        raise_nofile_limit();
-
-        /* A broken policy is not served with: refuse to start. */
-        policy_dirs_warn_missing(arg.policy_dirs, arg.policy_dirs_given);
-        r = policy_dirs_load(arg.policy_dirs, false, &policy);
-        if (r < 0)
-                return log_error("refusing to start with a broken policy; check it with --check-policy"), r;
 
         r = sd_event_default(&event);
         if (r < 0)
@@ -86,6 +76,51 @@ static int run(void) {
         sigprocmask(SIG_BLOCK, &mask, NULL);
         (void) sd_event_add_signal(event, NULL, SIGTERM, on_signal, NULL);
         (void) sd_event_add_signal(event, NULL, SIGINT, on_signal, NULL);
+        *ret = TAKE_PTR(event);
+        return 0;
+}
+
+/* A broken policy is not served with: refuse to start. */
+static int load_policy(Policy **ret) {
+        int r;
+
+        policy_dirs_warn_missing(arg.policy_dirs, arg.policy_dirs_given);
+        r = policy_dirs_load(arg.policy_dirs, false, ret);
+        if (r < 0)
+                return log_error("refusing to start with a broken policy; check it with --check-policy"), r;
+        return 0;
+}
+
+/* The persistent entries of the last run, from the fd store and the state
+ * file in the runtime directory. */
+static int restore_entries(Broker *broker) {
+        int r;
+
+        r = broker_restore(broker, arg.runtime_dir ?: getenv("RUNTIME_DIRECTORY"));
+        if (r < 0)
+                return log_error("could not restore persistent entries: %s", strerror(-r)), r;
+        if (r > 0)
+                log_info("restored %d persistent entries", r);
+        return 0;
+}
+
+static int run(void) {
+        _cleanup_(sd_event_unrefp) sd_event *event = NULL;
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(broker_freep) Broker *broker = NULL;
+        _cleanup_(lifecycle_freep) Lifecycle *lifecycle = NULL; /* before broker: it borrows it */
+        _cleanup_(policy_freep) Policy *policy = NULL;
+        int r;
+
+        raise_nofile_limit();
+
+        r = load_policy(&policy);
+        if (r < 0)
+                return r;
+
+        r = event_new(&event);
+        if (r < 0)
+                return r;
 
         r = bus_connect(arg.bus, event, &bus);
         if (r < 0)
@@ -104,11 +139,9 @@ static int run(void) {
 
         /* Entries come back before the name is owned: no call can see a
          * half-restored broker. */
-        r = broker_restore(broker, arg.runtime_dir ?: getenv("RUNTIME_DIRECTORY"));
+        r = restore_entries(broker);
         if (r < 0)
-                return log_error("could not restore persistent entries: %s", strerror(-r)), r;
-        if (r > 0)
-                log_info("restored %d persistent entries", r);
+                return r;
 
         r = lifecycle_new(event, bus, broker,
                           &(LifecycleOptions) { .exit_idle_usec = arg.exit_idle_usec,

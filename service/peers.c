@@ -78,6 +78,95 @@ void resume_call(peer_resume_fn handler, sd_bus_message *m, void *userdata) {
         reply_if_failed(m, handler(m, userdata, &error), &error);
 }
 
+/* UnixGroupIDs: the variant's "au", copied into p->gids. */
+static int read_credential_gids(Peer *p, sd_bus_message *reply) {
+        const void *v;
+        size_t sz;
+        int r;
+
+        r = sd_bus_message_enter_container(reply, 'v', "au");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read_array(reply, 'u', &v, &sz);
+        if (r < 0)
+                return r;
+        free(p->gids);
+        p->gids = sz > 0 ? malloc(sz) : NULL;
+        if (sz > 0 && !p->gids)
+                return -ENOMEM;
+        if (sz > 0)
+                memcpy(p->gids, v, sz);
+        p->n_gids = sz / sizeof(uint32_t);
+        return sd_bus_message_exit_container(reply);
+}
+
+/* ProcessFD: dbus 1.16 and dbus-broker send one. The fd is the reply's;
+ * we keep our own O_CLOEXEC duplicate in p->pidfd. */
+static int read_credential_pidfd(Peer *p, sd_bus_message *reply) {
+        int fd, r;
+
+        r = sd_bus_message_read(reply, "v", "h", &fd);
+        if (r < 0)
+                return r;
+        safe_close(p->pidfd);
+        p->pidfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (p->pidfd < 0)
+                return -errno;
+        return 0;
+}
+
+/* LinuxSecurityLabel: the variant's "ay", as a string in p->label. */
+static int read_credential_label(Peer *p, sd_bus_message *reply) {
+        const void *v;
+        size_t sz;
+        int r;
+
+        r = sd_bus_message_enter_container(reply, 'v', "ay");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read_array(reply, 'y', &v, &sz);
+        if (r < 0)
+                return r;
+        free(p->label);
+        /* The label arrives with its trailing NUL, or not. */
+        p->label = strndup(v, sz);
+        if (!p->label)
+                return -ENOMEM;
+        return sd_bus_message_exit_container(reply);
+}
+
+/* Reads the variant of one credential named key into p; skips a key we do
+ * not use. Sets *have_uid when the key is the uid. */
+static int read_credential(Peer *p, sd_bus_message *reply, const char *key, bool *have_uid) {
+        int r;
+
+        if (strcmp(key, "UnixUserID") == 0) {
+                uint32_t u;
+                r = sd_bus_message_read(reply, "v", "u", &u);
+                if (r < 0)
+                        return r;
+                p->uid = u;
+                *have_uid = true;
+                return 0;
+        }
+        if (strcmp(key, "UnixGroupIDs") == 0)
+                return read_credential_gids(p, reply);
+        if (strcmp(key, "ProcessFD") == 0)
+                return read_credential_pidfd(p, reply);
+        if (strcmp(key, "ProcessID") == 0) {
+                uint32_t pid;
+                r = sd_bus_message_read(reply, "v", "u", &pid);
+                if (r < 0)
+                        return r;
+                if (p->pid == 0)
+                        p->pid = (pid_t) pid;
+                return 0;
+        }
+        if (strcmp(key, "LinuxSecurityLabel") == 0)
+                return read_credential_label(p, reply);
+        return sd_bus_message_skip(reply, "v");
+}
+
 static int parse_credentials(Peer *p, sd_bus_message *reply) {
         bool have_uid = false;
         int r;
@@ -91,73 +180,9 @@ static int parse_credentials(Peer *p, sd_bus_message *reply) {
                 r = sd_bus_message_read(reply, "s", &key);
                 if (r < 0)
                         return r;
-
-                if (strcmp(key, "UnixUserID") == 0) {
-                        uint32_t u;
-                        r = sd_bus_message_read(reply, "v", "u", &u);
-                        if (r < 0)
-                                return r;
-                        p->uid = u;
-                        have_uid = true;
-                } else if (strcmp(key, "UnixGroupIDs") == 0) {
-                        const void *v;
-                        size_t sz;
-                        r = sd_bus_message_enter_container(reply, 'v', "au");
-                        if (r < 0)
-                                return r;
-                        r = sd_bus_message_read_array(reply, 'u', &v, &sz);
-                        if (r < 0)
-                                return r;
-                        free(p->gids);
-                        p->gids = sz > 0 ? malloc(sz) : NULL;
-                        if (sz > 0 && !p->gids)
-                                return -ENOMEM;
-                        if (sz > 0)
-                                memcpy(p->gids, v, sz);
-                        p->n_gids = sz / sizeof(uint32_t);
-                        r = sd_bus_message_exit_container(reply);
-                        if (r < 0)
-                                return r;
-                } else if (strcmp(key, "ProcessFD") == 0) {
-                        int fd;
-                        /* dbus 1.16 and dbus-broker: the fd is the reply's,
-                         * we keep our own duplicate. */
-                        r = sd_bus_message_read(reply, "v", "h", &fd);
-                        if (r < 0)
-                                return r;
-                        safe_close(p->pidfd);
-                        p->pidfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-                        if (p->pidfd < 0)
-                                return -errno;
-                } else if (strcmp(key, "ProcessID") == 0) {
-                        uint32_t pid;
-                        r = sd_bus_message_read(reply, "v", "u", &pid);
-                        if (r < 0)
-                                return r;
-                        if (p->pid == 0)
-                                p->pid = (pid_t) pid;
-                } else if (strcmp(key, "LinuxSecurityLabel") == 0) {
-                        const void *v;
-                        size_t sz;
-                        r = sd_bus_message_enter_container(reply, 'v', "ay");
-                        if (r < 0)
-                                return r;
-                        r = sd_bus_message_read_array(reply, 'y', &v, &sz);
-                        if (r < 0)
-                                return r;
-                        free(p->label);
-                        /* The label arrives with its trailing NUL, or not. */
-                        p->label = strndup(v, sz);
-                        if (!p->label)
-                                return -ENOMEM;
-                        r = sd_bus_message_exit_container(reply);
-                        if (r < 0)
-                                return r;
-                } else {
-                        r = sd_bus_message_skip(reply, "v");
-                        if (r < 0)
-                                return r;
-                }
+                r = read_credential(p, reply, key, &have_uid);
+                if (r < 0)
+                        return r;
                 r = sd_bus_message_exit_container(reply);
                 if (r < 0)
                         return r;

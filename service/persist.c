@@ -325,19 +325,38 @@ static int parse_line(char *line, Entry **ret) {
         return 0;
 }
 
-int persist_restore(const Persist *ps, const Registry *reg_const, void (*restored)(Entry *e, void *userdata),
-                    void *userdata) {
-        Registry *reg = (Registry *) reg_const;
+typedef void (*RestoredFn)(Entry *e, void *userdata);
+
+/* Looks at one fd systemd passed at start. One of ours (FDNAME=e<STORE-ID>)
+ * is appended to passed; the direct socket is main.c's and left alone; any
+ * other is closed and dropped from the fd store. Consumes fd unless it is
+ * the direct socket. */
+static void take_passed_fd(const Persist *ps, Registry *reg, const char *nm, int fd, PassedFd *passed,
+                           size_t *n_passed) {
+        uint64_t id;
+        char tail;
+
+        if (nm && strcmp(nm, "direct") == 0)
+                return; /* the direct socket (fdbroker.socket): main.c took it */
+        if (!nm || sscanf(nm, "e%" SCNu64 "%c", &id, &tail) != 1) {
+                log_warning("dropping a passed fd named '%s': not one of ours", nm ? nm : "(none)");
+                close(fd);
+                if (nm && persist_enabled(ps))
+                        (void) sd_notifyf(false, "FDSTOREREMOVE=1\nFDNAME=%s", nm);
+                return;
+        }
+        passed[(*n_passed)++] = (PassedFd) { .id = id, .fd = fd };
+        if (id >= reg->next_id)
+                reg->next_id = id + 1; /* never reuse a name still in the store */
+}
+
+/* Takes every fd systemd passed at start into a new array of ours
+ * (take_passed_fd). On failure every passed fd is closed. */
+static int take_passed_fds(const Persist *ps, Registry *reg, PassedFd **ret, size_t *ret_n) {
         _cleanup_free_ PassedFd *passed = NULL;
         char **names = NULL;
         size_t n_passed = 0;
-        FILE *f = NULL;
-        char *line = NULL;
-        gid_t *gids = NULL;    /* from a "G" line, for the next entry */
-        size_t n_gids = 0;
-        size_t cap = 0;
-        unsigned lineno = 0;
-        int n, restored_count = 0;
+        int n;
 
         n = sd_listen_fds_with_names(true, &names);
         if (n < 0) {
@@ -353,50 +372,93 @@ int persist_restore(const Persist *ps, const Registry *reg_const, void (*restore
                         return -ENOMEM;
                 }
         }
-        for (int i = 0; i < n; i++) {
-                const char *nm = names ? names[i] : NULL;
-                uint64_t id;
-                int fd = SD_LISTEN_FDS_START + i;
-                char tail;
-
-                if (nm && strcmp(nm, "direct") == 0)
-                        continue; /* the direct socket (fdbroker.socket): main.c took it */
-                if (!nm || sscanf(nm, "e%" SCNu64 "%c", &id, &tail) != 1) {
-                        log_warning("dropping a passed fd named '%s': not one of ours", nm ? nm : "(none)");
-                        close(fd);
-                        if (nm && persist_enabled(ps))
-                                (void) sd_notifyf(false, "FDSTOREREMOVE=1\nFDNAME=%s", nm);
-                        continue;
-                }
-                passed[n_passed++] = (PassedFd) { .id = id, .fd = fd };
-                if (id >= reg->next_id)
-                        reg->next_id = id + 1; /* never reuse a name still in the store */
-        }
+        for (int i = 0; i < n; i++)
+                take_passed_fd(ps, reg, names ? names[i] : NULL, SD_LISTEN_FDS_START + i, passed, &n_passed);
         strv_freep(&names);
+
+        *ret = TAKE_PTR(passed);
+        *ret_n = n_passed;
+        return 0;
+}
+
+/* The state file, or NULL when there is none (or it cannot be read: said). */
+static FILE *open_state_file(const Persist *ps) {
+        FILE *f = NULL;
 
         if (ps->state_path)
                 f = fopen(ps->state_path, "re");
         if (!f && ps->state_path && errno != ENOENT)
                 log_warning("could not read %s: %s", ps->state_path, strerror(errno));
+        return f;
+}
+
+/* A "G" line: its gids replace any an earlier "G" line left for the next
+ * entry; unreadable ones leave none. */
+static void take_gids_line(const Persist *ps, unsigned lineno, const char *line, gid_t **gids, size_t *n_gids) {
+        free(*gids);
+        *gids = NULL;
+        *n_gids = 0;
+        if (parse_gids(line, gids, n_gids) < 0)
+                log_warning("%s:%u: unreadable gids, the next entry reopens without them", ps->state_path, lineno);
+}
+
+/* Gives e its own O_CLOEXEC duplicate of the stored fd its store id names
+ * (entries sharing an open file share its stored fd) and marks that stored
+ * fd used. Borrows the passed fds. e->fd stays -1 when none matches. */
+static void attach_stored_fd(Entry *e, PassedFd *passed, size_t n_passed) {
+        for (size_t i = 0; i < n_passed; i++)
+                if (passed[i].id == e->store_id) {
+                        e->fd = fcntl(passed[i].fd, F_DUPFD_CLOEXEC, 3);
+                        passed[i].used = true;
+                        break;
+                }
+}
+
+/* Rebuilds one parsed entry around its stored fd and hands it to restored().
+ * Consumes e (dropped with a warning when it cannot be restored). Returns 1
+ * when restored, 0 when dropped. */
+static int restore_entry(Registry *reg, Entry *e, PassedFd *passed, size_t n_passed, RestoredFn restored,
+                         void *userdata) {
+        attach_stored_fd(e, passed, n_passed);
+        if (e->fd < 0) {
+                log_warning("entry '%s' has no fd in the fd store; dropped", e->name);
+                entry_free(e);
+                return 0;
+        }
+        if (fdinfo_get_flags(e->fd, &e->flags) < 0 || fdinfo_classify(e->fd, &e->kind) < 0 ||
+            registry_get(reg, e->name)) {
+                log_warning("entry '%s' could not be restored; dropped", e->name);
+                entry_free(e);
+                return 0;
+        }
+        if (e->id >= reg->next_id)
+                reg->next_id = e->id + 1;
+        restored(e, userdata);
+        return 1;
+}
+
+/* Reads the state file f (may be NULL) line by line and restores each entry
+ * it describes. Returns how many were restored. */
+static int restore_entries(const Persist *ps, Registry *reg, FILE *f, PassedFd *passed, size_t n_passed,
+                           RestoredFn restored, void *userdata) {
+        char *line = NULL;
+        gid_t *gids = NULL; /* from a "G" line, for the next entry */
+        size_t n_gids = 0;
+        size_t cap = 0;
+        unsigned lineno = 0;
+        int restored_count = 0;
 
         while (f && getline(&line, &cap, f) > 0) {
                 Entry *e = NULL;
-                int r;
 
                 lineno++;
                 if (line[0] == '#' || line[0] == '\n')
                         continue;
                 if (line[0] == 'G' && line[1] == ' ') {
-                        free(gids);
-                        gids = NULL;
-                        n_gids = 0;
-                        if (parse_gids(line, &gids, &n_gids) < 0)
-                                log_warning("%s:%u: unreadable gids, the next entry reopens without them",
-                                            ps->state_path, lineno);
+                        take_gids_line(ps, lineno, line, &gids, &n_gids);
                         continue;
                 }
-                r = parse_line(line, &e);
-                if (r < 0) {
+                if (parse_line(line, &e) < 0) {
                         log_warning("%s:%u: unreadable entry, dropped", ps->state_path, lineno);
                         free(gids);
                         gids = NULL;
@@ -406,34 +468,16 @@ int persist_restore(const Persist *ps, const Registry *reg_const, void (*restore
                 e->depositor_gids = TAKE_PTR(gids);
                 e->n_depositor_gids = n_gids;
                 n_gids = 0;
-                /* Entries sharing an open file share its stored fd. */
-                for (size_t i = 0; i < n_passed; i++)
-                        if (passed[i].id == e->store_id) {
-                                e->fd = fcntl(passed[i].fd, F_DUPFD_CLOEXEC, 3);
-                                passed[i].used = true;
-                                break;
-                        }
-                if (e->fd < 0) {
-                        log_warning("entry '%s' has no fd in the fd store; dropped", e->name);
-                        entry_free(e);
-                        continue;
-                }
-                if (fdinfo_get_flags(e->fd, &e->flags) < 0 || fdinfo_classify(e->fd, &e->kind) < 0 ||
-                    registry_get(reg, e->name)) {
-                        log_warning("entry '%s' could not be restored; dropped", e->name);
-                        entry_free(e);
-                        continue;
-                }
-                if (e->id >= reg->next_id)
-                        reg->next_id = e->id + 1;
-                restored(e, userdata);
-                restored_count++;
+                restored_count += restore_entry(reg, e, passed, n_passed, restored, userdata);
         }
         free(line);
         free(gids);
-        if (f)
-                fclose(f);
+        return restored_count;
+}
 
+/* Closes every stored fd; those no entry used are also dropped from the fd
+ * store. Consumes the passed fds. */
+static void release_passed_fds(const Persist *ps, const PassedFd *passed, size_t n_passed) {
         for (size_t i = 0; i < n_passed; i++) {
                 if (!passed[i].used) {
                         log_warning("dropping stored fd e%" PRIu64 ": no entry describes it", passed[i].id);
@@ -442,5 +486,23 @@ int persist_restore(const Persist *ps, const Registry *reg_const, void (*restore
                 }
                 close(passed[i].fd);
         }
+}
+
+int persist_restore(const Persist *ps, const Registry *reg_const, void (*restored)(Entry *e, void *userdata),
+                    void *userdata) {
+        Registry *reg = (Registry *) reg_const;
+        _cleanup_free_ PassedFd *passed = NULL;
+        size_t n_passed = 0;
+        FILE *f;
+        int r, restored_count;
+
+        r = take_passed_fds(ps, reg, &passed, &n_passed);
+        if (r < 0)
+                return r;
+        f = open_state_file(ps);
+        restored_count = restore_entries(ps, reg, f, passed, n_passed, restored, userdata);
+        if (f)
+                fclose(f);
+        release_passed_fds(ps, passed, n_passed);
         return restored_count;
 }

@@ -147,44 +147,46 @@ static unsigned pending_of(Polkit *pk, Peer *peer) {
         return n;
 }
 
-int polkit_check(Polkit *pk, sd_bus_message *m, Peer *peer, const char *action_id, const char *key,
-                 const char *value, const char *requested, peer_resume_fn handler, sd_bus_error *error) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
-        bool interactive = sd_bus_message_get_allow_interactive_authorization(m) > 0;
-        PolkitQuery *q;
-        int r;
-
-        q = query_find(pk, m, action_id, value);
-        if (q) {
-                switch (q->state) {
-                case QUERY_PENDING:
-                        return 0;
-                case QUERY_AUTHORIZED:
-                        return 1;
-                case QUERY_CHALLENGE:
-                        if (!interactive)
-                                return sd_bus_error_setf(error, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
-                                                         "%s for '%s' needs authentication; call again allowing "
-                                                         "interactive authorization.",
-                                                         action_id, value);
-                        _fallthrough_;
-                case QUERY_DENIED:
+/* The answer an earlier CheckAuthorization gave for this call: 1 authorized,
+ * 0 still pending (the reply resumes the call), or the error to return. */
+static int answer_known(const PolkitQuery *q, const Peer *peer, bool interactive, const char *action_id,
+                        const char *value, sd_bus_error *error) {
+        switch (q->state) {
+        case QUERY_PENDING:
+                break;
+        case QUERY_AUTHORIZED:
+                return 1;
+        case QUERY_CHALLENGE:
+                if (!interactive)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
+                                                 "%s for '%s' needs authentication; call again allowing "
+                                                 "interactive authorization.",
+                                                 action_id, value);
+                _fallthrough_;
+        case QUERY_DENIED:
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED, "polkit did not authorize %s for '%s'.",
+                                         action_id, value);
+        case QUERY_UNREACHABLE:
+                if (peer->direct && !peer->direct_origin)
                         return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
-                                                 "polkit did not authorize %s for '%s'.", action_id, value);
-                case QUERY_UNREACHABLE:
-                        if (peer->direct && !peer->direct_origin)
-                                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
-                                                         "%s for '%s' needs polkit's authorization, and polkit "
-                                                         "could not check the process behind this direct "
-                                                         "connection (%s); use the system bus for calls that "
-                                                         "need authorization.",
-                                                         action_id, value, q->why ? q->why : "no answer");
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
-                                                 "%s for '%s' needs polkit's authorization, and polkit was not "
-                                                 "reachable (%s).",
+                                                 "%s for '%s' needs polkit's authorization, and polkit "
+                                                 "could not check the process behind this direct "
+                                                 "connection (%s); use the system bus for calls that "
+                                                 "need authorization.",
                                                  action_id, value, q->why ? q->why : "no answer");
-                }
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                         "%s for '%s' needs polkit's authorization, and polkit was not "
+                                         "reachable (%s).",
+                                         action_id, value, q->why ? q->why : "no answer");
         }
+        return 0;
+}
+
+/* The refusals before polkit is asked at all: no pidfd to name a socket
+ * peer by, this connection's pending answers, the uid's polkit quota.
+ * Returns 0 when polkit may be asked, else the error. */
+static int check_may_ask(Polkit *pk, Peer *peer, const char *action_id, const char *value, sd_bus_error *error) {
+        int r;
 
         /* A socket peer is asked about by pidfd; without one, a PID would
          * be a race: refuse (SPEC §5). */
@@ -211,6 +213,15 @@ int polkit_check(Polkit *pk, sd_bus_message *m, Peer *peer, const char *action_i
                                                  action_id, value, text);
                 }
         }
+        return 0;
+}
+
+/* A new pending query for call m, listed in pk and charged to the peer's
+ * uid. Takes a reference on m. */
+static int query_new(Polkit *pk, sd_bus_message *m, Peer *peer, const char *action_id, const char *value,
+                     peer_resume_fn handler, PolkitQuery **ret) {
+        PolkitQuery *q;
+        int r;
 
         q = calloc(1, sizeof *q);
         if (!q)
@@ -234,18 +245,48 @@ int polkit_check(Polkit *pk, sd_bus_message *m, Peer *peer, const char *action_i
                 }
                 q->charged = true;
         }
+        *ret = q;
+        return 0;
+}
+
+/* Sends q's CheckAuthorization; its reply lands in on_check_reply. */
+static int query_send(PolkitQuery *q, const char *key, const char *requested, bool interactive) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        Polkit *pk = q->polkit;
+        int r;
 
         r = sd_bus_message_new_method_call(pk->bus, &call, "org.freedesktop.PolicyKit1",
                                            "/org/freedesktop/PolicyKit1/Authority",
                                            "org.freedesktop.PolicyKit1.Authority", "CheckAuthorization");
         if (r >= 0)
-                r = append_subject(call, peer, action_id);
+                r = append_subject(call, q->peer, q->action_id);
         if (r >= 0)
-                r = sd_bus_message_append(call, "a{ss}us", 2, key, value, "fdbroker.requested-result", requested,
+                r = sd_bus_message_append(call, "a{ss}us", 2, key, q->value, "fdbroker.requested-result", requested,
                                           (uint32_t) (interactive ? 1 : 0), "");
         if (r >= 0)
                 r = sd_bus_call_async(pk->bus, &q->slot, call, on_check_reply, q,
                                       interactive ? INTERACTIVE_TIMEOUT_USEC : CHECK_TIMEOUT_USEC);
+        return r;
+}
+
+int polkit_check(Polkit *pk, sd_bus_message *m, Peer *peer, const char *action_id, const char *key,
+                 const char *value, const char *requested, peer_resume_fn handler, sd_bus_error *error) {
+        bool interactive = sd_bus_message_get_allow_interactive_authorization(m) > 0;
+        PolkitQuery *q;
+        int r;
+
+        q = query_find(pk, m, action_id, value);
+        if (q)
+                return answer_known(q, peer, interactive, action_id, value, error);
+
+        r = check_may_ask(pk, peer, action_id, value, error);
+        if (r < 0)
+                return r;
+
+        r = query_new(pk, m, peer, action_id, value, handler, &q);
+        if (r < 0)
+                return r;
+        r = query_send(q, key, requested, interactive);
         if (r < 0) {
                 query_free(q);
                 return r;

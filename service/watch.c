@@ -59,6 +59,32 @@ static bool is_name_char(char c) {
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("_.:@-", c);
 }
 
+/* The bracket expression opening at pattern[*i], within the first body
+ * bytes: it ends in this component, and holds only name characters.
+ * Moves *i to its ']'. */
+static int check_bracket(const char *pattern, size_t body, size_t *i, sd_bus_error *error) {
+        /* Its first character may be ']' (or after '!'/'^'). */
+        size_t j = *i + 1;
+
+        if (j < body && (pattern[j] == '!' || pattern[j] == '^'))
+                j++;
+        if (j < body && pattern[j] == ']')
+                j++;
+        while (j < body && pattern[j] != ']' && pattern[j] != '/')
+                j++;
+        if (j >= body || pattern[j] != ']')
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Watch pattern '%s' has a '[' without its ']'.", pattern);
+        for (size_t k = *i + 1; k < j; k++)
+                if (!is_name_char(pattern[k]) && !strchr("!^]", pattern[k]))
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "Watch pattern '%s' has '%c' in a bracket expression; entry names "
+                                                 "use only [A-Za-z0-9_.:@/-].",
+                                                 pattern, pattern[k]);
+        *i = j;
+        return 0;
+}
+
 int watch_check_pattern(const char *pattern, sd_bus_error *error) {
         size_t len = strlen(pattern);
         size_t body = len;
@@ -94,26 +120,9 @@ int watch_check_pattern(const char *pattern, sd_bus_error *error) {
                                                          pattern);
                         start = i + 1;
                 } else if (c == '[') {
-                        /* A bracket expression ends in this component; its
-                         * first character may be ']' (or after '!'/'^'). */
-                        size_t j = i + 1;
-                        if (j < body && (pattern[j] == '!' || pattern[j] == '^'))
-                                j++;
-                        if (j < body && pattern[j] == ']')
-                                j++;
-                        while (j < body && pattern[j] != ']' && pattern[j] != '/')
-                                j++;
-                        if (j >= body || pattern[j] != ']')
-                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                         "Watch pattern '%s' has a '[' without its ']'.", pattern);
-                        for (size_t k = i + 1; k < j; k++)
-                                if (!is_name_char(pattern[k]) && !strchr("!^]", pattern[k]))
-                                        return sd_bus_error_setf(
-                                                error, SD_BUS_ERROR_INVALID_ARGS,
-                                                "Watch pattern '%s' has '%c' in a bracket expression; entry names "
-                                                "use only [A-Za-z0-9_.:@/-].",
-                                                pattern, pattern[k]);
-                        i = j;
+                        int r = check_bracket(pattern, body, &i, error);
+                        if (r < 0)
+                                return r;
                 } else if (!is_name_char(c) && c != '*' && c != '?') {
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                  "Watch pattern '%s' has '%c', which is neither a name character "
@@ -157,12 +166,10 @@ static int check_watch_options(sd_bus_message *m, sd_bus_error *error) {
         return sd_bus_message_exit_container(m);
 }
 
-int watches_handle_watch(Watches *ws, sd_bus_message *m, Peer *p, sd_bus_error *error) {
+/* Reads Watch's arguments: the patterns (1 to WATCH_PATTERNS_MAX, each
+ * checked) and the options, which must be empty. */
+static int read_watch_patterns(sd_bus_message *m, char ***ret, sd_bus_error *error) {
         _cleanup_(strv_freep) char **patterns = NULL;
-        _cleanup_free_ char *destination = NULL;
-        const char *sender = sd_bus_message_get_sender(m);
-        Watcher *w, *old;
-        unsigned n_uid = 0;
         size_t n = 0;
         int r;
 
@@ -185,8 +192,15 @@ int watches_handle_watch(Watches *ws, sd_bus_message *m, Peer *p, sd_bus_error *
                 if (r < 0)
                         return r;
         }
+        *ret = TAKE_PTR(patterns);
+        return 0;
+}
 
-        old = find_watcher(ws, m);
+/* Whether p's uid may have one more watcher (old, the caller's existing
+ * one, is not counted: watching again costs nothing). */
+static int check_watch_quota(Watches *ws, const Watcher *old, const Peer *p, sd_bus_error *error) {
+        unsigned n_uid = 0;
+
         LIST_FOREACH(watchers, i, ws->list)
                 if (i != old && i->peer->uid == p->uid)
                         n_uid++;
@@ -207,13 +221,15 @@ int watches_handle_watch(Watches *ws, sd_bus_message *m, Peer *p, sd_bus_error *
                                          "uid %u already has %u watches on other connections, the limit; "
                                          "call Unwatch on one, or close it.",
                                          (unsigned) p->uid, n_uid);
+        return 0;
+}
 
-        if (old) {
-                /* Watch again: the new patterns replace the old ones. */
-                strv_freep(&old->patterns);
-                old->patterns = TAKE_PTR(patterns);
-                return 1;
-        }
+/* A new watcher for m's connection, charged to p's uid. Consumes *patterns
+ * on success only. */
+static int watcher_add(Watches *ws, sd_bus_message *m, Peer *p, char ***patterns) {
+        _cleanup_free_ char *destination = NULL;
+        const char *sender = sd_bus_message_get_sender(m);
+        Watcher *w;
 
         if (sender) {
                 destination = strdup(sender);
@@ -231,11 +247,34 @@ int watches_handle_watch(Watches *ws, sd_bus_message *m, Peer *p, sd_bus_error *
         w->bus = sd_bus_ref(sd_bus_message_get_bus(m));
         w->destination = TAKE_PTR(destination);
         w->peer = p;
-        w->patterns = TAKE_PTR(patterns);
+        w->patterns = TAKE_PTR(*patterns);
         w->watches = ws;
         LIST_PREPEND(watchers, ws->list, w);
         ws->n_watchers++;
         return 1;
+}
+
+int watches_handle_watch(Watches *ws, sd_bus_message *m, Peer *p, sd_bus_error *error) {
+        _cleanup_(strv_freep) char **patterns = NULL;
+        Watcher *old;
+        int r;
+
+        r = read_watch_patterns(m, &patterns, error);
+        if (r < 0)
+                return r;
+
+        old = find_watcher(ws, m);
+        r = check_watch_quota(ws, old, p, error);
+        if (r < 0)
+                return r;
+
+        if (old) {
+                /* Watch again: the new patterns replace the old ones. */
+                strv_freep(&old->patterns);
+                old->patterns = TAKE_PTR(patterns);
+                return 1;
+        }
+        return watcher_add(ws, m, p, &patterns);
 }
 
 bool watches_remove_for(Watches *ws, sd_bus_message *m) {
