@@ -22,6 +22,7 @@
 #include "broker-private.h"
 #include "cleanup.h"
 #include "entries.h"
+#include "fdclose.h"
 #include "fdinfo.h"
 #include "log.h"
 #include "retrieve.h"
@@ -224,7 +225,7 @@ int deposit_run(Broker *b, Peer *p, sd_bus_message *m, DepositJob *dj_in, sd_bus
                 if (p->n_gids > 0) {
                         op.gids = malloc(p->n_gids * sizeof(gid_t));
                         if (!op.gids) {
-                                safe_close(op.fd);
+                                fdclose_kind(op.fd, it->kind);
                                 r = -ENOMEM;
                                 goto fail;
                         }

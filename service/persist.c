@@ -33,6 +33,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "cleanup.h"
+#include "fdclose.h"
 #include "log.h"
 #include "names.h"
 
@@ -348,7 +349,7 @@ int persist_restore(const Persist *ps, const Registry *reg_const, void (*restore
                 passed = calloc((size_t) n, sizeof *passed);
                 if (!passed) {
                         for (int i = 0; i < n; i++)
-                                close(SD_LISTEN_FDS_START + i);
+                                fdclose_caller_fd(SD_LISTEN_FDS_START + i);
                         strv_freep(&names);
                         return -ENOMEM;
                 }
@@ -363,7 +364,7 @@ int persist_restore(const Persist *ps, const Registry *reg_const, void (*restore
                         continue; /* the direct socket (fdbroker.socket): main.c took it */
                 if (!nm || sscanf(nm, "e%" SCNu64 "%c", &id, &tail) != 1) {
                         log_warning("dropping a passed fd named '%s': not one of ours", nm ? nm : "(none)");
-                        close(fd);
+                        fdclose_caller_fd(fd);
                         if (nm && persist_enabled(ps))
                                 (void) sd_notifyf(false, "FDSTOREREMOVE=1\nFDNAME=%s", nm);
                         continue;
@@ -440,7 +441,7 @@ int persist_restore(const Persist *ps, const Registry *reg_const, void (*restore
                         if (persist_enabled(ps))
                                 (void) sd_notifyf(false, "FDSTOREREMOVE=1\nFDNAME=e%" PRIu64, passed[i].id);
                 }
-                close(passed[i].fd);
+                fdclose_caller_fd(passed[i].fd);
         }
         return restored_count;
 }

@@ -17,6 +17,7 @@
 #include "broker-private.h"
 #include "cleanup.h"
 #include "entries.h"
+#include "fdclose.h"
 #include "fdinfo.h"
 #include "log.h"
 #include "policy.h"
@@ -120,7 +121,7 @@ static int reopen_op(const Entry *e, int want, WorkerOp *ret) {
         if (e->n_depositor_gids > 0) {
                 op.gids = malloc(e->n_depositor_gids * sizeof(gid_t));
                 if (!op.gids) {
-                        safe_close(op.fd);
+                        fdclose_kind(op.fd, e->kind);
                         return -ENOMEM;
                 }
                 memcpy(op.gids, e->depositor_gids, e->n_depositor_gids * sizeof(gid_t));

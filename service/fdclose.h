@@ -1,0 +1,52 @@
+/* fdclose.h: closing a caller's fd without letting its file stall the loop.
+ *
+ * close(2) is not always quick: every close of an fd-table entry calls the
+ * file's ->flush, which on FUSE asks the file system's server (FUSE_FLUSH)
+ * and waits for the answer, killable only by a fatal signal; NFS writes
+ * back dirty pages, a tty may wait up to closing_wait for its output to
+ * drain, and the last close of a TCP socket with SO_LINGER waits for its
+ * unsent data. A caller decides all of these, so the broker closes a
+ * caller's fd inline only when its kind says the close cannot wait (memfd,
+ * pipe or FIFO, eventfd, timerfd, signalfd, pidfd, AF_UNIX socket), and
+ * hands every other one to a closer thread.
+ *
+ * The closers are a small pool shared by the process: a thread is added
+ * when an fd is queued and no thread is idle, up to FDCLOSE_THREADS_MAX.
+ * A thread stuck forever in one close holds only itself: the next fds go
+ * to the others. With every thread stuck, fds wait in the queue (still
+ * open, counted among the broker's fds) until a thread comes free; the loop
+ * never waits. Every function here consumes the fd it is given, may be
+ * called from any thread, and never blocks on the file. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "fdinfo.h"
+
+#define FDCLOSE_THREADS_MAX 8u
+
+/* True when closing fd (borrowed), of kind kind, cannot wait for anyone:
+ * decided without any call that reaches the file's server. */
+bool fdclose_is_quick(int fd, FdKind kind);
+
+/* Closes fd (consumed) of the cached kind kind: inline when quick, else on
+ * a closer thread. Returns -1, for "fd = fdclose_kind(fd, kind)". */
+int fdclose_kind(int fd, FdKind kind);
+
+/* fdclose_kind() for an fd whose kind is not cached: classified from
+ * cached attributes only (fdinfo_classify()); an fd that cannot be
+ * classified goes to a closer. */
+int fdclose_caller_fd(int fd);
+
+typedef struct FdCloseStats {
+        unsigned threads;       /* closer threads started (they never exit) */
+        unsigned busy;          /* threads inside a close() right now */
+        unsigned queued;        /* fds waiting for a thread */
+        unsigned long long deferred; /* fds handed to the closers, in all */
+        unsigned long long inline_closed; /* fds closed inline, in all */
+} FdCloseStats;
+
+void fdclose_get_stats(FdCloseStats *ret);
+
+/* For tests: the function the closer threads close with (NULL: close(2)). */
+void fdclose_set_close_function(int (*f)(int fd));
