@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -22,6 +23,7 @@
 typedef struct Closers {
         pthread_mutex_t lock;
         pthread_cond_t wake;
+        pthread_cond_t idle;    /* signalled when a close is over */
         int *queue;             /* a ring of queue_size slots */
         size_t queue_size, head, n_queued;
         unsigned n_threads, n_idle, n_busy;
@@ -32,6 +34,7 @@ typedef struct Closers {
 static Closers closers = {
         .lock = PTHREAD_MUTEX_INITIALIZER,
         .wake = PTHREAD_COND_INITIALIZER,
+        .idle = PTHREAD_COND_INITIALIZER,
 };
 
 bool fdclose_is_quick(int fd, FdKind kind) {
@@ -83,6 +86,7 @@ static void *closer_main(void *userdata) {
 
                 pthread_mutex_lock(&c->lock);
                 c->n_busy--;
+                pthread_cond_broadcast(&c->idle);
         }
         return NULL;
 }
@@ -188,6 +192,26 @@ void fdclose_get_stats(FdCloseStats *ret) {
                 .inline_closed = closers.inline_closed,
         };
         pthread_mutex_unlock(&closers.lock);
+}
+
+bool fdclose_wait_idle(unsigned timeout_ms) {
+        struct timespec deadline;
+        bool idle;
+
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += timeout_ms / 1000;
+        deadline.tv_nsec += (long) (timeout_ms % 1000) * 1000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+                deadline.tv_sec++;
+                deadline.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&closers.lock);
+        while (closers.n_queued > 0 || closers.n_busy > 0)
+                if (pthread_cond_timedwait(&closers.idle, &closers.lock, &deadline) != 0)
+                        break;
+        idle = closers.n_queued == 0 && closers.n_busy == 0;
+        pthread_mutex_unlock(&closers.lock);
+        return idle;
 }
 
 void fdclose_set_close_function(int (*f)(int fd)) {

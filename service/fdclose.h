@@ -48,5 +48,9 @@ typedef struct FdCloseStats {
 
 void fdclose_get_stats(FdCloseStats *ret);
 
+/* Waits up to timeout_ms for every queued and running close to be over
+ * (for tests and diagnostics, never on the loop). True when they are. */
+bool fdclose_wait_idle(unsigned timeout_ms);
+
 /* For tests: the function the closer threads close with (NULL: close(2)). */
 void fdclose_set_close_function(int (*f)(int fd));
