@@ -44,6 +44,10 @@ void deposit_job_free(void *p) {
         if (!dj)
                 return;
         deposit_plan_done(&dj->plan);
+        if (dj->sweep) {
+                fdclose_message_fds(dj->sweep);
+                sd_bus_message_unref(dj->sweep);
+        }
         free(dj);
 }
 
@@ -206,6 +210,9 @@ int deposit_run(Broker *b, Peer *p, sd_bus_message *m, DepositJob *dj_in, sd_bus
         int r;
 
         dj->plan.uid = p->uid;
+        /* No second run from here on: whatever ends the job, the call's fds
+         * are not read again. */
+        dj->sweep = sd_bus_message_ref(m);
         for (size_t i = 0; i < dj->plan.n; i++) {
                 DepositItem *it = &dj->plan.items[i];
                 WorkerOp op = WORKER_OP_INIT;

@@ -21,6 +21,9 @@
 
 #include <stdbool.h>
 
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
 #include "fdinfo.h"
 
 #define FDCLOSE_THREADS_MAX 8u
@@ -47,6 +50,41 @@ typedef struct FdCloseStats {
 } FdCloseStats;
 
 void fdclose_get_stats(FdCloseStats *ret);
+
+/* ---- fds in incoming messages ------------------------------------------
+ *
+ * sd-bus closes a message's fds when the message is freed, on the loop,
+ * and has no call to take them away. So for each 'h' of a message whose
+ * close may wait, a closer thread dup3()s a placeholder (a memfd of ours)
+ * over the message's fd number: the kernel installs the placeholder in
+ * the slot before it flushes the old file, so the thread may wait there,
+ * but sd-bus then closes only the placeholder. The message stays
+ * referenced until the loop has seen the placeholder in every such slot
+ * (fstat, from a timer), so the number cannot be freed and reused while
+ * the thread is about to write over it. fds a message carries beyond its
+ * 'h' arguments cannot be reached this way. */
+
+/* Makes the placeholder and the check timer on event. Without it the
+ * functions below do nothing (sd-bus closes inline, as before). */
+int fdclose_attach_event(sd_event *event);
+
+/* Drops the timer; swaps still unchecked keep their message (and its fd)
+ * to exit. */
+void fdclose_detach_event(void);
+
+/* Every 'h' in m (borrowed; anywhere: in variants and arrays too) whose
+ * close may wait gets the placeholder swapped in. Call it once nothing
+ * will read m's fds any more: a handler's final answer. */
+void fdclose_message_fds(sd_bus_message *m);
+
+/* An sd-bus filter (sd_bus_add_filter, userdata unused): method calls that
+ * no handler reads fds from (all but Deposit and DepositMany with their
+ * own signatures on the broker's object, which call
+ * fdclose_message_fds() when answered) have their fds swapped at once. */
+int fdclose_bus_filter(sd_bus_message *m, void *userdata, sd_bus_error *error);
+
+/* Swaps requested and not yet seen done, for tests. */
+unsigned fdclose_swaps_pending(void);
 
 /* Waits up to timeout_ms for every queued and running close to be over
  * (for tests and diagnostics, never on the loop). True when they are. */

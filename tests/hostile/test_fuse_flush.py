@@ -12,10 +12,16 @@ holds that FLUSH, and once the stub answers the broker holds no more fds
 than before the deposit (service/fdclose.c closed it on a closer thread,
 nothing leaked). Latencies are printed, never compared with a limit.
 
+The fd of an incoming call is the message's, closed by sd-bus when the
+message is freed: a raw client on a direct connection sends Deposit (kept,
+and refused) and Retrieve (an fd in its options) with the FUSE fd while
+FLUSH is held; the broker swaps a placeholder into those slots on a closer
+thread (fdclose_message_fds()), and Bob is served meanwhile.
+
 What remains outside the broker (docs/behaviour.md): the bus daemons close
 their own copy of an fd passed through them, and both dbus-daemon and
-dbus-broker stall while that close waits. This file measures that too and
-only prints it."""
+dbus-broker stall while that close waits (flush_bus_daemons.py measures
+it), so the message cases use the broker's direct socket."""
 
 import os
 import shutil
@@ -31,6 +37,7 @@ sys.path.insert(0, HERE)
 import harness  # noqa: E402
 from harness import memfd  # noqa: E402
 import fusestub  # noqa: E402
+from rawbus import RawBus  # noqa: E402
 
 # How long a victim is given before the test says the broker is stalled;
 # only a failing run waits that long (a working broker answers at once).
@@ -170,3 +177,80 @@ def test_end_of_a_connection_entry_on_fuse(t, bus, users, stub, bob):
     v = victim_served_while_held(t, stub, bob, 'connection closed')
     released_without_leak(t, bus, stub, baseline, 'connection closed', (v,))
     t.eq(bob.names('attack/'), [], 'the connection entry went with its connection')
+
+
+MESSAGE_CASES = {
+    # member, signature, args (the handle is index 0), what the broker answers
+    'deposit-kept': ('Deposit', '(sha{sv})', ('attack/msg', 0, {}), None),
+    'deposit-refused': ('Deposit', '(sha{sv})', ('attack/msg', 0, {'lifetime': ('s', 'forever')}),
+                        'org.freedesktop.DBus.Error.InvalidArgs'),
+    'fd-in-retrieve-options': ('Retrieve', '(sa{sv})', ('victim/entry', {'x': ('h', 0)}),
+                               'org.freedesktop.DBus.Error.InvalidArgs'),
+}
+
+
+@pytest.mark.parametrize('case', sorted(MESSAGE_CASES))
+def test_fuse_fd_in_an_incoming_call(t, bus, stub, bob, root, case):
+    from gi.repository import Gio, GLib
+    member, sig, args, expected_error = MESSAGE_CASES[case]
+    t.success(bob.deposit('victim/entry', memfd('bob keeps working'), allow=['everyone']),
+              'Bob deposits his own entry')
+    baseline = bus.service_fd_count()
+    raw = RawBus('unix:path=' + bus.direct_socket, direct=True)
+    fd = os.open(stub.path(), os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        # The raw connection's own fds (socket, peer) counted in.
+        t.ok(raw.call(None, harness.OBJ_PATH, 'org.freedesktop.DBus.Peer', 'Ping') is not None,
+             'the raw direct connection is served')
+        with_conn = bus.service_fd_count()
+        # The message is made (and GLib's copy of the fd closed) before
+        # FLUSH is held: only the broker's close is left to wait.
+        m = Gio.DBusMessage.new_method_call(None, harness.OBJ_PATH, harness.IFACE, member)
+        body = [GLib.Variant(v[0], v[1]) if isinstance(v, tuple) else v for v in args[:-1]]
+        opts = args[-1]
+        if isinstance(opts, dict):
+            body.append({k: GLib.Variant(s, v) for k, (s, v) in opts.items()})
+        else:
+            body.append(opts)
+        m.set_body(GLib.Variant(sig, tuple(body)))
+        fdlist = Gio.UnixFDList.new()
+        fdlist.append(fd)
+        m.set_unix_fd_list(fdlist)
+        raw.serial += 1
+        m.set_serial(raw.serial)
+        serial = raw.serial
+        blob = m.to_blob(Gio.DBusCapabilityFlags.UNIX_FD_PASSING)
+        del m, fdlist
+        import gc
+        gc.collect()
+        settled = stub.flushes_seen
+
+        stub.hold_flush = True
+        t0 = time.monotonic()
+        raw.send(blob, [fd])
+        reply = None
+        while reply is None:
+            r = raw.next_message(STALL_S)
+            if r is None or r.get_reply_serial() == serial:
+                reply = r
+        t.diag('%s: the attacker\'s call answered after %.1f ms' % (case, (time.monotonic() - t0) * 1000))
+        t.ok(reply is not None, '%s: the call is answered' % case)
+        got = reply.get_error_name() if reply is not None and \
+            reply.get_message_type() == Gio.DBusMessageType.ERROR else None
+        t.eq(got, expected_error, '%s: with %s' % (case, expected_error or 'success'))
+        t.ok(stub.flushes_seen > settled or harness.poll_until(lambda: stub.flushes_seen > settled, timeout=60),
+             '%s: the broker closed (or swapped) its copy' % case)
+        v = victim_served_while_held(t, stub, bob, case)
+        released_without_leak(t, bus, stub, with_conn + (1 if expected_error is None else 0), case, (v,))
+        if expected_error is None:
+            # The swap replaced the message's slot, not what the broker kept.
+            res = root.retrieve('attack/msg')
+            t.eq((res.get('fd') or {}).get('read_head'), fusestub.DATA.decode(),
+                 'the kept entry is the file on the stub, not the placeholder')
+    finally:
+        stub.release()
+        raw.sock.close()
+        os.close(fd)
+    back = harness.poll_until(lambda: bus.service_fd_count() <= baseline, timeout=60)
+    t.ok(back, '%s: with the raw connection closed, the service is back to its fds before the call' % case,
+         {'baseline': baseline, 'now': bus.service_fd_count()})
