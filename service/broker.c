@@ -584,13 +584,18 @@ static int method_create_memory(sd_bus_message *m, void *userdata, sd_bus_error 
 
 /* OpenPath's open ran on a worker. */
 static int on_path_opened(sd_bus_message *m, WorkerOp *ops, size_t n_ops, void *ctx, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         int r;
 
         if (ops[0].result < 0)
                 return openpath_set_error(error, ops[0].path, ops[0].accmode, ops[0].result);
         log_info("%s opened '%s' %s", sd_bus_message_get_sender(m) ?: "?", ops[0].path,
                  fdinfo_accmode_to_string(ops[0].accmode));
-        r = sd_bus_reply_method_return(m, "h", ops[0].ret_fd);
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "h", ops[0].ret_fd);
+        if (r >= 0)
+                r = fdclose_send(reply); /* sd-bus's copy of the caller's file: fdclose.h */
         if (r >= 0)
                 retrieve_note_fds_sent(ctx, m, 1);
         return r;

@@ -245,6 +245,8 @@ typedef struct Swap {
         struct Swap *next;
         sd_bus_message *message;      /* referenced until the slot is seen swapped */
         int slot;
+        sd_bus *outgoing;             /* a sent message's bus, until its write queue
+                                       * is empty: then the swap is queued */
 } Swap;
 
 /* The loop's only. */
@@ -267,11 +269,29 @@ static bool slot_swapped(int slot) {
         return fstat(slot, &st) >= 0 && st.st_dev == swaps.dev && st.st_ino == swaps.ino;
 }
 
+static bool queue_swap(Swap *w) {
+        return closers_queue(&closers, (Item) { .fd = swaps.placeholder, .into = w->slot }) >= 0;
+}
+
+/* A sent message is out once its bus has written everything: the kernel
+ * then holds its own references to the files in flight. */
+static bool written(sd_bus *bus) {
+        uint64_t n;
+        /* An error is a closed bus: what it had queued is never sent. */
+        return sd_bus_get_n_queued_write(bus, &n) < 0 || n == 0;
+}
+
 static int on_check(sd_event_source *s, uint64_t usec, void *userdata) {
         Swap **pp = &swaps.pending;
 
         while (*pp) {
                 Swap *w = *pp;
+                if (w->outgoing) {
+                        if (written(w->outgoing) && queue_swap(w))
+                                w->outgoing = sd_bus_unref(w->outgoing);
+                        pp = &w->next;
+                        continue;
+                }
                 if (!slot_swapped(w->slot)) {
                         pp = &w->next;
                         continue;
@@ -333,8 +353,9 @@ unsigned fdclose_swaps_pending(void) {
         return swaps.n_pending;
 }
 
-/* Swaps the placeholder into slot (one of m's fds). */
-static void swap_slot(sd_bus_message *m, int slot) {
+/* Swaps the placeholder into slot (one of m's fds); for a sent message,
+ * once it is written. */
+static void swap_slot(sd_bus_message *m, int slot, bool sent) {
         FdKind kind;
         Swap *w;
 
@@ -350,7 +371,9 @@ static void swap_slot(sd_bus_message *m, int slot) {
                 return;
         w->message = sd_bus_message_ref(m);
         w->slot = slot;
-        if (closers_queue(&closers, (Item) { .fd = swaps.placeholder, .into = slot }) < 0) {
+        if (sent && !written(sd_bus_message_get_bus(m)))
+                w->outgoing = sd_bus_ref(sd_bus_message_get_bus(m));
+        else if (!queue_swap(w)) {
                 sd_bus_message_unref(m);
                 free(w);
                 return;
@@ -369,7 +392,7 @@ static bool signature_may_hold_fds(const char *s) {
 }
 
 /* Walks the values at m's read position to the end of the container. */
-static int walk_fds(sd_bus_message *m, unsigned depth) {
+static int walk_fds(sd_bus_message *m, bool sent, unsigned depth) {
         int r;
 
         if (depth > 64)
@@ -386,12 +409,12 @@ static int walk_fds(sd_bus_message *m, unsigned depth) {
                         r = sd_bus_message_read_basic(m, 'h', &fd);
                         if (r < 0)
                                 return r;
-                        swap_slot(m, fd);
+                        swap_slot(m, fd, sent);
                 } else if (strchr("avre", type) && (type == 'v' || signature_may_hold_fds(contents))) {
                         r = sd_bus_message_enter_container(m, type, contents);
                         if (r < 0)
                                 return r;
-                        r = walk_fds(m, depth + 1);
+                        r = walk_fds(m, sent, depth + 1);
                         if (r < 0)
                                 return r;
                         r = sd_bus_message_exit_container(m);
@@ -418,13 +441,24 @@ static int walk_fds(sd_bus_message *m, unsigned depth) {
         }
 }
 
-void fdclose_message_fds(sd_bus_message *m) {
+static void message_fds(sd_bus_message *m, bool sent) {
         if (!swaps.event || !m || !signature_may_hold_fds(sd_bus_message_get_signature(m, true)))
                 return;
         if (sd_bus_message_rewind(m, true) < 0)
                 return;
-        (void) walk_fds(m, 0);
+        (void) walk_fds(m, sent, 0);
         (void) sd_bus_message_rewind(m, true);
+}
+
+void fdclose_message_fds(sd_bus_message *m) {
+        message_fds(m, false);
+}
+
+int fdclose_send(sd_bus_message *m) {
+        int r = sd_bus_send(NULL, m, NULL);
+        if (r >= 0)
+                message_fds(m, true);
+        return r;
 }
 
 int fdclose_bus_filter(sd_bus_message *m, void *userdata, sd_bus_error *error) {

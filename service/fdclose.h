@@ -77,6 +77,12 @@ void fdclose_detach_event(void);
  * will read m's fds any more: a handler's final answer. */
 void fdclose_message_fds(sd_bus_message *m);
 
+/* sd_bus_send(NULL, m, NULL), then the same for the copies sd-bus made of
+ * the fds appended to m (a Retrieve's entry, an OpenPath's file): each is
+ * swapped once m is written out (the bus's write queue empty, checked from
+ * the timer), since sd-bus would close them on the loop when it frees m. */
+int fdclose_send(sd_bus_message *m);
+
 /* An sd-bus filter (sd_bus_add_filter, userdata unused): method calls that
  * no handler reads fds from (all but Deposit and DepositMany with their
  * own signatures on the broker's object, which call

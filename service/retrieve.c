@@ -235,7 +235,7 @@ static int on_retrieve_reopened(sd_bus_message *m, WorkerOp *ops, size_t n_ops, 
         if (r >= 0 && rj->many)
                 r = sd_bus_message_close_container(reply);
         if (r >= 0)
-                r = sd_bus_send(NULL, reply, NULL);
+                r = fdclose_send(reply) /* its copies of the fds: fdclose.h */;
         if (r < 0)
                 return r;
         retrieve_note_fds_sent(b, m, (unsigned) rj->n);
@@ -307,7 +307,7 @@ int retrieve_reply(Broker *b, Peer *p, sd_bus_message *m, Entry *e, const Retrie
         r = retrieve_append_info(reply, e);
         if (r < 0)
                 return r;
-        r = sd_bus_send(NULL, reply, NULL);
+        r = fdclose_send(reply) /* its copies of the fds: fdclose.h */;
         if (r < 0)
                 return r;
         peers_note_fds_sent(&b->peers, p, 1);
@@ -345,7 +345,7 @@ int retrieve_reply_many(Broker *b, Peer *p, sd_bus_message *m, char **names, Ent
                 r = sd_bus_message_close_container(reply);
         if (r < 0)
                 return r;
-        r = sd_bus_send(NULL, reply, NULL);
+        r = fdclose_send(reply) /* its copies of the fds: fdclose.h */;
         if (r < 0)
                 return r;
         peers_note_fds_sent(&b->peers, p, (unsigned) n);

@@ -254,3 +254,30 @@ def test_fuse_fd_in_an_incoming_call(t, bus, stub, bob, root, case):
     back = harness.poll_until(lambda: bus.service_fd_count() <= baseline, timeout=60)
     t.ok(back, '%s: with the raw connection closed, the service is back to its fds before the call' % case,
          {'baseline': baseline, 'now': bus.service_fd_count()})
+
+
+@pytest.mark.parametrize('what', ['Retrieve', 'RetrieveMany'])
+def test_retrieve_of_a_fuse_entry(t, bus, users, stub, bob, what):
+    """The reply carries sd-bus's own copy of the entry's fd, closed when
+    the reply is freed: swapped once written (fdclose_send()). Alice is on
+    a direct connection: through a bus daemon, the daemon's own close of
+    its copy would stall the bus itself (docs/behaviour.md)."""
+    t.success(bob.deposit('victim/entry', memfd('bob keeps working')), 'Bob deposits his own entry')
+    alice = bus.client(users['alice'], transport='direct-socket')
+    try:
+        deposit_fuse_file(t, bus, stub, alice, 'attack/retrieve')
+        with_entry = bus.service_fd_count()
+        stub.hold_flush = True
+        # On a thread: Alice's own client may itself wait in a close of
+        # what it got (GLib's copies), which is her problem, not asserted.
+        if what == 'Retrieve':
+            a = Call(alice.retrieve, 'attack/retrieve', keep='got', read=False)
+        else:
+            a = Call(alice.retrieve_many, ['attack/retrieve'], keep='got', read=False)
+        v = victim_served_while_held(t, stub, bob, what)
+        t.diag('%s: Alice %s' % (what, 'answered after %.1f ms' % a.ms() if a.done() else 'not done yet'))
+        released_without_leak(t, bus, stub, with_entry, what, (v, a))
+        t.success(a.result, '%s of the FUSE entry succeeds' % what)
+    finally:
+        stub.release()
+        alice.close()
