@@ -15,8 +15,9 @@
  * A thread stuck forever in one close holds only itself: the next fds go
  * to the others. With every thread stuck, fds wait in the queue (still
  * open, counted among the broker's fds) until a thread comes free; the loop
- * never waits. Every function here consumes the fd it is given, may be
- * called from any thread, and never blocks on the file. */
+ * never waits. fdclose_kind() and fdclose_caller_fd() consume the fd they
+ * are given and may be called from any thread; nothing here blocks on the
+ * file. The message functions below are the loop's only. */
 #pragma once
 
 #include <stdbool.h>
