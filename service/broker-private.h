@@ -34,6 +34,8 @@ struct Broker {
         sd_event *event;
         sd_bus *bus;
         sd_bus_slot *object;
+        sd_bus_slot *fdclose_filter;  /* fdclose_bus_filter() on the bus */
+        bool fdclose_attached;        /* this broker attached fdclose to its event */
         Registry reg;
         Accounting acct;              /* what each uid holds (accounting.h) */
         Peers peers;

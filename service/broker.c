@@ -27,6 +27,7 @@
 #include "config.h"
 #include "deposit-job.h"
 #include "entries.h"
+#include "fdclose.h"
 #include "fdinfo.h"
 #include "log.h"
 #include "names.h"
@@ -257,8 +258,8 @@ static int read_deposit_many(sd_bus_message *m, DepositPlan *plan, sd_bus_error 
 }
 
 /* Deposit and DepositMany: read, plan, authorize, run (deposit-job.c). */
-static int deposit_call(sd_bus_message *m, Broker *b, DepositCall call, peer_resume_fn handler,
-                        sd_bus_error *error) {
+static int deposit_call_run(sd_bus_message *m, Broker *b, DepositCall call, peer_resume_fn handler,
+                            sd_bus_error *error) {
         _cleanup_(deposit_job_freep) DepositJob *dj = NULL;
         Peer *p;
         int r;
@@ -280,6 +281,18 @@ static int deposit_call(sd_bus_message *m, Broker *b, DepositCall call, peer_res
         if (r <= 0)
                 return r < 0 ? r : 1;
         return deposit_run(b, p, m, TAKE_PTR(dj), error);
+}
+
+/* A refusal is the call's last run: nothing reads the message's fds
+ * again, so those whose close may wait are taken from sd-bus's close
+ * (fdclose.h). A call waiting for credentials or polkit runs again; one
+ * that got as far as deposit_run() is swept when its job ends. */
+static int deposit_call(sd_bus_message *m, Broker *b, DepositCall call, peer_resume_fn handler,
+                        sd_bus_error *error) {
+        int r = deposit_call_run(m, b, call, handler, error);
+        if (r < 0)
+                fdclose_message_fds(m);
+        return r;
 }
 
 static int method_deposit(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -571,13 +584,18 @@ static int method_create_memory(sd_bus_message *m, void *userdata, sd_bus_error 
 
 /* OpenPath's open ran on a worker. */
 static int on_path_opened(sd_bus_message *m, WorkerOp *ops, size_t n_ops, void *ctx, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         int r;
 
         if (ops[0].result < 0)
                 return openpath_set_error(error, ops[0].path, ops[0].accmode, ops[0].result);
         log_info("%s opened '%s' %s", sd_bus_message_get_sender(m) ?: "?", ops[0].path,
                  fdinfo_accmode_to_string(ops[0].accmode));
-        r = sd_bus_reply_method_return(m, "h", ops[0].ret_fd);
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "h", ops[0].ret_fd);
+        if (r >= 0)
+                r = fdclose_send(reply); /* sd-bus's copy of the caller's file: fdclose.h */
         if (r >= 0)
                 retrieve_note_fds_sent(ctx, m, 1);
         return r;
@@ -734,6 +752,9 @@ static void on_peer_gone(Peer *p, void *userdata) {
  * the connection (peers_get_caller), and replies go back on it. */
 static int broker_attach_connection(sd_bus *conn, void *userdata) {
         Broker *b = userdata;
+        int r = sd_bus_add_filter(conn, NULL, fdclose_bus_filter, NULL);
+        if (r < 0)
+                return r;
         return sd_bus_add_object_vtable(conn, NULL, OBJECT_PATH, INTERFACE, broker_vtable, b);
 }
 
@@ -768,6 +789,14 @@ int broker_new(sd_event *event, sd_bus *bus, Broker **ret) {
         b->peers.acct = &b->acct;
         b->peers.policy = &b->policy; /* peers build their snapshots against it */
         direct_init(&b->direct, event, &b->peers, broker_attach_connection, b);
+        /* fds of incoming calls whose close may wait: fdclose.h. */
+        r = fdclose_attach_event(event);
+        if (r < 0 && r != -EBUSY)
+                return r;
+        b->fdclose_attached = r >= 0;
+        r = sd_bus_add_filter(bus, &b->fdclose_filter, fdclose_bus_filter, NULL);
+        if (r < 0)
+                return r;
         r = sd_bus_add_object_vtable(bus, &b->object, OBJECT_PATH, INTERFACE, broker_vtable, b);
         if (r < 0)
                 return r;
@@ -788,6 +817,9 @@ Broker *broker_free(Broker *b) {
         accounting_done(&b->acct);
         policy_free(b->policy);
         persist_done(&b->persist);
+        sd_bus_slot_unref(b->fdclose_filter);
+        if (b->fdclose_attached)
+                fdclose_detach_event();
         sd_bus_slot_unref(b->object);
         sd_bus_unref(b->bus);
         sd_event_unref(b->event);

@@ -22,6 +22,7 @@
 #include "broker-private.h"
 #include "cleanup.h"
 #include "entries.h"
+#include "fdclose.h"
 #include "fdinfo.h"
 #include "log.h"
 #include "retrieve.h"
@@ -43,6 +44,10 @@ void deposit_job_free(void *p) {
         if (!dj)
                 return;
         deposit_plan_done(&dj->plan);
+        if (dj->sweep) {
+                fdclose_message_fds(dj->sweep);
+                sd_bus_message_unref(dj->sweep);
+        }
         free(dj);
 }
 
@@ -205,6 +210,9 @@ int deposit_run(Broker *b, Peer *p, sd_bus_message *m, DepositJob *dj_in, sd_bus
         int r;
 
         dj->plan.uid = p->uid;
+        /* No second run from here on: whatever ends the job, the call's fds
+         * are not read again. */
+        dj->sweep = sd_bus_message_ref(m);
         for (size_t i = 0; i < dj->plan.n; i++) {
                 DepositItem *it = &dj->plan.items[i];
                 WorkerOp op = WORKER_OP_INIT;
@@ -224,7 +232,7 @@ int deposit_run(Broker *b, Peer *p, sd_bus_message *m, DepositJob *dj_in, sd_bus
                 if (p->n_gids > 0) {
                         op.gids = malloc(p->n_gids * sizeof(gid_t));
                         if (!op.gids) {
-                                safe_close(op.fd);
+                                fdclose_kind(op.fd, it->kind);
                                 r = -ENOMEM;
                                 goto fail;
                         }

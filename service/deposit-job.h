@@ -24,6 +24,9 @@ typedef struct DepositJob {
         Broker *broker;
         Peer *peer;                   /* NULL while waiting for a worker */
         DepositCall call;
+        sd_bus_message *sweep;        /* the call, once it runs for the last time:
+                                       * its fds are swept when the job ends
+                                       * (fdclose_message_fds()) */
 } DepositJob;
 
 DepositJob *deposit_job_new(Broker *b, DepositCall call);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cleanup.h"
+#include "fdclose.h"
 
 #define ERROR_NOT_SUPPORTED FDB_ERROR_NAME_NOT_SUPPORTED
 #define ERROR_BUSY FDB_ERROR_NAME_BUSY
@@ -20,7 +21,7 @@ void deposit_plan_init(DepositPlan *plan) {
 
 void deposit_plan_done(DepositPlan *plan) {
         for (size_t i = 0; i < plan->n; i++) {
-                plan->items[i].reopened_fd = safe_close(plan->items[i].reopened_fd);
+                plan->items[i].reopened_fd = fdclose_kind(plan->items[i].reopened_fd, plan->items[i].kind);
                 entry_free(plan->items[i].entry);
                 plan->items[i].entry = NULL;
         }

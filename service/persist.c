@@ -33,6 +33,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "cleanup.h"
+#include "fdclose.h"
 #include "log.h"
 #include "names.h"
 
@@ -340,7 +341,7 @@ static void take_passed_fd(const Persist *ps, Registry *reg, const char *nm, int
                 return; /* the direct socket (fdbroker.socket): main.c took it */
         if (!nm || sscanf(nm, "e%" SCNu64 "%c", &id, &tail) != 1) {
                 log_warning("dropping a passed fd named '%s': not one of ours", nm ? nm : "(none)");
-                close(fd);
+                fdclose_caller_fd(fd);
                 if (nm && persist_enabled(ps))
                         (void) sd_notifyf(false, "FDSTOREREMOVE=1\nFDNAME=%s", nm);
                 return;
@@ -367,7 +368,7 @@ static int take_passed_fds(const Persist *ps, Registry *reg, PassedFd **ret, siz
                 passed = calloc((size_t) n, sizeof *passed);
                 if (!passed) {
                         for (int i = 0; i < n; i++)
-                                close(SD_LISTEN_FDS_START + i);
+                                fdclose_caller_fd(SD_LISTEN_FDS_START + i);
                         strv_freep(&names);
                         return -ENOMEM;
                 }
@@ -484,7 +485,7 @@ static void release_passed_fds(const Persist *ps, const PassedFd *passed, size_t
                         if (persist_enabled(ps))
                                 (void) sd_notifyf(false, "FDSTOREREMOVE=1\nFDNAME=e%" PRIu64, passed[i].id);
                 }
-                close(passed[i].fd);
+                fdclose_caller_fd(passed[i].fd);
         }
 }
 

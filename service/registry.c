@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cleanup.h"
+#include "fdclose.h"
 
 typedef struct UserCount {
         HashLink link;
@@ -21,13 +22,15 @@ Entry *entry_new(const char *name) {
                 return NULL;
         memcpy(e->name, name, l + 1);
         e->fd = -1;
+        e->kind = FD_KIND_OTHER; /* until known: closed as if it could wait */
         return e;
 }
 
 void entry_free(Entry *e) {
         if (!e)
                 return;
-        safe_close(e->fd);
+        /* The caller's file: its close may wait for a FUSE or NFS server. */
+        fdclose_kind(e->fd, e->kind);
         free(e->description);
         free(e->depositor_gids);
         acl_subjects_free(e->allow, e->n_allow);

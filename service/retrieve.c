@@ -17,6 +17,7 @@
 #include "broker-private.h"
 #include "cleanup.h"
 #include "entries.h"
+#include "fdclose.h"
 #include "fdinfo.h"
 #include "log.h"
 #include "policy.h"
@@ -120,7 +121,7 @@ static int reopen_op(const Entry *e, int want, WorkerOp *ret) {
         if (e->n_depositor_gids > 0) {
                 op.gids = malloc(e->n_depositor_gids * sizeof(gid_t));
                 if (!op.gids) {
-                        safe_close(op.fd);
+                        fdclose_kind(op.fd, e->kind);
                         return -ENOMEM;
                 }
                 memcpy(op.gids, e->depositor_gids, e->n_depositor_gids * sizeof(gid_t));
@@ -234,7 +235,7 @@ static int on_retrieve_reopened(sd_bus_message *m, WorkerOp *ops, size_t n_ops, 
         if (r >= 0 && rj->many)
                 r = sd_bus_message_close_container(reply);
         if (r >= 0)
-                r = sd_bus_send(NULL, reply, NULL);
+                r = fdclose_send(reply) /* its copies of the fds: fdclose.h */;
         if (r < 0)
                 return r;
         retrieve_note_fds_sent(b, m, (unsigned) rj->n);
@@ -306,7 +307,7 @@ int retrieve_reply(Broker *b, Peer *p, sd_bus_message *m, Entry *e, const Retrie
         r = retrieve_append_info(reply, e);
         if (r < 0)
                 return r;
-        r = sd_bus_send(NULL, reply, NULL);
+        r = fdclose_send(reply) /* its copies of the fds: fdclose.h */;
         if (r < 0)
                 return r;
         peers_note_fds_sent(&b->peers, p, 1);
@@ -344,7 +345,7 @@ int retrieve_reply_many(Broker *b, Peer *p, sd_bus_message *m, char **names, Ent
                 r = sd_bus_message_close_container(reply);
         if (r < 0)
                 return r;
-        r = sd_bus_send(NULL, reply, NULL);
+        r = fdclose_send(reply) /* its copies of the fds: fdclose.h */;
         if (r < 0)
                 return r;
         peers_note_fds_sent(&b->peers, p, (unsigned) n);

@@ -24,6 +24,7 @@
 #include <linux/capability.h>
 
 #include "cleanup.h"
+#include "fdclose.h"
 #include "log.h"
 #include "openpath.h"
 #include "peers.h"
@@ -82,8 +83,9 @@ struct Worker {
 };
 
 void worker_op_done(WorkerOp *op) {
-        op->fd = safe_close(op->fd);
-        op->ret_fd = safe_close(op->ret_fd);
+        /* Both are the caller's file (loop or thread): fdclose.h. */
+        op->fd = fdclose_kind(op->fd, op->kind);
+        op->ret_fd = fdclose_caller_fd(op->ret_fd);
         free(op->path);
         op->path = NULL;
         free(op->gids);
@@ -360,8 +362,9 @@ static void *thread_main(void *userdata) {
 
                 for (size_t i = 0; i < j->n_ops; i++) {
                         worker_run_op(&j->ops[i]);
-                        /* Closing may wait for a FUSE flush too: here, not on the loop. */
-                        j->ops[i].fd = safe_close(j->ops[i].fd);
+                        /* Closing may wait for a FUSE flush too: on a closer
+                         * (fdclose.h), so this thread is not held either. */
+                        j->ops[i].fd = fdclose_kind(j->ops[i].fd, j->ops[i].kind);
                 }
 
                 pthread_mutex_lock(&p->lock);

@@ -37,8 +37,10 @@ class FuseStub:
         self.mountpoint = mountpoint
         self.hold_opens = False
         self.hold_getattr = False
+        self.hold_flush = False
         self.held = []          # unique ids of unanswered FUSE_OPENs
         self.opens_seen = 0
+        self.flushes_seen = 0
         self.lock = threading.Lock()
         self.fd = None
         self.thread = None
@@ -83,8 +85,11 @@ class FuseStub:
 
     def _serve_requests(self):
         while True:
+            fd = self.fd
+            if fd is None:
+                return
             try:
-                buf = os.read(self.fd, 1 << 20)
+                buf = os.read(fd, 1 << 20)
             except OSError as e:
                 if e.errno in (errno.EINTR, errno.ENOENT, errno.EAGAIN):
                     continue
@@ -125,7 +130,14 @@ class FuseStub:
                 self._reply(unique, 0, DATA[off:off + size])
             elif op == FUSE_STATFS:
                 self._reply(unique, 0, struct.pack('=QQQQQIIII', 1, 1, 1, 1, 1, 4096, 255, 4096, 0) + b'\0' * 24)
-            elif op in (FUSE_FLUSH, FUSE_RELEASE):
+            elif op == FUSE_FLUSH:
+                with self.lock:
+                    self.flushes_seen += 1
+                    if self.hold_flush:
+                        self.held.append(unique)
+                        continue
+                self._reply(unique, 0)
+            elif op == FUSE_RELEASE:
                 self._reply(unique, 0)
             elif op == FUSE_DESTROY:
                 self._reply(unique, 0)
@@ -142,6 +154,7 @@ class FuseStub:
         with self.lock:
             self.hold_opens = False
             self.hold_getattr = False
+            self.hold_flush = False
             held, self.held = self.held, []
         for unique in held:
             self._reply(unique, errno.EIO)

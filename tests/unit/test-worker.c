@@ -16,6 +16,7 @@
 #include <systemd/sd-event.h>
 
 #include "protocol.h"
+#include "fdclose.h"
 #include "worker.h"
 
 typedef struct Ctx {
@@ -183,6 +184,12 @@ static void test_stuck_open_is_busy(void) {
         for (int i = 0; i < 500 && worker_jobs(c.worker) > 0; i++)
                 usleep(10 * 1000);
         g_assert_cmpuint(worker_jobs(c.worker), ==, 0);
+        /* The thread frees its ops after giving the slot back, and hands
+         * the fds to the closers (service/fdclose.h): wait for both. */
+        for (int i = 0; i < 500 && count_fds() != before; i++) {
+                (void) fdclose_wait_idle(10);
+                usleep(10 * 1000);
+        }
         g_assert_cmpuint(count_fds(), ==, before);
         ctx_done(&c);
 }
