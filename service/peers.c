@@ -14,6 +14,7 @@
 
 #include "busstats.h"
 #include "cleanup.h"
+#include "fdclose.h"
 #include "log.h"
 #include "protocol.h"
 
@@ -37,8 +38,12 @@ static void peer_free(Peer *p) {
         sd_bus_slot_unref(p->lookup);
         sd_bus_slot_unref(p->stats);
         sd_event_source_disable_unref(p->retry);
-        for (size_t i = 0; i < p->n_queued; i++)
+        for (size_t i = 0; i < p->n_queued; i++) {
+                /* A queued call that will not run (its caller left before its
+                 * credentials came): its fds must not be closed on the loop. */
+                fdclose_message_fds(p->queue[i].message);
                 sd_bus_message_unref(p->queue[i].message);
+        }
         discharge_queued(p, p->n_queued);
         if (p->peers->acct && p->ready && !p->direct)
                 accounting_discharge(p->peers->acct, p->uid, ACCT_UNREAD_FDS, p->unread_fds);

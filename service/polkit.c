@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cleanup.h"
+#include "fdclose.h"
 #include "list.h"
 #include "log.h"
 
@@ -67,8 +68,11 @@ void polkit_done(Polkit *pk) {
 
 void polkit_forget_peer(Polkit *pk, Peer *peer) {
         LIST_FOREACH_SAFE(queries, q, next, pk->queries)
-                if (q->peer == peer)
+                if (q->peer == peer) {
+                        /* The call will not run: its fds must not be closed on the loop. */
+                        fdclose_message_fds(q->request);
                         query_free(q);
+                }
 }
 
 static PolkitQuery *query_find(Polkit *pk, sd_bus_message *m, const char *action_id, const char *value) {
