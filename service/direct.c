@@ -307,14 +307,132 @@ static int getsockopt_alloc(int fd, int opt, size_t initial, size_t max, void **
         }
 }
 
+/* SO_PEERSEC as a string, or NULL when there is no LSM with labels (as on the
+ * bus) or the label is empty. Fails only when out of memory. */
+static int peer_read_label(int cfd, char **ret) {
+        _cleanup_free_ void *label = NULL;
+        socklen_t label_len = 0;
+        char *l;
+
+        if (getsockopt_alloc(cfd, SO_PEERSEC, 256, PEER_LABEL_MAX, &label, &label_len) < 0) {
+                /* No LSM with labels: no label, as on the bus. */
+                *ret = NULL;
+                return 0;
+        }
+        /* The label may or may not carry its NUL: make it a string. */
+        l = realloc(label, (size_t) label_len + 1);
+        if (!l)
+                return -ENOMEM;
+        label = NULL;
+        l[label_len] = '\0';
+        if (label_len == 0)
+                l = (free(l), NULL);
+        *ret = l;
+        return 0;
+}
+
+/* SO_PEERPIDFD made O_CLOEXEC, or -1 on an older kernel: polkit cannot be
+ * asked on this connection then. */
+static int peer_read_pidfd(int cfd, int *ret) {
+        _cleanup_close_ int pidfd = -1;
+        socklen_t len = sizeof(int);
+
+        if (getsockopt(cfd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) < 0)
+                pidfd = -1;
+        else if (pidfd >= 0 && fcntl(pidfd, F_SETFD, FD_CLOEXEC) < 0)
+                return -errno;
+        *ret = TAKE_FD(pidfd);
+        return 0;
+}
+
+/* Who is at the other end of cfd: what the kernel pinned at connect(), never
+ * /proc. A failure means the connection is dropped; the ones worth a line
+ * are logged here. Outputs are set only on success. */
+static int peer_read_credentials(int cfd, struct ucred *ret_uc, void **ret_groups, socklen_t *ret_groups_len,
+                                 char **ret_label, int *ret_pidfd) {
+        _cleanup_free_ void *groups = NULL;
+        _cleanup_free_ char *label = NULL;
+        socklen_t groups_len = 0, len;
+        struct ucred uc;
+        int r;
+
+        len = sizeof uc;
+        if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0 || len != sizeof uc) {
+                log_warning("direct connection without peer credentials: %s", strerror(errno));
+                return -EPERM;
+        }
+        r = getsockopt_alloc(cfd, SO_PEERGROUPS, 64 * sizeof(gid_t), PEER_GROUPS_MAX * sizeof(gid_t), &groups,
+                             &groups_len);
+        if (r < 0 && r != -ENOPROTOOPT) {
+                log_warning("direct connection of uid %u: no supplementary groups (%s); refused", (unsigned) uc.uid,
+                            strerror(-r));
+                return r;
+        }
+        r = peer_read_label(cfd, &label);
+        if (r < 0)
+                return r;
+        r = peer_read_pidfd(cfd, ret_pidfd);
+        if (r < 0)
+                return r;
+        *ret_uc = uc;
+        *ret_groups = TAKE_PTR(groups);
+        *ret_groups_len = groups_len;
+        *ret_label = TAKE_PTR(label);
+        return 0;
+}
+
+/* Over quota on a connection already made: answered once with
+ * QuotaExceeded, then closed. */
+static void connection_refuse(Direct *d, DirectConnection *c, uid_t uid) {
+        int r;
+
+        snprintf(c->refusal, sizeof c->refusal, "%s", d->refusal);
+        r = sd_bus_add_filter(c->bus, &c->refuse, on_refused_call, c);
+        if (r < 0)
+                connection_reap(c);
+        log_info("uid %u: direct connection refused: it holds %u already", (unsigned) uid, direct_count_uid(d, uid));
+}
+
+/* Admission of an accepted connection: closed at once while too many refused
+ * ones are pending, refused over quota, served otherwise. Takes cfd and
+ * pidfd. */
+static void connection_admit(Direct *d, int cfd_in, const struct ucred *uc, const gid_t *groups, size_t n_groups,
+                             const char *label, int pidfd_in) {
+        _cleanup_close_ int cfd = cfd_in, pidfd = pidfd_in;
+        DirectConnection *c;
+        int r;
+
+        r = check_quota(d, uc->uid);
+        if (r < 0 && d->n_refused >= DIRECT_REFUSED_MAX) {
+                log_info("uid %u: direct connection closed at once: over quota", (unsigned) uc->uid);
+                return;
+        }
+        r = connection_new(d, TAKE_FD(cfd), uc->uid, &c);
+        if (r < 0) {
+                log_warning("could not serve a direct connection of uid %u: %s", (unsigned) uc->uid, strerror(-r));
+                return;
+        }
+        if (check_quota(d, uc->uid) < 0) {
+                connection_refuse(d, c, uc->uid);
+                return;
+        }
+        r = connection_serve(c, uc->uid, groups, n_groups, label, TAKE_FD(pidfd), NULL);
+        if (r < 0) {
+                log_warning("could not serve a direct connection of uid %u: %s", (unsigned) uc->uid, strerror(-r));
+                connection_free(c);
+                return;
+        }
+        log_debug("%s: uid %u (pid %d) connected to the direct socket", c->peer->unique_name, (unsigned) uc->uid,
+                  (int) uc->pid);
+}
+
 static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Direct *d = userdata;
         _cleanup_close_ int cfd = -1, pidfd = -1;
-        _cleanup_free_ void *groups = NULL, *label = NULL;
-        socklen_t groups_len = 0, label_len = 0, len;
+        _cleanup_free_ void *groups = NULL;
+        _cleanup_free_ char *label = NULL;
+        socklen_t groups_len = 0;
         struct ucred uc;
-        DirectConnection *c;
-        int r;
 
         cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (cfd < 0) {
@@ -322,69 +440,9 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                         log_warning("could not accept a direct connection: %s", strerror(errno));
                 return 0;
         }
-
-        /* What the kernel pinned at connect(); never /proc. */
-        len = sizeof uc;
-        if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0 || len != sizeof uc) {
-                log_warning("direct connection without peer credentials: %s", strerror(errno));
+        if (peer_read_credentials(cfd, &uc, &groups, &groups_len, &label, &pidfd) < 0)
                 return 0;
-        }
-        r = getsockopt_alloc(cfd, SO_PEERGROUPS, 64 * sizeof(gid_t), PEER_GROUPS_MAX * sizeof(gid_t), &groups,
-                             &groups_len);
-        if (r < 0 && r != -ENOPROTOOPT) {
-                log_warning("direct connection of uid %u: no supplementary groups (%s); refused", (unsigned) uc.uid,
-                            strerror(-r));
-                return 0;
-        }
-        r = getsockopt_alloc(cfd, SO_PEERSEC, 256, PEER_LABEL_MAX, &label, &label_len);
-        if (r < 0) {
-                /* No LSM with labels: no label, as on the bus. */
-                label = NULL;
-                label_len = 0;
-        } else {
-                /* The label may or may not carry its NUL: make it a string. */
-                char *l = realloc(label, (size_t) label_len + 1);
-                if (!l)
-                        return 0;
-                l[label_len] = '\0';
-                label = l;
-                if (label_len == 0)
-                        label = (free(label), NULL);
-        }
-        len = sizeof(int);
-        if (getsockopt(cfd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) < 0) {
-                pidfd = -1; /* older kernel: polkit cannot be asked on this connection */
-        } else if (pidfd >= 0 && fcntl(pidfd, F_SETFD, FD_CLOEXEC) < 0)
-                return 0;
-
-        r = check_quota(d, uc.uid);
-        if (r < 0 && d->n_refused >= DIRECT_REFUSED_MAX) {
-                log_info("uid %u: direct connection closed at once: over quota", (unsigned) uc.uid);
-                return 0;
-        }
-        r = connection_new(d, TAKE_FD(cfd), uc.uid, &c);
-        if (r < 0) {
-                log_warning("could not serve a direct connection of uid %u: %s", (unsigned) uc.uid, strerror(-r));
-                return 0;
-        }
-        if (check_quota(d, uc.uid) < 0) {
-                /* Answered once with QuotaExceeded, then closed. */
-                snprintf(c->refusal, sizeof c->refusal, "%s", d->refusal);
-                r = sd_bus_add_filter(c->bus, &c->refuse, on_refused_call, c);
-                if (r < 0)
-                        connection_reap(c);
-                log_info("uid %u: direct connection refused: it holds %u already", (unsigned) uc.uid,
-                         direct_count_uid(d, uc.uid));
-                return 0;
-        }
-        r = connection_serve(c, uc.uid, groups, groups_len / sizeof(gid_t), label, TAKE_FD(pidfd), NULL);
-        if (r < 0) {
-                log_warning("could not serve a direct connection of uid %u: %s", (unsigned) uc.uid, strerror(-r));
-                connection_free(c);
-                return 0;
-        }
-        log_debug("%s: uid %u (pid %d) connected to the direct socket", c->peer->unique_name, (unsigned) uc.uid,
-                  (int) uc.pid);
+        connection_admit(d, TAKE_FD(cfd), &uc, groups, groups_len / sizeof(gid_t), label, TAKE_FD(pidfd));
         return 0;
 }
 

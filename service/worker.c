@@ -646,13 +646,19 @@ bool worker_is_idle(const Worker *w) {
         return idle;
 }
 
-int worker_submit(Worker *w, sd_bus_message *m, uid_t caller_uid, const char *what, WorkerOp *ops, size_t n_ops,
-                  worker_done_fn done, void *ctx, void (*ctx_free)(void *), sd_bus_error *error) {
-        Pool *p = w->pool;
-        unsigned mine, share, max_threads = WORKER_JOBS_MAX;
-        bool charged = false;
+/* Frees a job that never reached the queue: its loop side (ctx, what, timer,
+ * message) and its ops' fds. */
+static void job_discard(Job *j) {
+        job_release_loop_side(j);
+        job_free_ops(j);
+        free(j);
+}
+
+/* A new job owning ops (left WORKER_OP_INIT in the caller's array) and ctx.
+ * On -ENOMEM both have been released already. */
+static int job_new(Worker *w, uid_t caller_uid, const char *what, WorkerOp *ops, size_t n_ops, worker_done_fn done,
+                   void *ctx, void (*ctx_free)(void *), Job **ret) {
         Job *j;
-        int r;
 
         j = calloc(1, sizeof *j + n_ops * sizeof(WorkerOp));
         if (!j) {
@@ -675,63 +681,64 @@ int worker_submit(Worker *w, sd_bus_message *m, uid_t caller_uid, const char *wh
         j->ctx_free = ctx_free;
         j->what = strdup(what);
         if (!j->what) {
-                r = -ENOMEM;
-                goto fail;
+                job_discard(j);
+                return -ENOMEM;
         }
+        *ret = j;
+        return 0;
+}
 
-        if (w->acct) {
-                AcctRefusal why;
-                char text[256];
-                uint64_t t;
+/* Charges the caller one ACCT_WORKERS slot and lowers *max_threads to what the
+ * accounting's total allows. Counted on the loop: a job is charged here and
+ * given back when answered, or when the thread of an abandoned one returns
+ * (on_efd). Returns 1 if charged, 0 without accounting. */
+static int job_charge(Worker *w, uid_t caller_uid, const char *what, unsigned *max_threads, sd_bus_error *error) {
+        AcctRefusal why;
+        char text[256];
+        uint64_t t;
+        int r;
 
-                /* Counted on the loop: a job is charged here and given back
-                 * when answered, or when the thread of an abandoned one
-                 * returns (on_efd). */
-                r = accounting_charge(w->acct, caller_uid, ACCT_WORKERS, 1, &why);
-                if (r == -EDQUOT) {
-                        accounting_format_refusal(&why, text, sizeof text);
-                        r = sd_bus_error_setf(error, FDB_ERROR_NAME_QUOTA_EXCEEDED,
-                                              "Cannot open '%s' now: %s; try again later.", what, text);
-                        goto fail;
-                }
-                if (r < 0)
-                        goto fail;
-                charged = true;
-                t = w->acct->limits[ACCT_WORKERS].total;
-                max_threads = t == 0 || t > WORKER_THREADS_MAX ? WORKER_THREADS_MAX : (unsigned) t;
+        if (!w->acct)
+                return 0;
+        r = accounting_charge(w->acct, caller_uid, ACCT_WORKERS, 1, &why);
+        if (r == -EDQUOT) {
+                accounting_format_refusal(&why, text, sizeof text);
+                return sd_bus_error_setf(error, FDB_ERROR_NAME_QUOTA_EXCEEDED,
+                                         "Cannot open '%s' now: %s; try again later.", what, text);
         }
+        if (r < 0)
+                return r;
+        t = w->acct->limits[ACCT_WORKERS].total;
+        *max_threads = t == 0 || t > WORKER_THREADS_MAX ? WORKER_THREADS_MAX : (unsigned) t;
+        return 1;
+}
 
-        pthread_mutex_lock(&p->lock);
-        mine = jobs_of_locked(p, caller_uid);
-        share = (WORKER_JOBS_MAX - p->n_all) / 2;
+/* Locked. Without accounting, how many jobs one uid may hold: half of the
+ * slots still free, and one while any is. */
+static unsigned share_locked(const Pool *p) {
+        unsigned share = (WORKER_JOBS_MAX - p->n_all) / 2;
+
         if (share < 1)
                 share = p->n_all < WORKER_JOBS_MAX ? 1 : 0;
-        if (!w->acct && mine >= share) {
-                unsigned all = p->n_all;
-                pthread_mutex_unlock(&p->lock);
-                r = sd_bus_error_setf(error, FDB_ERROR_NAME_QUOTA_EXCEEDED,
-                                      "Cannot open '%s' now: uid %u has %u opens in progress (of %u in all), its "
-                                      "share of the broker's %u; try again later.",
-                                      what, (unsigned) caller_uid, mine, all, WORKER_JOBS_MAX);
-                goto fail;
-        }
+        return share;
+}
+
+/* Locked. Starts a thread when no idle one is left for the queue and the
+ * limit allows; fails only when the pool is left without any thread. */
+static int ensure_thread_locked(Pool *p, unsigned max_threads) {
+        int r;
+
         if (p->n_idle <= p->n_queued && p->n_threads < max_threads) {
                 r = spawn_thread(p);
-                if (r < 0 && p->n_threads == 0) {
-                        pthread_mutex_unlock(&p->lock);
-                        log_error("cannot start a worker thread: %s", strerror(-r));
-                        r = sd_bus_error_setf(error, FDB_ERROR_NAME_BUSY,
-                                              "Cannot open '%s' now: the broker could not start a thread; try "
-                                              "again later.",
-                                              what);
-                        goto fail;
-                }
+                if (r < 0 && p->n_threads == 0)
+                        return r;
         }
-        r = sd_event_add_time_relative(w->event, &j->timer, CLOCK_MONOTONIC, w->timeout_usec, 0, on_timeout, j);
-        if (r < 0) {
-                pthread_mutex_unlock(&p->lock);
-                goto fail;
-        }
+        return 0;
+}
+
+/* Locked. Puts j on the list of all jobs and at the tail of the queue, and
+ * wakes a thread for it. */
+static void job_queue_locked(Pool *p, Job *j, sd_bus_message *m) {
         j->message = sd_bus_message_ref(m);
         j->state = JOB_QUEUED;
         j->all_next = p->all;
@@ -746,14 +753,57 @@ int worker_submit(Worker *w, sd_bus_message *m, uid_t caller_uid, const char *wh
         p->queue_tail = j;
         p->n_queued++;
         pthread_cond_signal(&p->wake);
+}
+
+int worker_submit(Worker *w, sd_bus_message *m, uid_t caller_uid, const char *what, WorkerOp *ops, size_t n_ops,
+                  worker_done_fn done, void *ctx, void (*ctx_free)(void *), sd_bus_error *error) {
+        Pool *p = w->pool;
+        unsigned mine, all, max_threads = WORKER_JOBS_MAX;
+        bool charged = false;
+        Job *j;
+        int r;
+
+        r = job_new(w, caller_uid, what, ops, n_ops, done, ctx, ctx_free, &j);
+        if (r < 0)
+                return r;
+        r = job_charge(w, caller_uid, what, &max_threads, error);
+        if (r < 0)
+                goto fail;
+        charged = r > 0;
+
+        pthread_mutex_lock(&p->lock);
+        mine = jobs_of_locked(p, caller_uid);
+        if (!w->acct && mine >= share_locked(p)) {
+                all = p->n_all;
+                pthread_mutex_unlock(&p->lock);
+                r = sd_bus_error_setf(error, FDB_ERROR_NAME_QUOTA_EXCEEDED,
+                                      "Cannot open '%s' now: uid %u has %u opens in progress (of %u in all), its "
+                                      "share of the broker's %u; try again later.",
+                                      what, (unsigned) caller_uid, mine, all, WORKER_JOBS_MAX);
+                goto fail;
+        }
+        r = ensure_thread_locked(p, max_threads);
+        if (r < 0) {
+                pthread_mutex_unlock(&p->lock);
+                log_error("cannot start a worker thread: %s", strerror(-r));
+                r = sd_bus_error_setf(error, FDB_ERROR_NAME_BUSY,
+                                      "Cannot open '%s' now: the broker could not start a thread; try "
+                                      "again later.",
+                                      what);
+                goto fail;
+        }
+        r = sd_event_add_time_relative(w->event, &j->timer, CLOCK_MONOTONIC, w->timeout_usec, 0, on_timeout, j);
+        if (r < 0) {
+                pthread_mutex_unlock(&p->lock);
+                goto fail;
+        }
+        job_queue_locked(p, j, m);
         pthread_mutex_unlock(&p->lock);
         return 0;
 
 fail:
         if (charged)
                 accounting_discharge(w->acct, caller_uid, ACCT_WORKERS, 1);
-        job_release_loop_side(j);
-        job_free_ops(j);
-        free(j);
+        job_discard(j);
         return r;
 }
