@@ -31,6 +31,13 @@
  * default (25 s) would end a longer wait before the broker does. */
 #define WAIT_MARGIN_MSEC 25000
 
+/* On a peer-to-peer connection the client's first call is a Peer.Ping
+ * without fds, answered before anything else is sent: sd-bus (the broker's
+ * side) closes a connection whose fds arrive in the same read as the
+ * client's BEGIN line, which a first call carrying an fd, sent right after
+ * BEGIN, can do (docs/behaviour.md, "Direct connections: the first call"). */
+#define PEER_INTERFACE "org.freedesktop.DBus.Peer"
+
 #define PROXY_FLAGS                                                                                           \
         (G_DBUS_PROXY_FLAGS_DO_NOT_LOAD_PROPERTIES | G_DBUS_PROXY_FLAGS_DO_NOT_CONNECT_SIGNALS |              \
          G_DBUS_PROXY_FLAGS_DO_NOT_AUTO_START_AT_CONSTRUCTION)
@@ -219,6 +226,15 @@ FdbClient *fdb_client_new_for_connection_sync(GDBusConnection *connection, GCanc
         g_return_val_if_fail(G_IS_DBUS_CONNECTION(connection), NULL);
         g_return_val_if_fail(error == NULL || *error == NULL, NULL);
 
+        if (!bus_name_for(connection)) {
+                g_autoptr(GVariant) pong = g_dbus_connection_call_sync(connection, NULL, FDB_OBJECT_PATH, PEER_INTERFACE,
+                                                                       "Ping", NULL, NULL, G_DBUS_CALL_FLAGS_NONE,
+                                                                       -1, cancellable, error);
+                if (!pong) {
+                        _fdb_error_from_call(error);
+                        return NULL;
+                }
+        }
         proxy = fdb_broker1_proxy_new_sync(connection, PROXY_FLAGS, bus_name_for(connection), FDB_OBJECT_PATH,
                                            cancellable, error);
         if (!proxy)
@@ -289,7 +305,30 @@ static void new_got_proxy(GObject *source, GAsyncResult *result, gpointer user_d
         g_task_return_pointer(task, client_new(proxy), g_object_unref);
 }
 
+static void new_got_pong(GObject *source, GAsyncResult *result, gpointer user_data) {
+        GTask *task = user_data;
+        GDBusConnection *connection = G_DBUS_CONNECTION(source);
+        g_autoptr(GVariant) pong = NULL;
+        GError *error = NULL;
+
+        pong = g_dbus_connection_call_finish(connection, result, &error);
+        if (!pong) {
+                _fdb_error_from_call(&error);
+                g_task_return_error(task, error);
+                g_object_unref(task);
+                return;
+        }
+        fdb_broker1_proxy_new(connection, PROXY_FLAGS, NULL, FDB_OBJECT_PATH, g_task_get_cancellable(task),
+                              new_got_proxy, task);
+}
+
 static void new_make_proxy(GTask *task, GDBusConnection *connection) {
+        if (!bus_name_for(connection)) {
+                /* Peer to peer: one round trip first (see PEER_INTERFACE). */
+                g_dbus_connection_call(connection, NULL, FDB_OBJECT_PATH, PEER_INTERFACE, "Ping", NULL, NULL,
+                                       G_DBUS_CALL_FLAGS_NONE, -1, g_task_get_cancellable(task), new_got_pong, task);
+                return;
+        }
         fdb_broker1_proxy_new(connection, PROXY_FLAGS, bus_name_for(connection), FDB_OBJECT_PATH,
                               g_task_get_cancellable(task), new_got_proxy, task);
 }

@@ -311,6 +311,16 @@ static int connect_broker(Conn *c) {
 
 /* ---- calls -------------------------------------------------------------- */
 
+/* Before the first call that carries fds on a direct connection: one round
+ * trip, since the broker's sd-bus closes a connection whose fds arrive in
+ * the same read as our BEGIN line (docs/behaviour.md, "Direct connections:
+ * the first call"). Its answer does not matter, only that one came. */
+static void direct_settle(Conn *c) {
+        if (c->direct)
+                (void) sd_bus_call_method(c->bus, NULL, FDB_OBJECT_PATH, "org.freedesktop.DBus.Peer", "Ping", NULL,
+                                          NULL, "");
+}
+
 static int new_call(Conn *c, const char *member, sd_bus_message **ret) {
         int r = sd_bus_message_new_method_call(c->bus, ret, c->destination, FDB_OBJECT_PATH, FDB_INTERFACE, member);
         if (r < 0)
@@ -998,6 +1008,7 @@ static int deposit_and_hold(Conn *c, const char *name, int fd, uint64_t timeout_
 
         if (!arg_persistent)
                 watching = hold_prepare(&h);
+        direct_settle(c);
         r = new_call(c, "Deposit", &m);
         if (r < 0)
                 return EXIT_FAILURE;

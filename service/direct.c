@@ -111,6 +111,12 @@ static int on_refused_call(sd_bus_message *m, void *userdata, sd_bus_error *ret_
 
         if (!sd_bus_message_is_method_call(m, NULL, NULL))
                 return 0;
+        /* Peer.Ping is what clients send first on a direct connection, to
+         * finish the handshake before any fd goes out (docs/behaviour.md,
+         * "Direct connections: the first call"): sd-bus answers it, and the
+         * refusal comes with the first call to the broker. */
+        if (sd_bus_message_is_method_call(m, "org.freedesktop.DBus.Peer", NULL))
+                return 0;
         (void) sd_bus_reply_method_errorf(m, ERROR_QUOTA,
                                           "fdbroker refused this direct connection: %s; close one, or use the "
                                           "system bus.",

@@ -93,12 +93,22 @@ def bus_connect(address):
     return conn
 
 
+def direct_handshake(conn):
+    """One round trip (Peer.Ping, no fds) before anything else, as the
+    library does: sd-bus on the broker's side closes a connection whose fds
+    arrive in the same read as the BEGIN line (docs/behaviour.md, "Direct
+    connections: the first call")."""
+    conn.call_sync(None, OBJ_PATH, 'org.freedesktop.DBus.Peer', 'Ping', None, None,
+                   Gio.DBusCallFlags.NONE, DEFAULT_TIMEOUT_MS, None)
+    return conn
+
+
 def direct_connect_socket(path):
     """A peer-to-peer connection to the broker's listening socket."""
     conn = Gio.DBusConnection.new_for_address_sync(
         'unix:path=' + path, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT, None, None)
     conn.set_exit_on_close(False)
-    return conn
+    return direct_handshake(conn)
 
 
 def open_connection(bus_conn, options=None):
@@ -120,7 +130,7 @@ def direct_connect_fd(fd):
     stream = sock.connection_factory_create_connection()
     conn = Gio.DBusConnection.new_sync(stream, None, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT, None, None)
     conn.set_exit_on_close(False)
-    return conn
+    return direct_handshake(conn)
 
 
 class Client:
