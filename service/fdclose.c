@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -22,6 +21,7 @@
 
 #include "cleanup.h"
 #include "protocol.h"
+#include "thread.h"
 
 #define CLOSER_STACK_SIZE (64u * 1024u)
 
@@ -106,26 +106,11 @@ static void *closer_main(void *userdata) {
         return NULL;
 }
 
-/* Locked. A new detached closer thread, every signal blocked (the loop's
- * signalfd takes them). */
+/* Locked. A new closer thread (thread.h: detached, every signal blocked). */
 static int closers_add_thread(Closers *c) {
-        pthread_attr_t attr;
-        sigset_t all, old;
-        pthread_t t;
-        int r;
-
-        r = pthread_attr_init(&attr);
-        if (r != 0)
-                return -r;
-        (void) pthread_attr_setstacksize(&attr, CLOSER_STACK_SIZE);
-        (void) pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        sigfillset(&all);
-        pthread_sigmask(SIG_BLOCK, &all, &old);
-        r = pthread_create(&t, &attr, closer_main, c);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        pthread_attr_destroy(&attr);
-        if (r != 0)
-                return -r;
+        int r = thread_spawn_detached(CLOSER_STACK_SIZE, closer_main, c);
+        if (r < 0)
+                return r;
         c->n_threads++;
         return 0;
 }

@@ -13,7 +13,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -28,6 +27,7 @@
 #include "log.h"
 #include "openpath.h"
 #include "peers.h"
+#include "thread.h"
 #include "protocol.h"
 
 #define THREAD_STACK_SIZE (256u * 1024u)
@@ -396,24 +396,9 @@ static void *thread_main(void *userdata) {
 
 /* Locked. */
 static int spawn_thread(Pool *p) {
-        pthread_attr_t attr;
-        sigset_t all, old;
-        pthread_t t;
-        int r;
-
-        r = pthread_attr_init(&attr);
-        if (r != 0)
-                return -r;
-        (void) pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        (void) pthread_attr_setstacksize(&attr, THREAD_STACK_SIZE);
-        /* Signals stay with the loop's thread (sd-event's signal sources). */
-        sigfillset(&all);
-        pthread_sigmask(SIG_BLOCK, &all, &old);
-        r = pthread_create(&t, &attr, thread_main, p);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        pthread_attr_destroy(&attr);
-        if (r != 0)
-                return -r;
+        int r = thread_spawn_detached(THREAD_STACK_SIZE, thread_main, p);
+        if (r < 0)
+                return r;
         p->n_threads++;
         p->refs++;
         return 0;
