@@ -24,9 +24,7 @@ dbus-broker stall while that close waits (flush_bus_daemons.py measures
 it), so the message cases use the broker's direct socket."""
 
 import os
-import shutil
 import sys
-import tempfile
 import threading
 import time
 
@@ -45,23 +43,10 @@ STALL_S = 20
 
 
 @pytest.fixture
-def stub():
-    """A mounted FUSE stub that holds nothing yet; unmounted after."""
-    if os.geteuid() != 0:
-        pytest.skip('needs root to mount the FUSE stub')
-    if not os.path.exists('/dev/fuse'):
-        pytest.skip('no /dev/fuse')
-    mnt = tempfile.mkdtemp(prefix='fdb-fuse-')
-    os.chmod(mnt, 0o755)
-    s = fusestub.FuseStub(mnt)
-    try:
-        s.start()
-    except OSError as e:
-        shutil.rmtree(mnt, ignore_errors=True)
-        pytest.skip('cannot mount a FUSE file system here: %s' % e)
-    yield s
-    s.stop()
-    os.rmdir(mnt)
+def stub(fuse_stub):
+    """conftest.py's FUSE stub (skips without root or /dev/fuse), holding
+    nothing yet; unmounted after."""
+    return fuse_stub
 
 
 class Call:
