@@ -2,7 +2,6 @@
  * the commit's Nth store, or at the Nth lifetime record (the store's
  * prepare, where the broker allocates entries.c's EntryLife), puts
  * everything back, and leaks no fd and no record. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <glib.h>
@@ -10,6 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fdcount.h"
 #include "cleanup.h"
 #include "deposit.h"
 #include "fdclose.h"
@@ -88,18 +88,10 @@ static const DepositStore fake_store = {
 };
 
 static unsigned count_fds(void) {
-        DIR *d;
-        unsigned n = 0;
-
         /* Entries of unknown kind (old_entry()'s /dev/null) are closed on a
          * closer thread (service/fdclose.h): count once they are. */
         g_assert_true(fdclose_wait_idle(10000));
-        d = opendir("/proc/self/fd");
-        g_assert_nonnull(d);
-        while (readdir(d))
-                n++;
-        closedir(d);
-        return n;
+        return count_open_fds();
 }
 
 static int make_memfd(const char *data) {

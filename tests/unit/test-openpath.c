@@ -3,7 +3,6 @@
  * on the way and of the file, with no effective capability, and the thread
  * gets its own credentials back; no fd is left behind. Needs root (to make
  * files of other uids and to take their identity). */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <glib.h>
@@ -17,21 +16,12 @@
 
 #include <linux/capability.h>
 
+#include "fdcount.h"
 #include "worker.h"
 
 #define NOBODY ((uid_t) 65534)
 
 static char top[] = "/tmp/test-openpath-XXXXXX";
-
-static unsigned count_fds(void) {
-        DIR *d = opendir("/proc/self/fd");
-        unsigned n = 0;
-        g_assert_nonnull(d);
-        while (readdir(d))
-                n++;
-        closedir(d);
-        return n;
-}
 
 static void caps_get(struct __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3]) {
         struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
@@ -117,7 +107,7 @@ static void test_other_uids_private_file(void) {
                 return;
         dir = make_dir(top, "nobody", NOBODY, 0700);
         file = make_file(dir, "secret", NOBODY, 0600, "nobody's");
-        n0 = count_fds();
+        n0 = count_open_fds();
         g_assert_cmpint(open_path(file, O_RDWR, &fd), ==, 0);
         g_assert_cmpint(pread(fd, buf, sizeof buf - 1, 0), ==, 8);
         g_assert_cmpstr(buf, ==, "nobody's");
@@ -125,7 +115,7 @@ static void test_other_uids_private_file(void) {
         /* A root file in nobody's directory: searched as nobody, opened as root. */
         g_autofree char *rootfile = make_file(dir, "roots", 0, 0600, "root's");
         g_assert_cmpint(open_path(rootfile, O_RDONLY, NULL), ==, 0);
-        g_assert_cmpuint(count_fds(), ==, n0);
+        g_assert_cmpuint(count_open_fds(), ==, n0);
 }
 
 /* root:root 0600 opens; 0400 opens read-only and is refused read-write or
@@ -140,7 +130,7 @@ static void test_owner_bits_decide(void) {
         f400 = make_file(top, "root400", 0, 0400, "x");
         f000 = make_file(top, "root000", 0, 0000, "x");
         n400 = make_file(top, "nobody400", NOBODY, 0400, "x");
-        n0 = count_fds();
+        n0 = count_open_fds();
         g_assert_cmpint(open_path(f600, O_RDWR, NULL), ==, 0);
         g_assert_cmpint(open_path(f400, O_RDONLY, NULL), ==, 0);
         g_assert_cmpint(open_path(f400, O_RDWR, NULL), ==, -EACCES);
@@ -148,7 +138,7 @@ static void test_owner_bits_decide(void) {
         g_assert_cmpint(open_path(f000, O_RDONLY, NULL), ==, -EACCES);
         g_assert_cmpint(open_path(n400, O_RDONLY, NULL), ==, 0);
         g_assert_cmpint(open_path(n400, O_RDWR, NULL), ==, -EACCES);
-        g_assert_cmpuint(count_fds(), ==, n0);
+        g_assert_cmpuint(count_open_fds(), ==, n0);
 }
 
 /* A directory whose owner may not search it (0600) hides its files, even
@@ -162,10 +152,10 @@ static void test_directories_are_searched_as_their_owner(void) {
         dir = make_dir(top, "nosearch", NOBODY, 0700);
         file = make_file(dir, "f", 0, 0644, "x");
         g_assert_cmpint(chmod(dir, 0600), ==, 0);
-        n0 = count_fds();
+        n0 = count_open_fds();
         g_assert_cmpint(open_path(file, O_RDONLY, NULL), ==, -EACCES);
         g_assert_cmpint(open_path("/dev/null", O_RDWR, NULL), ==, 0);
-        g_assert_cmpuint(count_fds(), ==, n0);
+        g_assert_cmpuint(count_open_fds(), ==, n0);
         g_assert_cmpint(chmod(dir, 0700), ==, 0);
 }
 
@@ -182,13 +172,13 @@ static void test_symlinks_and_types(void) {
         dirlink = g_build_filename(top, "dirlink", NULL);
         g_assert_cmpint(symlink("links", dirlink), ==, 0);
         through = g_build_filename(dirlink, "f", NULL);
-        n0 = count_fds();
+        n0 = count_open_fds();
         g_assert_cmpint(open_path(link, O_RDONLY, NULL), ==, -ELOOP);
         g_assert_cmpint(open_path(through, O_RDONLY, NULL), ==, -ELOOP);
         g_assert_cmpint(open_path(dir, O_RDONLY, NULL), ==, -EMEDIUMTYPE);
         g_assert_cmpint(open_path("/", O_RDONLY, NULL), ==, -EMEDIUMTYPE);
         g_assert_cmpint(open_path(file, O_RDONLY, NULL), ==, 0);
-        g_assert_cmpuint(count_fds(), ==, n0);
+        g_assert_cmpuint(count_open_fds(), ==, n0);
 }
 
 /* Without CAP_SETUID the open is the thread's own (an unprivileged broker):

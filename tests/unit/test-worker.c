@@ -1,7 +1,6 @@
 /* Unit tests of the open pool (service/worker.c) over a real sd-bus
  * connection pair: a stuck open is answered Busy while other calls are
  * answered; its late result is closed; a uid gets at most its share. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <glib.h>
@@ -17,6 +16,7 @@
 
 #include "protocol.h"
 #include "fdclose.h"
+#include "fdcount.h"
 #include "worker.h"
 
 typedef struct Ctx {
@@ -74,16 +74,6 @@ static const sd_bus_vtable vtable[] = {
         SD_BUS_METHOD("Quick", "u", "h", method_open, 0),
         SD_BUS_VTABLE_END,
 };
-
-static unsigned count_fds(void) {
-        DIR *d = opendir("/proc/self/fd");
-        unsigned n = 0;
-        g_assert_nonnull(d);
-        while (readdir(d))
-                n++;
-        closedir(d);
-        return n;
-}
 
 static void ctx_init(Ctx *c) {
         int sv[2];
@@ -179,18 +169,18 @@ static void test_stuck_open_is_busy(void) {
         g_assert_true(worker_is_idle(c.worker));
 
         /* The late result is closed by its thread, and the slot freed. */
-        before = count_fds();
+        before = count_open_fds();
         g_assert_cmpint(write(c.gate[1], "x", 1), ==, 1);
         for (int i = 0; i < 500 && worker_jobs(c.worker) > 0; i++)
                 usleep(10 * 1000);
         g_assert_cmpuint(worker_jobs(c.worker), ==, 0);
         /* The thread frees its ops after giving the slot back, and hands
          * the fds to the closers (service/fdclose.h): wait for both. */
-        for (int i = 0; i < 500 && count_fds() != before; i++) {
+        for (int i = 0; i < 500 && count_open_fds() != before; i++) {
                 (void) fdclose_wait_idle(10);
                 usleep(10 * 1000);
         }
-        g_assert_cmpuint(count_fds(), ==, before);
+        g_assert_cmpuint(count_open_fds(), ==, before);
         ctx_done(&c);
 }
 
